@@ -1,0 +1,63 @@
+"""The ``specedge`` command line.
+
+Each area keeps its commands in its own module under ``specedge.cli`` and registers them on
+:data:`app` here. Heavy imports (torch, dask) happen inside the command functions, never at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from specedge.errors import SpecedgeError
+
+app = typer.Typer(
+    name="specedge",
+    help="Trace-driven benchmark suite for speculative-decoding LLM serving over edge networks.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+
+
+def _register() -> None:
+    # Each line adds one area's commands; keep imports light at module level in those files.
+    from specedge.cli import traces as _traces  # noqa: F401
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: runs the app, turns SpecedgeError into a clean message."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_traceback = os.environ.get("SPECEDGE_TRACEBACK", "") not in ("", "0")
+    if "--traceback" in args:
+        args.remove("--traceback")
+        show_traceback = True
+    _register()
+    try:
+        app(args=args, standalone_mode=False)
+    except SpecedgeError as exc:
+        if show_traceback:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return 1
+    except SystemExit as exc:  # typer/click exits (e.g. --help)
+        return int(exc.code or 0)
+    except Exception as exc:  # click usage errors come through here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
