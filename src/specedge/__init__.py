@@ -9,4 +9,17 @@ from specedge.errors import SpecedgeError
 
 __version__ = "0.1.0"
 
-__all__ = ["SpecedgeError", "__version__"]
+__all__ = ["Plan", "Scenario", "SpecedgeError", "__version__", "evaluate"]
+
+# Imported on first use, so that `import specedge` (and the CLI's start-up) stays light.
+_LAZY = {"Scenario": "specedge.scenario", "Plan": "specedge.plan", "evaluate": "specedge.replay"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'specedge' has no attribute {name!r}")
