@@ -140,9 +140,15 @@ def detect_kind(columns: list[str] | tuple[str, ...]) -> KindSpec | None:
     """The registered kind whose detect columns are all present (the most specific one), or None."""
     present = set(columns)
     matches = [k for k in _KINDS.values() if set(k.detect_columns) <= present]
-    if not matches:
-        return None
-    return max(matches, key=lambda k: (len(k.detect_columns), -len(set(k.columns) ^ present)))
+    if matches:
+        return max(matches, key=lambda k: (len(k.detect_columns), -len(set(k.columns) ^ present)))
+    # No kind fully present: the one sharing most of its columns (at least half of them), so that the
+    # caller can say which columns are missing rather than "no kind".
+    def overlap(k: KindSpec) -> float:
+        return len(set(k.columns) & present) / len(k.columns)
+
+    best = max(_KINDS.values(), key=overlap, default=None)
+    return best if best is not None and overlap(best) >= 0.5 else None
 
 
 def _register_builtin() -> None:

@@ -80,7 +80,7 @@ def _cast_column(col: pa.ChunkedArray, target: pa.DataType, name: str, source: s
             if i is not None:
                 raw = col[i].as_py()
                 fail(source, f"{locate(i)}, field '{name}'",
-                     f"value {raw!r} is not a {target} integer (expected a whole number in {info.min}..{info.max})")
+                     f"value {raw!r} does not fit {target}; expected a whole number in {info.min}..{info.max}")
             return pc.cast(col, target, safe=False)
         fail(source, f"field '{name}'", f"expected {target}, found {_type_word(src)}")
     if pa.types.is_floating(target):
@@ -112,11 +112,11 @@ def conform(table: pa.Table, spec, *, dataset_id: str, source: str, locate: Loca
         fail(source, "header", f"column(s) {', '.join(dupes)} appear more than once")
     missing = [f.name for f in schema if f.name not in present and not f.nullable and f.name != "dataset"]
     if missing:
-        fail(source, "header", f"missing column(s) {', '.join(missing)} for a '{spec.name}' trace; "
+        fail(source, "header", f"missing column(s) {', '.join(missing)} for kind '{spec.name}'; "
                                f"expected columns {', '.join(schema.names)}")
     extra = [c for c in present if c not in schema.names]
     if extra:
-        fail(source, "header", f"unexpected column(s) {', '.join(extra)} for a '{spec.name}' trace; "
+        fail(source, "header", f"unexpected column(s) {', '.join(extra)} for kind '{spec.name}'; "
                                f"expected columns {', '.join(schema.names)}")
     n = table.num_rows
     arrays = []

@@ -97,7 +97,7 @@ def iter_json_records(path: Path, what: str) -> Iterator[tuple[str, Any]]:
             doc = json.loads(text)
         except json.JSONDecodeError as exc:
             raise TraceValidationError(
-                f"{path}: line {exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); expected {what}"
+                f"{path}: line {exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno}); expected {what}"
             ) from None
         if isinstance(doc, list):
             if not doc:
@@ -118,7 +118,7 @@ def iter_json_records(path: Path, what: str) -> Iterator[tuple[str, Any]]:
                 yield from whole_document()
                 return
             raise TraceValidationError(
-                f"{path}: line {n}: invalid JSON ({exc.msg} at column {exc.colno}); expected {what}, "
+                f"{path}: line {n}: invalid JSON ({exc.msg}, column {exc.colno}); expected {what}, "
                 "one JSON object per line"
             ) from None
         yield f"line {n}", record
