@@ -27,6 +27,7 @@ err_console = Console(stderr=True)
 def _register() -> None:
     # Each line adds one area's commands; keep imports light at module level in those files.
     from specedge.cli import traces as _traces  # noqa: F401
+    from specedge.cli import published as _published  # noqa: F401
     from specedge.cli import record as _record  # noqa: F401
 
 
