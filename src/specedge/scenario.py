@@ -123,8 +123,9 @@ def _predictors(p: ScenarioParams, draft, target, sbs: DeviceCard, mbs: DeviceCa
         (target, mbs, p.mbs_compute_efficiency, p.mbs_layer_overhead_s, p.verify_compute_trace, "verify"),
     ):
         if p.compute_model == "affine":
-            out.append(AffineCompute.from_device(model, device, compute_efficiency=eff, layer_overhead_s=ovh,
-                                                 ffn_factor=p.flops_ffn_factor))
+            out.append(AffineCompute.from_device(
+                model, device, compute_efficiency=eff, layer_overhead_s=ovh, ffn_factor=p.flops_ffn_factor,
+                weight_read_efficiency=p.memory_efficiency if p.affine_weight_read else None))
         elif p.compute_model == "roofline":
             out.append(RooflineCompute(model, device, compute_efficiency=eff, memory_efficiency=p.memory_efficiency,
                                        overhead_s=model.num_layers * ovh, ffn_factor=p.flops_ffn_factor,

@@ -84,16 +84,27 @@ class AffineCompute:
         compute_efficiency: float,
         layer_overhead_s: float,
         ffn_factor: float = 1.0,
+        weight_read_efficiency: float | None = None,
     ) -> AffineCompute:
-        """c1 = 1 / (compute_efficiency * peak FLOP/s); c2 = J * layer_overhead_s [A]."""
+        """c1 = 1 / (compute_efficiency * peak FLOP/s); c2 = J * layer_overhead_s [A].
+
+        With ``weight_read_efficiency`` e_m, c2 also pays one read of the weights per pass,
+        weight_bytes / (e_m * memory bandwidth) [A]: the affine model's stand-in for the memory-bound regime
+        of small-batch decoding (a pass cannot be faster than streaming the weights once).
+        """
         if not 0 < compute_efficiency <= 1:
             raise ScenarioError(f"compute efficiency must be in (0, 1], got {compute_efficiency}")
         if layer_overhead_s < 0:
             raise ScenarioError(f"layer overhead must be >= 0 s, got {layer_overhead_s}")
+        c2 = model.num_layers * layer_overhead_s
+        if weight_read_efficiency is not None:
+            if not 0 < weight_read_efficiency <= 1:
+                raise ScenarioError(f"memory efficiency must be in (0, 1], got {weight_read_efficiency}")
+            c2 += model.weight_bytes / (weight_read_efficiency * device.memory_bandwidth_bytes_per_s)
         return cls(
             model=model,
             c1_s_per_flop=1.0 / (compute_efficiency * device.peak_flops),
-            c2_s=model.num_layers * layer_overhead_s,
+            c2_s=c2,
             ffn_factor=ffn_factor,
         )
 

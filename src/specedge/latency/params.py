@@ -61,7 +61,12 @@ class ScenarioParams:
     sbs_layer_overhead_s: float = _p(
         "s", "A", "fixed cost per layer of one SBS pass (kernel launches, framework): c2 = J * overhead")
     mbs_layer_overhead_s: float = _p("s", "A", "fixed cost per layer of one MBS pass")
-    memory_efficiency: float = _p("", "A", "roofline only: fraction of peak memory bandwidth a pass achieves")
+    memory_efficiency: float = _p(
+        "", "A", "fraction of peak memory bandwidth a pass achieves (roofline, and the affine weight read)")
+    affine_weight_read: bool = _p(
+        "", "A",
+        "affine only: c2 also pays one read of the weights per pass, weight_bytes / (memory_efficiency * "
+        "bandwidth), so small-batch decoding is memory-bound as on real GPUs")
     flops_ffn_factor: float = _p(
         "", "P/A", "FFN term of F(x, c) is ffn_factor * h2: 1 = the paper's form, 1.5 = LLaMA's gated FFN")
     draft_compute_trace: str = _p("", "A", "compute dataset for the draft when compute_model is fitted/measured")
