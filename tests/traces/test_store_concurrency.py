@@ -82,3 +82,18 @@ def test_unreferenced_file_from_a_crash_between_renames_is_removed(store, frame)
     store.write(frame, "ghost", kind="acceptance", metadata={"source": "recorded"})
     info = open_store(store.root).info("ghost")
     assert info.version == 1 and info.path == orphan and all(r.ok for r in store.verify())
+
+
+def test_staging_cleanup_reads_the_pid_from_the_right(store, frame):
+    """Dataset ids may contain digit parts; only files of dead writers are removed."""
+    staging = store.root / STAGING_NAME
+    staging.mkdir(exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    live = staging / f"v1.2.{os.getpid() if os.getpid() != 2 else 1}.abc.parquet"
+    live_other = staging / f"v1.{dead_pid}.{os.getppid()}.abc.parquet"  # id 'v1.<n>', pid = parent (alive)
+    stale = staging / f"run.3.{dead_pid}.abc.parquet"
+    for p in (live, live_other, stale):
+        p.write_bytes(b"x")
+    store.write(frame, "next", kind="acceptance", metadata={"source": "recorded"})
+    assert live.exists() and live_other.exists() and not stale.exists()

@@ -37,7 +37,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from specedge.errors import DatasetExistsError, DatasetNotFoundError, InputError, SpecedgeError, TraceValidationError
-from specedge.traces.schema import SCHEMA_VERSION, get_kind
+from specedge.traces.frames import frame_to_table, table_to_frame  # noqa: F401 (re-exported)
+from specedge.traces.provenance import SOURCES, check_dataset_id, check_metadata  # noqa: F401 (re-exported)
+from specedge.traces.schema import get_kind
 from specedge.traces.validate import conform, row_locator
 
 CATALOG_NAME = "catalog.json"
@@ -55,9 +57,6 @@ PAUSE_ENV = "SPECEDGE_TEST_PAUSE_BEFORE_COMMIT_S"
 #: Key of the Parquet key-value metadata entry that holds the full provenance record as JSON.
 PARQUET_META_KEY = "specedge"
 
-SOURCES = ("recorded", "derived-from-published")
-_INGESTED = re.compile(r"^ingested:[a-z0-9_-]+$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
 class CatalogError(InputError):
@@ -121,39 +120,6 @@ def sha256_file(path: Path, chunk_bytes: int = 1 << 22) -> str:
         while chunk := fh.read(chunk_bytes):
             h.update(chunk)
     return h.hexdigest()
-
-
-def check_dataset_id(dataset_id: str) -> str:
-    if not isinstance(dataset_id, str) or not _ID.match(dataset_id) or ".." in dataset_id:
-        raise InputError(
-            f"dataset id {dataset_id!r} is not valid; expected 1-128 characters of letters, digits, '.', '_', '+', "
-            "'-', starting with a letter or digit"
-        )
-    return dataset_id
-
-
-def check_metadata(metadata: Mapping[str, object], where: str) -> dict[str, Any]:
-    """Provenance rules: a ``source`` of recorded / ingested:<format> / derived-from-published (the latter with a
-    ``citation``); string keys; JSON-serialisable, finite values."""
-    if not isinstance(metadata, Mapping):
-        raise InputError(f"{where}: metadata must be a mapping, got {type(metadata).__name__}")
-    meta = dict(metadata)
-    source = meta.get("source")
-    if not isinstance(source, str) or not (source in SOURCES or _INGESTED.match(source)):
-        raise InputError(
-            f"{where}: metadata 'source' is {source!r}; expected 'recorded', 'ingested:<format>' or "
-            "'derived-from-published'"
-        )
-    if source == "derived-from-published" and not str(meta.get("citation") or "").strip():
-        raise InputError(f"{where}: metadata 'citation' is required when source is 'derived-from-published'")
-    for key, value in meta.items():
-        if not isinstance(key, str) or not key:
-            raise InputError(f"{where}: metadata key {key!r} must be a non-empty string")
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{where}: metadata {key!r} = {value!r} is not JSON-serialisable ({exc})") from None
-    return meta
 
 
 def _now() -> str:
@@ -486,9 +452,11 @@ class TraceStore:
     def _clean_staging(staging: Path) -> None:
         """Remove staged files of writers that no longer run (killed mid-write)."""
         for path in staging.iterdir():
-            parts = path.name.split(".")
-            pid = next((int(p) for p in parts[1:-1] if p.isdigit()), None)
-            if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+            parts = path.name.split(".")  # <dataset id or "catalog">.<pid>.<random hex>.<suffix>
+            if len(parts) < 4 or not parts[-3].isdigit():
+                continue
+            pid = int(parts[-3])
+            if pid != os.getpid() and not _pid_alive(pid):
                 path.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ verify
@@ -515,41 +483,3 @@ class TraceStore:
         if raw is None:
             raise CatalogError(f"dataset {dataset_id!r}: {info.path} has no '{PARQUET_META_KEY}' metadata")
         return json.loads(raw)
-
-
-# ------------------------------------------------------------------------------------------ conversions
-def frame_to_table(frame: pd.DataFrame | pa.Table, where: str) -> pa.Table:
-    """A DataFrame (or Table) as an Arrow table, with conversion failures named by column."""
-    if isinstance(frame, pa.Table):
-        return frame
-    if not isinstance(frame, pd.DataFrame):
-        raise InputError(f"{where}: expected a pandas DataFrame or a pyarrow Table, got {type(frame).__name__}")
-    try:
-        return pa.Table.from_pandas(frame, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        column = next((c for c in frame.columns if f"'{c}'" in str(exc)), None)
-        field_words = f"field '{column}'" if column is not None else "a column"
-        raise TraceValidationError(f"{where}: {field_words} has values of mixed or unsupported types ({exc})") from None
-
-
-_PANDAS_NULLABLE_INT = {
-    pa.int8(): pd.Int8Dtype(),
-    pa.int16(): pd.Int16Dtype(),
-    pa.int32(): pd.Int32Dtype(),
-    pa.int64(): pd.Int64Dtype(),
-}
-
-
-def table_to_frame(table: pa.Table, schema: pa.Schema | None = None) -> pd.DataFrame:
-    """Arrow table to DataFrame: integer fields that the schema marks nullable (or that hold nulls) become
-    pandas nullable integers, never floats; every other column converts the default way."""
-    nullable_ints = [
-        f.name for f in table.schema
-        if pa.types.is_integer(f.type)
-        and ((schema is not None and f.name in schema.names and schema.field(f.name).nullable)
-             or table.column(f.name).null_count)
-    ]
-    frame = table.drop_columns(nullable_ints).to_pandas() if nullable_ints else table.to_pandas()
-    for name in nullable_ints:
-        frame[name] = table.column(name).to_pandas(types_mapper=_PANDAS_NULLABLE_INT.get)
-    return frame[table.column_names] if nullable_ints else frame

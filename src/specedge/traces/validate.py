@@ -135,7 +135,8 @@ def conform(table: pa.Table, spec, *, dataset_id: str, source: str, locate: Loca
             values = _numpy(col, fill=0.0)
             i = _first(~np.isfinite(values))
             if i is not None:
-                fail(source, f"{locate(i)}, field '{f.name}'", f"value {values[i]} is not finite; expected a real number")
+                fail(source, f"{locate(i)}, field '{f.name}'",
+                     f"value {values[i]} is not finite; expected a real number")
         if f.name == "dataset":
             wrong = pc.not_equal(col, pa.scalar(dataset_id, pa.string()))
             i = _first(_numpy(wrong, fill=True))

@@ -37,7 +37,8 @@ def parse(path: Path, *, drafted: int | None, meta: dict[str, Any], dataset_id: 
     records = 0
     for where, record in iter_json_records(path, WHAT):
         if not isinstance(record, dict):
-            raise TraceValidationError(f"{path}: {where}: expected a JSON object ({WHAT}), found {type(record).__name__}")
+            raise TraceValidationError(f"{path}: {where}: expected a JSON object ({WHAT}), "
+                                       f"found {type(record).__name__}")
         info = record.get("meta_info", record)
         if not isinstance(info, dict):
             raise TraceValidationError(f"{path}: {where}, field 'meta_info': expected an object")
