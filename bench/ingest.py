@@ -64,7 +64,8 @@ class IngestAcceptance:
     timeout = 600
 
     def setup_cache(self):
-        root = Path(tempfile.mkdtemp(prefix="specedge-bench-inputs-"))
+        # asv runs setup_cache in a cache directory of its own and removes it after the suite.
+        root = Path("ingest-inputs").resolve()
         return {rows: {fmt: str(p) for fmt, p in write_inputs(root, rows).items()} for rows in self.params[0]}
 
     def setup(self, inputs, rows, fmt):
