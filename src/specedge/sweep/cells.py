@@ -1,8 +1,9 @@
 """The cell function of specedge's sweeps: build the scenario, ask the policy for a plan, replay it.
 
 :func:`evaluate_cell` is a plain module-level function (so that process pools and Dask workers can import it).
-It uses only the public pieces: :meth:`specedge.scenario.Scenario.from_preset`, :func:`specedge.optimize` and
-:func:`specedge.evaluate`. Everything it returns is a deterministic function of the cell (preset, pair,
+It uses only the public pieces: :meth:`specedge.scenario.Scenario.from_preset`, the policy registry
+(:func:`specedge.policies.get_policy`) and replay (:func:`specedge.policies.replay`, i.e. :func:`specedge.evaluate`
+with the policy's controller when it adapts l between rounds). Everything it returns is a deterministic function of the cell (preset, pair,
 acceptance source, policy, seed, replications, overrides) — except ``plan_wall_s``, the policy's wall time,
 which is a measurement and is excluded when two runs are compared (:data:`TIMING_METRICS`).
 """
@@ -17,18 +18,21 @@ import numpy as np
 
 from specedge.sweep.grid import Cell
 
-#: What a cell records (all float64; NaN where a metric does not apply).
+#: What a cell records (all float64; NaN where a metric does not apply). Means over the cell's replications;
+#: ``makespan_s_ci95`` is the half-width of the 95% interval over them (NaN for one replication).
 METRICS = (
     "makespan_s",
-    "makespan_s_low",
-    "makespan_s_high",
+    "makespan_s_ci95",
     "mean_latency_s",
     "p50_latency_s",
     "p90_latency_s",
     "p99_latency_s",
     "ttft_s",
+    "p99_ttft_s",
     "tpot_s",
     "upload_s",
+    "tokens_per_round",
+    "extrapolated_rounds",
     "num_batches",
     "speculation_length",
     "planned_makespan_s",
@@ -73,37 +77,43 @@ def build_scenario(cell: Cell, store: str | None):
 
 
 def evaluate_cell(cell: Cell, store: str | None) -> dict[str, float]:
-    """Scenario → plan (``specedge.optimize``) → replay (``specedge.evaluate``) → the :data:`METRICS`."""
-    import specedge
+    """Scenario → the policy's plan → replay (through the policy's controller, if it has one) → :data:`METRICS`.
+
+    Uses :func:`specedge.policies.get_policy` (names, ``file.py:Class`` specs and presets alike) and
+    :func:`specedge.policies.replay`, which is :func:`specedge.evaluate` plus the adaptive policies' controllers.
+    """
+    from specedge.policies import get_policy, replay
 
     scenario = build_scenario(cell, store)
+    policy = get_policy(cell.policy)
     started = time.perf_counter()
-    plan = specedge.optimize(scenario, policy=cell.policy)
+    plan = policy.plan(scenario)
     plan_wall_s = time.perf_counter() - started
-    result = specedge.evaluate(scenario, plan, replications=cell.replications, seed=cell.seed)
+    result = replay(scenario, policy, plan=plan, replications=cell.replications, seed=cell.seed)
     return {**result_metrics(result, plan), "plan_wall_s": plan_wall_s}
 
 
 def result_metrics(result, plan) -> dict[str, float]:
-    """The :data:`METRICS` of a replay result (per-task table + aggregates) and its plan."""
-    summary = result.summary()
+    """The :data:`METRICS` (but the wall time) of a :class:`~specedge.replay.ReplayResult` and its plan."""
+    summary = result.summary
     ls = np.asarray(plan.speculation_length, dtype=np.float64)
-    out = {
+    return {
         "makespan_s": float(summary["makespan_s"]),
-        "makespan_s_low": float(summary.get("makespan_s_low", np.nan)),
-        "makespan_s_high": float(summary.get("makespan_s_high", np.nan)),
+        "makespan_s_ci95": float(summary.get("makespan_s_ci95", np.nan)),
         "mean_latency_s": float(summary["mean_latency_s"]),
         "p50_latency_s": float(summary["p50_latency_s"]),
         "p90_latency_s": float(summary["p90_latency_s"]),
         "p99_latency_s": float(summary["p99_latency_s"]),
-        "ttft_s": float(summary["ttft_s"]),
-        "tpot_s": float(summary["tpot_s"]),
-        "upload_s": float(summary["upload_s"]),
+        "ttft_s": float(summary["mean_ttft_s"]),
+        "p99_ttft_s": float(summary["p99_ttft_s"]),
+        "tpot_s": float(summary["mean_tpot_s"]),
+        "upload_s": float(summary["upload_makespan_s"]),
+        "tokens_per_round": float(summary["tokens_per_round"]),
+        "extrapolated_rounds": float(summary["extrapolated_rounds"]),
         "num_batches": float(len(plan.batches)),
         "speculation_length": float(ls.mean()) if plan.mode != "ad" else np.nan,
-        "planned_makespan_s": float(summary.get("planned_makespan_s", np.nan)),
+        "planned_makespan_s": float(summary["planned_makespan_s"]),
     }
-    return out
 
 
 # ------------------------------------------------------------------------------------- grid expansion and checks
@@ -117,7 +127,11 @@ ACCEPTANCE_GROUPS = {
 
 
 def expand_acceptance(entries, store: str | None, where: str = "grid") -> tuple[str, ...]:
-    """Replace ``@traces``/``@recorded``/``@ingested``/``@published`` by the matching dataset ids (sorted)."""
+    """Replace ``@traces``/``@recorded``/``@ingested``/``@published`` by the matching dataset ids.
+
+    ``@group:N`` keeps the first N of the group (recorded datasets first, then by id). A group that matches
+    nothing contributes nothing; the caller decides whether an empty result is an error.
+    """
     from specedge.sweep.grid import GridError
 
     out: list[str] = []
@@ -126,20 +140,24 @@ def expand_acceptance(entries, store: str | None, where: str = "grid") -> tuple[
         if not entry.startswith("@"):
             out.append(entry)
             continue
-        if entry not in ACCEPTANCE_GROUPS:
+        group, _, limit_s = entry.partition(":")
+        if group not in ACCEPTANCE_GROUPS or (limit_s and not (limit_s.isdigit() and int(limit_s) > 0)):
             raise GridError(f"{where}: unknown acceptance group {entry!r}; groups are "
-                            + ", ".join(f"{k} ({v})" for k, v in ACCEPTANCE_GROUPS.items()))
+                            + ", ".join(f"{k} ({v})" for k, v in ACCEPTANCE_GROUPS.items())
+                            + ", each optionally with ':N' to keep the first N")
         if infos is None:
             from specedge.traces.store import open_store
 
             infos = [i for i in open_store(store).list() if i.kind in ("acceptance", "aggregate")]
+            infos.sort(key=lambda i: (i.source != "recorded", i.id))
         keep = {
             "@traces": lambda i: True,
             "@recorded": lambda i: i.source == "recorded",
             "@ingested": lambda i: i.source.startswith("ingested:"),
             "@published": lambda i: i.source == "derived-from-published",
-        }[entry]
-        out.extend(i.id for i in infos if keep(i))
+        }[group]
+        matched = [i.id for i in infos if keep(i)]
+        out.extend(matched[: int(limit_s)] if limit_s else matched)
     return tuple(dict.fromkeys(out))
 
 
@@ -163,11 +181,10 @@ def check_grid(grid, store: str | None) -> None:
                 except SpecedgeError as exc:
                     raise GridError(f"{grid.source}: preset {preset!r}, pair {pair!r}, acceptance "
                                     f"{acceptance!r}: {exc}") from None
-    from specedge.policies import available_policies, resolve_policy_name
+    from specedge.policies import get_policy
 
     for policy in grid.policies:
         try:
-            resolve_policy_name(policy)
+            get_policy(policy)
         except SpecedgeError as exc:
-            raise GridError(f"{grid.source}: field 'policies': {exc} (known: {', '.join(available_policies())})"
-                            ) from None
+            raise GridError(f"{grid.source}: field 'policies': {exc}") from None

@@ -1,0 +1,153 @@
+"""Assemble the comparison report: run the config's sweeps, build each section, render one HTML file.
+
+    from specedge.report.build import build_report
+    from specedge.report.config import load_config
+    result = build_report(load_config(quick=True), "report-out")
+    print(result.html)
+
+The output folder holds ``report.html`` (self-contained: figures embedded), ``tables/`` (every table as CSV and
+Parquet, every figure's data as ``<figure>-data.*``), ``figures/`` (PNG) and ``cells/`` (each sweep's raw
+per-cell results as a Parquet dataset, see :mod:`specedge.sweep`). A rebuild recomputes everything: cells of an
+earlier build are removed first, so a report never mixes results of two code versions.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from specedge.errors import InputError
+from specedge.report.config import ReportConfig
+from specedge.report.document import Report, render
+from specedge.sweep import Grid, read_results, run_sweep
+from specedge.sweep.cells import check_grid, expand_acceptance
+
+#: File that marks a folder as a specedge report output (so a rebuild may clear what it wrote before).
+MARKER = ".specedge-report"
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    html: Path
+    out: Path
+    tables: tuple[str, ...]
+    figures: int
+    elapsed_s: float
+
+
+class _Stages:
+    """Adapts a progress object (``stage(description, total)`` + ``__call__(done, total)``) or None."""
+
+    def __init__(self, progress) -> None:
+        self.progress = progress
+
+    def stage(self, description: str, total: int) -> Callable[[int, int], None] | None:
+        if self.progress is None:
+            return None
+        if hasattr(self.progress, "stage"):
+            self.progress.stage(description, total)
+        return self.progress
+
+
+def _prepare_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"report output {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise InputError(f"report output {out}: exists, is not empty and is not a specedge report folder; "
+                         "choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("specedge report output folder; `specedge report` clears and rewrites it\n")
+    for sub in ("cells", "tables", "figures"):
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+
+
+def _git_commit() -> str:
+    here = Path(__file__).resolve().parents[3]
+    if not (here / ".git").exists():
+        return ""
+    try:
+        res = subprocess.run(["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        return res.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def prepare_grid(grid: Grid, store: str | None) -> Grid:
+    """Expand acceptance groups (``@traces`` ...) against the store and check the grid before running it."""
+    acceptance = expand_acceptance(grid.acceptance, store, where=f"{grid.source} field 'acceptance'")
+    if not acceptance:
+        raise InputError(f"{grid.source}: field 'acceptance' names no dataset in the store (groups matched none)")
+    if acceptance != grid.acceptance:
+        grid = replace(grid, acceptance=acceptance)
+    check_grid(grid, store)
+    return grid
+
+
+def run_grid(grid: Grid, out: Path, *, store: str | None, workers: int, progress) -> pd.DataFrame:
+    """Run ``grid`` into ``out`` (a sweep results folder) and return its cells."""
+    run_sweep(grid, out, executor="local", workers=workers, store=store, progress=progress)
+    return read_results(out)
+
+
+def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None,
+                 progress=None, workers: int | None = None) -> ReportResult:
+    """Compute every section of ``cfg`` and write the report into ``out``; returns where it is."""
+    from specedge.report import sections
+
+    started = time.perf_counter()
+    out = Path(out)
+    store_s = str(Path(store).expanduser().resolve()) if store is not None else None
+    workers = workers or cfg.workers
+    stages = _Stages(progress)
+
+    # Check every grid first: a typo in the last sweep should not cost the first sweep's minutes.
+    comparison = prepare_grid(cfg.comparison, store_s) if cfg.comparison is not None else None
+    sweeps = [replace(s, grid=prepare_grid(s.grid, store_s)) for s in cfg.sweeps]
+    _prepare_out(out)
+
+    import specedge
+    from specedge.traces.store import open_store
+
+    report = Report(out, cfg.title, meta={
+        "specedge": specedge.__version__,
+        "commit": _git_commit() or "unknown",
+        "config": cfg.name,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "trace store": str(open_store(store_s).root),
+    })
+    ctx = sections.Context(report=report, cfg=cfg, store=store_s, workers=workers, stages=stages)
+    comparison_cells = None
+    if comparison is not None:
+        cells = comparison_cells = run_grid(comparison, out / "cells" / "comparison", store=store_s, workers=workers,
+                         progress=stages.stage("1. policy comparison", comparison.size))
+        sections.comparison(ctx, cells)
+    if sweeps:
+        results = []
+        for spec in sweeps:
+            cells = run_grid(spec.grid, out / "cells" / f"sweep-{spec.name}", store=store_s, workers=workers,
+                             progress=stages.stage(f"2. sweep: {spec.title}", spec.grid.size))
+            results.append((spec, cells))
+        sections.sweeps(ctx, results)
+    if cfg.headline.get("enabled", True):
+        sections.headline(ctx)
+    if cfg.traces.get("enabled", True):
+        sections.traces(ctx)
+    if cfg.optimizer.get("enabled", True):
+        sections.optimizer(ctx, comparison_cells)
+    elapsed = time.perf_counter() - started
+    report.meta["built in"] = f"{elapsed:.0f} s"
+    html = render(report)
+    figures = sum(1 for sec in report.sections for b in sec.blocks if b.kind == "figure")
+    return ReportResult(html=html, out=out, tables=tuple(report.tables), figures=figures, elapsed_s=elapsed)

@@ -1,0 +1,253 @@
+"""The report's tables: pure functions from trace frames and sweep results to DataFrames.
+
+Intervals: a sweep cell's metric is one Monte Carlo draw (a task set, a trace assignment, sampled acceptance) or
+the mean of ``replications`` draws; a table's interval is the two-sided Student-t interval of the mean over the
+cells that share everything but the seed (:func:`mean_interval`). Reductions are paired: each seed's policy is
+compared with the same seed's baseline on the same scenario, and the interval is over those paired reductions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from specedge.traces import stats
+
+#: Confidence level of every interval in the report.
+CONFIDENCE = 0.95
+
+
+# ------------------------------------------------------------------------------------------- intervals
+def mean_interval(values: Sequence[float] | np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(mean, low, high): the Student-t interval of the mean; low = high = mean for one value, NaN for none."""
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return (math.nan, math.nan, math.nan)
+    mean = float(x.mean())
+    if x.size == 1:
+        return (mean, mean, mean)
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return (mean, mean - half, mean + half)
+
+
+def summarise(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str],
+              confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Per group of ``by``: n and, per metric, mean with its interval (columns <m>, <m>_low, <m>_high)."""
+    rows = []
+    for key, group in frame.groupby(list(by), sort=True, dropna=False, observed=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(by, key))
+        row["n"] = int(len(group))
+        for m in metrics:
+            mean, low, high = mean_interval(group[m].to_numpy(), confidence)
+            row[m], row[f"{m}_low"], row[f"{m}_high"] = mean, low, high
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paired_reduction(frame: pd.DataFrame, by: Sequence[str], metric: str, baseline: str,
+                     confidence: float = CONFIDENCE, pair_on: Sequence[str] = ("seed",)) -> pd.DataFrame:
+    """Reduction of ``metric`` of every policy against ``baseline``: 1 − policy / baseline, paired on seed.
+
+    Returns one row per (``by``, policy) with the mean reduction (a fraction; positive = the policy is faster), its
+    interval and the number of pairs. Policies without a baseline cell to pair with are left out.
+    """
+    keys = list(by) + list(pair_on)
+    base = frame[frame["policy"] == baseline].set_index(keys)[metric]
+    rows = []
+    for key, group in frame.groupby(list(by) + ["policy"], sort=True, dropna=False, observed=True):
+        g = group.set_index(keys)[metric]
+        common = g.index.intersection(base.index)
+        if len(common) == 0:
+            continue
+        red = 1.0 - g.loc[common].to_numpy() / base.loc[common].to_numpy()
+        mean, low, high = mean_interval(red, confidence)
+        rows.append({**dict(zip(list(by) + ["policy"], key)), "baseline": baseline, "pairs": int(len(common)),
+                     "reduction": mean, "reduction_low": low, "reduction_high": high})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- traces
+def provenance(source: str) -> str:
+    """The words a reader needs: where a trace's numbers came from."""
+    if source == "recorded":
+        return "recorded by specedge (real draft/target pair)"
+    if source.startswith("ingested:"):
+        return f"ingested from {source.split(':', 1)[1]} output"
+    if source == "derived-from-published":
+        return "derived from a published number (synthetic rounds)"
+    return source
+
+
+def iid_alpha(frame: pd.DataFrame, name: str = "trace") -> float:
+    """The i.i.d. per-position α that specedge's planners use for this trace.
+
+    It is :class:`~specedge.latency.acceptance.AcceptanceStats` ``.alpha``: the α whose L(d, α) equals the recorded
+    mean tokens per round at the most common drafted length d (a fitted summary, not a claim of independence).
+    """
+    from specedge.latency.acceptance import source_from_frame
+
+    kind = "aggregate" if stats.is_aggregate(frame) else "trace"
+    return float(source_from_frame(frame, name=name, kind=kind).stats.alpha)
+
+
+def survival_iid(frame: pd.DataFrame, alpha: float) -> np.ndarray:
+    """S(i) that i.i.d. acceptance at ``alpha`` gives for the trace's drafted lengths, i = 0..max drafted."""
+    hist = stats.histogram(frame)
+    d = hist["drafted"].to_numpy(np.int64)
+    w = hist["count"].to_numpy(np.float64)
+    i = np.arange(int(d.max()) + 1)
+    reach = (i[None, :] <= d[:, None]) * w[:, None]
+    return reach.sum(axis=0) / w.sum() * alpha**i
+
+
+def trace_catalog(infos: Iterable) -> pd.DataFrame:
+    """One row per dataset of the store: id, kind, provenance, rows, models and the note the data came with."""
+    rows = []
+    for info in infos:
+        meta = info.metadata
+        rows.append({
+            "dataset": info.id,
+            "kind": info.kind,
+            "source": info.source,
+            "provenance": provenance(info.source),
+            "rows": info.rows,
+            "draft_model": meta.get("draft_model", ""),
+            "target_model": meta.get("target_model", meta.get("model", "")),
+            "citation": meta.get("citation", ""),
+            "note": str(meta.get("note", ""))[:200],
+        })
+    return pd.DataFrame(rows, columns=["dataset", "kind", "source", "provenance", "rows", "draft_model",
+                                       "target_model", "citation", "note"])
+
+
+def acceptance_summary(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str]) -> pd.DataFrame:
+    """Per acceptance dataset: rounds, τ, m, max drafted, the fitted i.i.d. α and how far i.i.d. is from the trace.
+
+    ``survival_gap`` is max_i |S_trace(i) − S_iid(i)|: 0 when the trace is i.i.d. at one α.
+    """
+    rows = []
+    for name, frame in frames.items():
+        alpha = iid_alpha(frame)
+        s = stats.survival(frame)
+        s_iid = survival_iid(frame, alpha)
+        rows.append({
+            "dataset": name,
+            "provenance": provenance(sources.get(name, "")),
+            "rounds": stats.rounds(frame),
+            "tau": stats.tau(frame),
+            "acceptance_ratio": stats.acceptance_ratio(frame),
+            "max_drafted": int(frame["drafted"].max()),
+            "alpha_iid": alpha,
+            "survival_gap": float(np.max(np.abs(s - s_iid))),
+        })
+    return pd.DataFrame(rows)
+
+
+def tau_by_category(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """τ and m per (dataset, category) for the datasets that carry categories (empty frame otherwise)."""
+    rows = []
+    for name, frame in frames.items():
+        if "category" not in frame.columns or not frame["category"].notna().any():
+            continue
+        for cat, sub in frame[frame["category"].notna()].groupby("category", sort=True, observed=True):
+            rows.append({"dataset": name, "category": str(cat), "rounds": stats.rounds(sub), "tau": stats.tau(sub),
+                         "acceptance_ratio": stats.acceptance_ratio(sub)})
+    return pd.DataFrame(rows, columns=["dataset", "category", "rounds", "tau", "acceptance_ratio"])
+
+
+def compute_fits(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Affine (model.md §4) and roofline fits of each compute trace, per dataset and model.
+
+    Returns (fit table, points): the fit table has one row per (dataset, model, predictor) with its constants,
+    R² and RMSE; the points table has the measured median and each predictor's prediction per configuration.
+    The affine fit is :func:`specedge.latency.compute.fit_affine`; the roofline is fitted here by least squares
+    over (compute efficiency, memory efficiency, overhead) against the device card named in the trace — both
+    are descriptive fits of the measurements, reported with where each misses.
+    """
+    from specedge.errors import ScenarioError
+    from specedge.latency.cards import load_device_card, load_model_card
+    from specedge.latency.compute import fit_affine
+
+    fit_rows, point_rows = [], []
+    for name, frame in frames.items():
+        for (model_name, device_name), part in frame.groupby(["model", "device"], sort=True, observed=True):
+            try:
+                model = load_model_card(str(model_name))
+            except ScenarioError as exc:
+                fit_rows.append({"dataset": name, "model": model_name, "device": device_name, "predictor": "affine",
+                                 "note": f"no model card: {exc}"})
+                continue
+            med = (part.groupby(["phase", "batch_size", "new_tokens", "context_tokens"], observed=True)["latency_ms"]
+                   .median().reset_index())
+            affine = fit_affine(model, part, source=name)
+            b, x, c = (med[k].to_numpy(np.float64) for k in ("batch_size", "new_tokens", "context_tokens"))
+            from specedge.latency.flops import forward_flops
+
+            work = b * forward_flops(model, x, c)
+            pred_affine = (affine.c1_s_per_flop * work + affine.c2_s) * 1e3
+            fit_rows.append({"dataset": name, "model": model_name, "device": device_name, "predictor": "affine",
+                             "c1_s_per_flop": affine.c1_s_per_flop, "c2_s": affine.c2_s, "r2": affine.r2,
+                             "rmse_ms": affine.rmse_s * 1e3, "rows": affine.num_rows, "note": ""})
+            points = med.assign(dataset=name, model=model_name, device=device_name, measured_ms=med["latency_ms"])
+            point_rows.append(points.assign(predictor="affine", predicted_ms=pred_affine))
+            try:
+                device = load_device_card(str(device_name))
+            except ScenarioError as exc:
+                fit_rows.append({"dataset": name, "model": model_name, "device": device_name,
+                                 "predictor": "roofline", "note": f"no device card: {exc}"})
+                continue
+            roof = _fit_roofline(model, device, part)
+            fit_rows.append({"dataset": name, "model": model_name, "device": device_name, "predictor": "roofline",
+                             "compute_efficiency": roof["compute_efficiency"],
+                             "memory_efficiency": roof["memory_efficiency"], "c2_s": roof["overhead_s"],
+                             "r2": roof["r2"], "rmse_ms": roof["rmse_s"] * 1e3, "rows": len(part), "note": ""})
+            point_rows.append(points.assign(predictor="roofline", predicted_ms=roof["predict_s"](b, x, c) * 1e3))
+    fits = pd.DataFrame(fit_rows)
+    points = pd.concat(point_rows, ignore_index=True) if point_rows else pd.DataFrame()
+    if not points.empty:
+        points = points.drop(columns=["latency_ms"])
+        points["relative_error"] = points["predicted_ms"] / points["measured_ms"] - 1.0
+    return fits, points
+
+
+def _fit_roofline(model, device, part: pd.DataFrame) -> dict:
+    """Least-squares roofline: T = max(bF / (e_c peak), bytes / (e_m bw)) + c2, in log-parameters."""
+    from scipy.optimize import least_squares
+
+    from specedge.latency.flops import forward_flops, pass_bytes
+
+    b = part["batch_size"].to_numpy(np.float64)
+    x = part["new_tokens"].to_numpy(np.float64)
+    c = part["context_tokens"].to_numpy(np.float64)
+    y = part["latency_ms"].to_numpy(np.float64) / 1e3
+
+    def terms(b, x, c):
+        return (b * forward_flops(model, x, c) / device.peak_flops,
+                pass_bytes(model, b, x, c) / device.memory_bandwidth_bytes_per_s)
+
+    tc, tm = terms(b, x, c)
+
+    def predict(p, tc, tm):
+        inv_ec, inv_em, c2 = np.exp(p)
+        return np.maximum(tc * inv_ec, tm * inv_em) + c2
+
+    start = np.log([max(1.0, float(np.median(y / np.maximum(tc, 1e-30))) / 4), 2.0, max(float(y.min()) / 2, 1e-7)])
+    sol = least_squares(lambda p: (predict(p, tc, tm) - y) / y, start, method="trf")
+    inv_ec, inv_em, c2 = np.exp(sol.x)
+    resid = y - predict(sol.x, tc, tm)
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    return {
+        "compute_efficiency": float(1 / inv_ec),
+        "memory_efficiency": float(1 / inv_em),
+        "overhead_s": float(c2),
+        "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else math.nan,
+        "rmse_s": float(np.sqrt(np.mean(resid**2))),
+        "predict_s": lambda b, x, c: predict(sol.x, *terms(b, x, c)),
+    }
