@@ -29,6 +29,7 @@ def _register() -> None:
     from specedge.cli import traces as _traces  # noqa: F401
     from specedge.cli import published as _published  # noqa: F401
     from specedge.cli import record as _record  # noqa: F401
+    from specedge.cli import replay as _replay  # noqa: F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,8 @@ class BatchState:
     ``tasks``: the batch's task indices; ``live``: members still generating; ``committed``: tokens committed so
     far per member; ``output_tokens``: their target lengths; ``accepted``: one array per past round with each
     member's accepted draft count (nan for members that had already finished; fractional for the ``expected``
-    source); ``speculation_lengths``: the l chosen in each past round.
+    source); ``speculation_lengths``: the l chosen in each past round. One state object per batch is updated in
+    place between calls: copy what you keep.
     """
 
     batch: int

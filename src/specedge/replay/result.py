@@ -55,6 +55,8 @@ def ci95_half_width(values: np.ndarray) -> float:
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2:
         return float("nan")
+    if np.all(values == values[0]):
+        return 0.0
     from scipy.stats import t
 
     return float(t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))

@@ -1,0 +1,114 @@
+"""asv benchmarks: trace-driven replay (the inner loop of every optimizer check and sweep).
+
+Target on one core: >= 5 million simulated (task, round) steps per second in trace-driven ``sd-pipeline`` mode
+(K = 100, outputs up to 2048 tokens), and >= 50x the per-event pure-Python reference (bench/reference_replay.py).
+The case: the paper preset (LLaMA-68M/7B), tasks sorted by input and cut into batches of 10, l = 7, the
+equal-finish bandwidth allocation, acceptance replayed from a synthetic recorded-style trace
+(:func:`synthetic_trace`: 200 requests x 256 rounds, drafted = 10, geometric acceptance with alpha = 0.8 --
+generated here, not a recording). ``make_case`` is shared with bench/test_replay_speed.py.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# asv runs an installed wheel: point the card loader at this checkout's models/
+os.environ.setdefault("SPECEDGE_MODELS", str(Path(__file__).resolve().parents[1] / "models"))
+
+BATCH = 10
+SPECULATION_LENGTH = 7
+
+
+def synthetic_trace(requests: int = 200, rounds: int = 256, drafted: int = 10, alpha: float = 0.8,
+                    seed: int = 0) -> pd.DataFrame:
+    """Recorded-style acceptance rounds drawn i.i.d. (SYNTHETIC, for timing only)."""
+    rng = np.random.default_rng(seed)
+    g = np.floor(np.log1p(-rng.random(requests * rounds)) / np.log(alpha)).astype(np.int64)
+    return pd.DataFrame({
+        "request_id": np.repeat([f"req-{i:04d}" for i in range(requests)], rounds),
+        "turn": 0,
+        "round": np.tile(np.arange(rounds), requests),
+        "drafted": drafted,
+        "accepted": np.minimum(g, drafted),
+    })
+
+
+def make_case(num_tasks: int, mode: str = "sd-pipeline", acceptance="trace", seed: int = 0):
+    """(scenario, plan) of the benchmark case with ``num_tasks`` tasks."""
+    from specedge import Scenario
+
+    source = synthetic_trace() if acceptance == "trace" else acceptance
+    sc = Scenario.from_preset("paper", pair="llama-68m/llama-7b", tasks=num_tasks, seed=seed, acceptance=source)
+    order = np.argsort(sc.tasks["input_tokens"].to_numpy(), kind="stable")
+    batches = [order[i : i + BATCH].tolist() for i in range(0, num_tasks, BATCH)]
+    plan = {"batches": batches, "speculation_length": SPECULATION_LENGTH,
+            "bandwidth_hz": sc.optimal_bandwidth_hz().tolist(), "mode": mode}
+    return sc, plan
+
+
+def steps(result) -> int:
+    """Simulated (task, round) steps of a replay."""
+    return int(sum(int(r.rounds.sum()) for r in result.runs))
+
+
+class Replay:
+    """evaluate() on K tasks: time, peak memory, and simulated (task, round) steps per second."""
+
+    params = ([10, 100, 1000], ["sd-pipeline", "sd-serial", "ad"])
+    param_names = ["num_tasks", "mode"]
+    timeout = 300
+
+    def setup(self, num_tasks, mode):
+        from specedge import evaluate
+
+        self.evaluate = evaluate
+        self.sc, self.plan = make_case(num_tasks, mode)
+        self.evaluate(self.sc, self.plan)  # warm-up (imports, caches)
+
+    def time_evaluate(self, num_tasks, mode):
+        self.evaluate(self.sc, self.plan).latency_s
+
+    def peakmem_evaluate(self, num_tasks, mode):
+        self.evaluate(self.sc, self.plan).latency_s
+
+    def track_million_steps_per_second(self, num_tasks, mode):
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            result = self.evaluate(self.sc, self.plan)
+            best = min(best, time.perf_counter() - t0)
+        return steps(result) / best / 1e6
+
+    track_million_steps_per_second.unit = "M steps/s"
+
+
+class ReplayVsReference:
+    """Speed-up of the vectorised replay over the per-event pure-Python reference (K = 100, sd-pipeline)."""
+
+    timeout = 600
+
+    def setup(self):
+        from specedge import evaluate
+
+        self.evaluate = evaluate
+        self.sc, self.plan = make_case(100)
+
+    def track_speedup(self):
+        from bench.reference_replay import reference_replay
+
+        t0 = time.perf_counter()
+        reference_replay(self.sc, self.plan)
+        t_ref = time.perf_counter() - t0
+        best = float("inf")
+        for _ in range(5):
+            t0 = time.perf_counter()
+            self.evaluate(self.sc, self.plan).latency_s
+            best = min(best, time.perf_counter() - t0)
+        return t_ref / best
+
+    track_speedup.unit = "x"
