@@ -1,0 +1,235 @@
+"""Exact makespans of many candidate plans at once, for optimizers (local search, the oracle).
+
+A candidate is a contiguous partition of a fixed task order with one speculation length per batch, written as a
+sequence of (j, i, l): tasks ``order[j:i]`` in one batch at speculation length l. Its makespan is what the replay
+(:func:`specedge.evaluate`) gives under deterministic acceptance: every round commits L(l) tokens (the
+``expected`` source; finished members leave the batch, the padded context follows the longest live member, the
+fronthaul delay and downlink are paid as in replay). Round stage times come from
+:mod:`specedge.latency.rounds`; the recursion is :mod:`specedge.latency.pipeline`'s, run for a whole
+(candidates x batches) grid per round-robin cycle: within one cycle the two-machine recursion is a running
+maximum (``a_j = max(a_{j-1}, r_j) + td_j`` = cumsum + cummax), and absent jobs (batches already finished, or
+padding) are made no-ops with r = -inf and zero times. Tests check it against the replay plan by plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from specedge.latency import network, rounds
+from specedge.latency.acceptance import expected_tokens_per_round
+
+_EPS = 1e-9  # the replay's tolerance on "output complete"
+
+
+class ExactMakespan:
+    """Exact makespan of contiguous-batch plans over ``order`` (see the module docstring).
+
+    ``tokens_per_round``: L(l) per round (default the expected L(l, alpha) of the scenario's alpha, which makes
+    the result the replay's makespan when the scenario's source is ``expected``). ``outputs``: planning output
+    length per task (default the tasks' ``output_tokens``).
+    """
+
+    def __init__(self, sc, order, bandwidth_hz, mode: str = "sd-pipeline",
+                 tokens_per_round: Callable[[int], float] | None = None, outputs=None):
+        self.sc = sc
+        self.mode = mode
+        self.order = np.asarray(order, dtype=np.int64)
+        t = sc.tasks
+        self.inputs = t["input_tokens"].to_numpy()[self.order].astype(np.float64)
+        out = t["output_tokens"].to_numpy() if outputs is None else np.asarray(outputs, dtype=np.float64)
+        self.outputs = np.asarray(out, dtype=np.float64)[self.order]
+        upload = network.upload_times_s(t["payload_bits"].to_numpy(), t["spectral_efficiency"].to_numpy(),
+                                        np.asarray(bandwidth_hz, dtype=np.float64))[self.order]
+        self.upload = upload
+        self.all_uploads = sc.params.release == "all-uploads"
+        self.t_up = float(upload.max())
+        self.fronthaul_s = 0.0 if mode == "ad" else float(sc.params.fronthaul_delay_s)
+        self.downlink_s = float(sc.params.downlink_s_per_token)
+        alpha = sc.acceptance.alpha if sc.acceptance.kind == "expected" else sc.alpha
+        self._tokens = tokens_per_round or (lambda l: float(expected_tokens_per_round(l, alpha)))
+        self._rows: dict[tuple[int, int, int], int] = {}
+        self._td: list[np.ndarray] = []
+        self._tv: list[np.ndarray] = []
+        self._tail: list[np.ndarray] = []
+        self._nr: list[int] = []
+        self._ready: list[float] = []
+        self._per_l: dict[int, tuple] = {}
+        self.evaluations = 0
+
+    # ------------------------------------------------------------------ per-batch round times
+    def _round_grid(self, l: int):
+        """Per l: committed-token cumsum, rounds of every task, prefix counts of tasks live at each round."""
+        if l in self._per_l:
+            return self._per_l[l]
+        if self.mode == "ad":
+            per_round = 1.0
+        else:
+            per_round = self._tokens(l)
+        o_max = float(self.outputs.max())
+        n = int(np.ceil(o_max / per_round)) + 2
+        cum = np.cumsum(np.full(n, per_round))
+        task_rounds = np.searchsorted(cum, self.outputs - _EPS, side="left") + 1
+        r_max = int(task_rounds.max())
+        before = np.r_[0.0, cum[: r_max - 1]]
+        live = task_rounds[:, None] > np.arange(r_max)[None, :]
+        prefix = np.zeros((self.order.size + 1, r_max), dtype=np.int64)
+        np.cumsum(live, axis=0, out=prefix[1:])
+        self._per_l[l] = (before, task_rounds, prefix)
+        return self._per_l[l]
+
+    def _add(self, keys: list[tuple[int, int, int]]) -> None:
+        by_l: dict[int, list] = {}
+        for key in keys:
+            by_l.setdefault(key[2], []).append(key)
+        for l, group in by_l.items():
+            before, task_rounds, prefix = self._round_grid(l)
+            js = np.array([g[0] for g in group])
+            is_ = np.array([g[1] for g in group])
+            b = prefix[is_] - prefix[js]  # (S, R) live members per round
+            imax = np.array([self.inputs[j:i].max() for j, i in zip(js.tolist(), is_.tolist())])
+            ctx = imax[:, None] + before[None, :]
+            first = np.zeros(before.size, dtype=bool)
+            first[0] = True
+            present = b > 0
+            if self.mode == "ad":
+                tv = rounds.ad_round_s(self.sc.verify_compute, b, ctx, imax[:, None], first[None, :])
+                td = np.zeros_like(tv)
+            else:
+                td = rounds.sd_draft_s(self.sc.draft_compute, b, ctx, imax[:, None], l, first[None, :])
+                tv = rounds.sd_verify_s(self.sc.verify_compute, b, ctx, imax[:, None], l, first[None, :])
+            td = np.where(present, td, 0.0)
+            tv = np.where(present, tv, 0.0)
+            for s, (j, i, _) in enumerate(group):
+                nr = int(task_rounds[j:i].max())
+                tail = np.full(nr, -np.inf)
+                # completion of task k = verify end of its last round + downlink of that round's tokens
+                last = task_rounds[j:i] - 1
+                extra = self.downlink_s * (self.outputs[j:i] - before[last])
+                np.maximum.at(tail, last, extra)
+                ready = self.t_up if self.all_uploads else float(self.upload[j:i].max())
+                self._rows[(j, i, l)] = len(self._nr)
+                self._td.append(td[s, :nr])
+                self._tv.append(tv[s, :nr])
+                self._tail.append(tail)
+                self._nr.append(nr)
+                self._ready.append(ready)
+
+    # ------------------------------------------------------------------ the batched recursion
+    def makespans(self, plans: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
+        """Makespan of each candidate plan (seconds)."""
+        plans = [list(p) for p in plans]
+        if not plans:
+            return np.zeros(0)
+        new = sorted({(int(j), int(i), int(l)) for p in plans for (j, i, l) in p} - set(self._rows))
+        if new:
+            self._add(new)
+        m_max = max(len(p) for p in plans)
+        pad = len(self._nr)
+        idx = np.full((len(plans), m_max), pad, dtype=np.int64)
+        for r, p in enumerate(plans):
+            idx[r, : len(p)] = [self._rows[(int(j), int(i), int(l))] for j, i, l in p]
+        self.evaluations += len(plans)
+        return self._run(idx)
+
+    def _run(self, idx: np.ndarray) -> np.ndarray:
+        """The recursion for all candidates: ``idx`` (candidates, batches) rows of the segment tables."""
+        used, inverse = np.unique(idx, return_inverse=True)  # only the rows these candidates use
+        idx = inverse.reshape(idx.shape)
+        pad = len(self._nr)
+        nr = np.array([self._nr[u] if u < pad else 0 for u in used.tolist()], dtype=np.int64)
+        r_max = int(nr.max())
+        s = nr.size
+        td = np.zeros((r_max, s))
+        tv = np.zeros((r_max, s))
+        tail = np.full((r_max, s), -np.inf)
+        for k, u in enumerate(used.tolist()):
+            if u < pad:
+                n = self._nr[u]
+                td[:n, k] = self._td[u]
+                tv[:n, k] = self._tv[u]
+                tail[:n, k] = self._tail[u]
+        ready_rows = np.array([self._ready[u] if u < pad else 0.0 for u in used.tolist()])
+        # (batches, candidates) layout; candidates sorted by their number of rounds so that round n only
+        # touches the first `active` columns
+        plan_rounds = nr[idx].max(axis=1)
+        perm = np.argsort(-plan_rounds, kind="stable")
+        idx = np.ascontiguousarray(idx[perm].T)
+        plan_rounds = plan_rounds[perm]
+        ready = ready_rows[idx]
+        rounds_of = nr[idx]
+        f = self.fronthaul_s
+        m_n, p = idx.shape
+        a = np.zeros(p)  # SBS free time
+        b = np.zeros(p)  # MBS free time
+        last_b = ready.copy()  # verify end of each batch's previous round; its ready time before round 0
+        b_rows = np.empty((m_n, p))
+        tmp = np.empty(p)
+        makespan = np.full(p, -np.inf)
+        track_tail = self.downlink_s != 0.0
+        pipelined = self.mode == "sd-pipeline"
+        active_at = np.searchsorted(-plan_rounds, -np.arange(r_max), side="left")  # plans with rounds > n
+        # Row by row (batches in round-robin order), vectorised over candidates. An absent job (its batch has
+        # finished, or padding) has r = -inf and zero times, so it leaves both machines' free times unchanged
+        # (for the pipeline this uses b >= a + f, true after the first job, which every candidate has).
+        for n in range(r_max):
+            q = int(active_at[n]) if n else p
+            if q == 0:
+                break
+            ix = idx[:, :q]
+            present = rounds_of[:, :q] > n
+            t_d = td[n][ix]
+            t_v = tv[n][ix]
+            r = np.where(present, last_b[:, :q] + (f if n else 0.0), -np.inf)
+            av, bv, tq, rows = a[:q], b[:q], tmp[:q], b_rows[:, :q]
+            if m_n * (4.0 + 0.006 * q) > 10.0 * (2.0 + 0.005 * q * m_n):
+                _scan_cycle(pipelined, present, r, t_d, t_v, f, av, bv, rows)
+            elif pipelined:
+                for m in range(m_n):
+                    np.maximum(av, r[m], out=av)
+                    av += t_d[m]
+                    if f:
+                        np.add(av, f, out=tq)
+                        np.maximum(bv, tq, out=bv)
+                    else:
+                        np.maximum(bv, av, out=bv)
+                    bv += t_v[m]
+                    rows[m] = bv
+            else:  # sd-serial (cost td + f + tv) and ad (td = 0, f = 0)
+                cost = np.where(present, t_d + t_v + f, 0.0)
+                for m in range(m_n):
+                    np.maximum(bv, r[m], out=bv)
+                    bv += cost[m]
+                    rows[m] = bv
+            last_b[:, :q] = np.where(present, rows, last_b[:, :q])
+            if track_tail:
+                makespan[:q] = np.maximum(makespan[:q], np.max(np.where(present, rows + tail[n][ix], -np.inf),
+                                                               axis=0))
+        out = np.empty(p)
+        out[perm] = makespan if track_tail else b
+        return out
+
+
+def _scan_cycle(pipelined, present, r, t_d, t_v, f, a, b, rows) -> None:
+    """One round-robin cycle for all candidates at once (many batches, few candidates): the recursion
+    ``a_m = max(a_{m-1}, r_m) + td_m`` is ``cumsum + running max``; updates ``a``, ``b`` and ``rows`` in place."""
+    if pipelined:
+        cum_d = np.cumsum(t_d, axis=0)
+        a_all = cum_d + np.maximum(a, np.maximum.accumulate(r - cum_d + t_d, axis=0))
+        start = np.where(present, a_all + f, -np.inf)
+        cum_v = np.cumsum(t_v, axis=0)
+        rows[...] = cum_v + np.maximum(b, np.maximum.accumulate(start - cum_v + t_v, axis=0))
+        a[...] = a_all[-1]
+    else:
+        cost = np.where(present, t_d + t_v + f, 0.0)
+        cum = np.cumsum(cost, axis=0)
+        rows[...] = cum + np.maximum(b, np.maximum.accumulate(r - cum + cost, axis=0))
+    b[...] = rows[-1]
+
+
+def plan_keys(bounds, ls) -> list[tuple[int, int, int]]:
+    """[(j, i, l), ...] from bounds and one l (int) or one l per batch."""
+    if np.ndim(ls) == 0:
+        ls = [int(ls)] * len(bounds)
+    return [(int(j), int(i), int(l)) for (j, i), l in zip(bounds, ls)]
