@@ -103,7 +103,8 @@ def _acceptance(spec, alpha: float, store):
     return source_from_frame(frame, name=spec, kind=kind)
 
 
-def _compute_frame(store, dataset_id: str, model: ModelCard, role: str) -> pd.DataFrame:
+def _compute_frame(store, dataset_id: str, model: ModelCard, device: DeviceCard, role: str) -> pd.DataFrame:
+    """The compute-trace rows of this model (and of this device, when the trace names several devices)."""
     if not dataset_id:
         raise ScenarioError(f"compute_model needs {role}_compute_trace, a compute dataset id")
     frame, kind = _read_dataset(store, dataset_id)
@@ -113,6 +114,14 @@ def _compute_frame(store, dataset_id: str, model: ModelCard, role: str) -> pd.Da
         frame = frame[frame["model"] == model.name]
         if frame.empty:
             raise ScenarioError(f"compute dataset {dataset_id!r} has no rows for model {model.name!r}")
+    if "device" in frame.columns:
+        devices = sorted(set(frame["device"].astype(str)))
+        if device.name in devices:
+            frame = frame[frame["device"] == device.name]
+        elif len(devices) > 1:
+            raise ScenarioError(
+                f"compute dataset {dataset_id!r} measured {model.name} on {', '.join(devices)}; none is the "
+                f"{role} device {device.name!r} (set {'sbs' if role == 'draft' else 'mbs'}_device)")
     return frame
 
 
@@ -131,10 +140,10 @@ def _predictors(p: ScenarioParams, draft, target, sbs: DeviceCard, mbs: DeviceCa
                                        overhead_s=model.num_layers * ovh, ffn_factor=p.flops_ffn_factor,
                                        kv_bytes_per_value=p.kv_bytes_per_value, kv_use_gqa=p.kv_cache_uses_gqa))
         elif p.compute_model == "fitted":
-            frame = _compute_frame(store, trace, model, role)
+            frame = _compute_frame(store, trace, model, device, role)
             out.append(AffineCompute.from_trace(model, frame, ffn_factor=p.flops_ffn_factor, source=trace))
         else:
-            frame = _compute_frame(store, trace, model, role)
+            frame = _compute_frame(store, trace, model, device, role)
             out.append(MeasuredCompute.from_trace(model, frame, allow_extrapolation=p.allow_compute_extrapolation,
                                                   source=trace))
     return tuple(out)

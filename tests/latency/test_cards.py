@@ -63,3 +63,14 @@ def test_card_name_must_match_file(tmp_path, monkeypatch):
     monkeypatch.setenv("SPECEDGE_MODELS", str(tmp_path))
     with pytest.raises(ScenarioError, match="must equal the file name 'gpu-x'"):
         cards.load_device_card("gpu-x")
+
+
+def test_host_measurement_writes_a_loadable_card(tmp_path, monkeypatch):
+    from specedge.latency.hostbench import host_card_toml
+
+    (tmp_path / "devices").mkdir()
+    (tmp_path / "devices" / "this-host.toml").write_text(host_card_toml("this-host", matmul_n=64,
+                                                                        copy_bytes=1 << 20))
+    monkeypatch.setenv("SPECEDGE_MODELS", str(tmp_path))
+    card = cards.load_device_card("this-host")
+    assert card.measured and card.kind == "cpu" and card.peak_flops > 0 and card.memory_bandwidth_bytes_per_s > 0

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from specedge import Scenario, evaluate
+from specedge import evaluate
 from specedge.errors import DatasetNotFoundError, ScenarioError
 from specedge.latency.compute import AffineCompute
 from specedge.latency.flops import forward_flops

@@ -60,9 +60,10 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def host_card_toml(name: str) -> str:
-    flops = measure_matmul_flops()
-    bandwidth = measure_copy_bandwidth()
+def host_card_toml(name: str, *, matmul_n: int = 2048, copy_bytes: int = 512 * 2**20) -> str:
+    """A device-card TOML for this host (the defaults are what the shipped card used)."""
+    flops = measure_matmul_flops(matmul_n)
+    bandwidth = measure_copy_bandwidth(copy_bytes)
     cpus = os.cpu_count()
     return (
         f"# This machine's CPU, measured by `python -m specedge.latency.hostbench {name}` on {date.today()}.\n"
