@@ -42,6 +42,7 @@ def test_record_acceptance_and_compute_write_to_the_store(tmp_path):
     compute = store.read("compute-tiny")
     assert len(compute) == 2 * (1 + 1 + 2) * 2 and set(compute["phase"]) == {"prefill", "decode", "verify"}
     assert store.info("compute-tiny").metadata["torch_threads"] == 1
+    assert main(["record", "fit-compute", "compute-tiny", "--card", "stdlib-bytegpt-3m", "--store", str(store_dir)]) == 0
     torch.set_num_threads(1)
 
 

@@ -31,3 +31,26 @@ def test_bad_grid():
         ComputeGrid(phases=("prefill", "train"))
     with pytest.raises(InputError, match="batch_sizes"):
         ComputeGrid(batch_sizes=())
+
+
+def test_fit_table_recovers_an_affine_device():
+    import numpy as np
+    import pandas as pd
+
+    from specedge.latency.cards import load_model_card
+    from specedge.latency.flops import forward_flops
+    from specedge.record.fit_report import compute_fit_table
+
+    card = load_model_card("stdlib-bytegpt-3m")
+    rng = np.random.default_rng(0)
+    rows = [(ph, b, x, c) for ph, xs, cs in (("decode", [1], [64, 1024]), ("verify", [2, 8, 16], [64, 1024]))
+            for b in (1, 4, 16) for x in xs for c in cs for _ in range(3)]
+    f = pd.DataFrame(rows, columns=["phase", "batch_size", "new_tokens", "context_tokens"])
+    true_ms = (f["batch_size"] * forward_flops(card, f["new_tokens"], f["context_tokens"]) / 2e10 + 5e-4) * 1e3
+    f["latency_ms"] = true_ms * (1 + 0.01 * rng.standard_normal(len(f)))
+    table = compute_fit_table(card, f).set_index("phase")
+    assert list(table.index) == ["decode", "verify", "all"]
+    assert table.loc["all", "affine_r2"] > 0.99
+    assert abs(table.loc["all", "effective_flops_per_s"] / 2e10 - 1) < 0.05
+    assert abs(table.loc["all", "c2_ms"] - 0.5) < 0.05
+    assert table.loc["all", "median_abs_rel_residual"] < 0.03

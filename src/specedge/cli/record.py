@@ -183,3 +183,30 @@ def compute_cmd(
         )
     console.print(f"{dataset}: {len(frame):,} passes timed in {md['recording_wall_s']:.0f} s on {md['device']}")
     _write(frame, dataset, "compute", md, store, replace)
+
+
+@record_app.command("fit-compute")
+def fit_compute_cmd(
+    dataset: str = typer.Argument(..., help="A compute dataset in the store."),
+    card: str = typer.Option(..., "--card", help="Model card (models/cards/<name>.toml) of the traced model."),
+    kv_bytes: float = typer.Option(4.0, "--kv-bytes", help="Bytes per KV value in the roofline's traffic (fp32: 4)."),
+    store: Path | None = typer.Option(None, "--store"),
+) -> None:
+    """Fit the paper's affine compute model (and a roofline) to a compute trace, per phase: R², residuals."""
+    from rich.table import Table
+
+    from specedge.latency.cards import load_model_card
+    from specedge.record.fit_report import compute_fit_table
+    from specedge.traces.store import open_store
+
+    frame = open_store(path=store).read(dataset)
+    table = compute_fit_table(load_model_card(card), frame, kv_bytes_per_value=kv_bytes)
+    out = Table(title=f"{dataset}: T = c1·b·F(x, c) + c2 vs roofline, per phase")
+    for col in ("phase", "configs", "affine R²", "1/c1 GFLOP/s", "c2 ms", "median |rel res|", "max |rel res|",
+                "roofline R²", "memory-bound share"):
+        out.add_column(col)
+    for r in table.itertuples():
+        out.add_row(r.phase, str(r.configs), f"{r.affine_r2:.4f}", f"{r.effective_flops_per_s / 1e9:.2f}",
+                    f"{r.c2_ms:.3f}", f"{r.median_abs_rel_residual:.1%}", f"{r.max_abs_rel_residual:.1%}",
+                    f"{r.roofline_r2:.4f}", f"{r.roofline_memory_bound_share:.0%}")
+    Console().print(out)
