@@ -13,6 +13,7 @@ earlier build are removed first, so a report never mixes results of two code ver
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import platform
@@ -94,9 +95,9 @@ def prepare_grid(grid: Grid, store: str | None) -> Grid:
     return grid
 
 
-def run_grid(grid: Grid, out: Path, *, store: str | None, workers: int, progress) -> pd.DataFrame:
+def run_grid(grid: Grid, out: Path, *, store: str | None, workers: int, progress, pool=None) -> pd.DataFrame:
     """Run ``grid`` into ``out`` (a sweep results folder) and return its cells."""
-    run_sweep(grid, out, executor="local", workers=workers, store=store, progress=progress)
+    run_sweep(grid, out, executor="local", workers=workers, store=store, progress=progress, pool=pool)
     return read_results(out)
 
 
@@ -127,25 +128,28 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "trace store": str(open_store(store_s).root),
     })
-    ctx = sections.Context(report=report, cfg=cfg, store=store_s, workers=workers, stages=stages)
-    comparison_cells = None
-    if comparison is not None:
-        cells = comparison_cells = run_grid(comparison, out / "cells" / "comparison", store=store_s, workers=workers,
-                         progress=stages.stage("1. policy comparison", comparison.size))
-        sections.comparison(ctx, cells)
-    if sweeps:
-        results = []
-        for spec in sweeps:
-            cells = run_grid(spec.grid, out / "cells" / f"sweep-{spec.name}", store=store_s, workers=workers,
-                             progress=stages.stage(f"2. sweep: {spec.title}", spec.grid.size))
-            results.append((spec, cells))
-        sections.sweeps(ctx, results)
-    if cfg.headline.get("enabled", True):
-        sections.headline(ctx)
-    if cfg.traces.get("enabled", True):
-        sections.traces(ctx)
-    if cfg.optimizer.get("enabled", True):
-        sections.optimizer(ctx, comparison_cells)
+    from specedge.sweep.run import process_pool
+
+    with process_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        ctx = sections.Context(report=report, cfg=cfg, store=store_s, workers=workers, stages=stages, pool=pool)
+        comparison_cells = None
+        if comparison is not None:
+            comparison_cells = run_grid(comparison, out / "cells" / "comparison", store=store_s, workers=workers,
+                                        progress=stages.stage("1. policy comparison", comparison.size), pool=pool)
+            sections.comparison(ctx, comparison_cells)
+        if sweeps:
+            results = []
+            for spec in sweeps:
+                cells = run_grid(spec.grid, out / "cells" / f"sweep-{spec.name}", store=store_s, workers=workers,
+                                 progress=stages.stage(f"2. sweep: {spec.title}", spec.grid.size), pool=pool)
+                results.append((spec, cells))
+            sections.sweeps(ctx, results)
+        if cfg.headline.get("enabled", True):
+            sections.headline(ctx)
+        if cfg.traces.get("enabled", True):
+            sections.traces(ctx)
+        if cfg.optimizer.get("enabled", True):
+            sections.optimizer(ctx, comparison_cells)
     elapsed = time.perf_counter() - started
     report.meta["built in"] = f"{elapsed:.0f} s"
     html = render(report)

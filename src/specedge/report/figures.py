@@ -215,7 +215,8 @@ def policy_bars(summary: pd.DataFrame, metric: str = "makespan_s", sources: Sequ
         ax.invert_yaxis()
         ax.set_title(pair, fontsize=10)
         ax.set_xlabel(_label(metric))
-    axes[0][-1].legend(fontsize=7, loc="lower right", title="acceptance", title_fontsize=7)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="acceptance",
+                       title_fontsize=7, frameon=False)
     fig.tight_layout()
     return fig, data.reset_index(drop=True)
 

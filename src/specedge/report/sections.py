@@ -39,6 +39,7 @@ class Context:
     store: str | None
     workers: int
     stages: Any
+    pool: Any = None
 
 
 def _ok(cells: pd.DataFrame) -> pd.DataFrame:
@@ -268,7 +269,7 @@ def optimizer(ctx: Context, comparison_cells: pd.DataFrame | None = None) -> Non
         }, source=f"{ctx.cfg.source} [optimizer]")
         grid = prepare_grid(grid, ctx.store)
         cells = run_grid(grid, ctx.report.out / "cells" / "optimizer-gap", store=ctx.store, workers=ctx.workers,
-                         progress=ctx.stages.stage("5. optimality gap", grid.size))
+                         progress=ctx.stages.stage("5. optimality gap", grid.size), pool=ctx.pool)
         _errors(sec, "optimizer-gap-errors", cells)
         ok = _ok(cells)
         base = ok[ok["policy"] == oracle].set_index("seed")["makespan_s"]

@@ -94,12 +94,17 @@ def run_sweep(
     store: str | os.PathLike[str] | None = None,
     window: int | None = None,
     progress: Progress | None = None,
+    pool=None,
+    connect_timeout_s: float = 20.0,
 ) -> SweepSummary:
     """Evaluate every unfinished cell of ``grid`` and append the results to the Parquet dataset in ``out``.
 
     ``cell_fn``/``metrics`` default to :func:`specedge.sweep.cells.evaluate_cell` and its metrics. ``workers``
     is the number of local processes (default: the CPU count); ``workers=1`` or ``executor="inline"`` runs in
-    this process. ``window`` bounds the chunks in flight (default twice the workers). Returns a summary.
+    this process. ``window`` bounds the chunks in flight (default twice the workers). ``pool``: an open
+    ``concurrent.futures`` process pool to run the local executor on (several sweeps can share one and skip
+    the workers' start-up); it is left open. ``connect_timeout_s``: how long to wait for the Dask scheduler.
+    Returns a summary.
     """
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r}; expected one of {', '.join(EXECUTORS)}")
@@ -111,7 +116,7 @@ def run_sweep(
         cell_fn = cell_fn or evaluate_cell
         metrics = metrics if metrics is not None else METRICS
     workers = max(1, int(workers or os.cpu_count() or 1))
-    if executor == "local" and workers == 1:
+    if executor == "local" and workers == 1 and pool is None:
         executor = "inline"
     store_s = str(Path(store).expanduser().resolve()) if store is not None else None
 
@@ -144,9 +149,9 @@ def run_sweep(
         for chunk in chunks:
             finish(run_chunk(chunk, cell_fn, store_s, schema))
     elif executor == "local":
-        _run_local(chunks, cell_fn, store_s, schema, workers, window or 2 * workers, finish)
+        _run_local(chunks, cell_fn, store_s, schema, workers, window or 2 * workers, finish, pool)
     else:
-        _run_dask(chunks, cell_fn, store_s, schema, dask_address, window, finish)
+        _run_dask(chunks, cell_fn, store_s, schema, dask_address, window, finish, connect_timeout_s)
     return SweepSummary(
         out=results.root,
         total_cells=total,
@@ -159,13 +164,20 @@ def run_sweep(
     )
 
 
-def _run_local(chunks, cell_fn, store, schema, workers, window, finish) -> None:
+def process_pool(workers: int):
+    """A process pool for the local executor. forkserver: workers never inherit this process's threads (a
+    progress bar's refresh thread, say), and start from a clean interpreter."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
-    # forkserver: workers never inherit this process's threads (a progress bar's refresh thread, say).
-    context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def _run_local(chunks, cell_fn, store, schema, workers, window, finish, shared_pool=None) -> None:
+    import contextlib
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    with (contextlib.nullcontext(shared_pool) if shared_pool is not None else process_pool(workers)) as pool:
         in_flight = set()
         try:
             for chunk in chunks:
@@ -184,13 +196,13 @@ def _run_local(chunks, cell_fn, store, schema, workers, window, finish) -> None:
             raise
 
 
-def _run_dask(chunks, cell_fn, store, schema, address, window, finish) -> None:
+def _run_dask(chunks, cell_fn, store, schema, address, window, finish, timeout_s) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:
         raise InputError("the dask executor needs the 'dist' extra: pip install 'specedge[dist]'") from None
     try:
-        client = Client(address, set_as_default=False, timeout="20s")
+        client = Client(address, set_as_default=False, timeout=f"{timeout_s}s")
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
     with client:
