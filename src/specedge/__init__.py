@@ -9,10 +9,11 @@ from specedge.errors import SpecedgeError
 
 __version__ = "0.1.0"
 
-__all__ = ["Plan", "Scenario", "SpecedgeError", "__version__", "evaluate"]
+__all__ = ["Plan", "Scenario", "SpecedgeError", "__version__", "evaluate", "optimize"]
 
 # Imported on first use, so that `import specedge` (and the CLI's start-up) stays light.
-_LAZY = {"Scenario": "specedge.scenario", "Plan": "specedge.plan", "evaluate": "specedge.replay"}
+_LAZY = {"Scenario": "specedge.scenario", "Plan": "specedge.plan", "evaluate": "specedge.replay",
+         "optimize": "specedge.policies"}
 
 
 def __getattr__(name: str):

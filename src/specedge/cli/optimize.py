@@ -1,0 +1,141 @@
+"""``specedge optimize``: plan a preset scenario with a policy, replay the plan, print both.
+
+Example::
+
+    specedge optimize --preset paper --pair tinyllama-1.1b/llama-7b --alpha 0.8 --tasks 100 --seed 0 \\
+        --policy paper-dp --json
+
+``--policy`` takes a registered name (``specedge optimize --list`` shows them), ``path/to/file.py:Class`` or a
+policy preset (a name in ``policies/`` or a ``.toml`` path); ``--param KEY=VALUE`` sets a policy parameter.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from specedge.cli import app
+
+
+@app.command("optimize")
+def optimize_cmd(
+    preset: str = typer.Option("paper", "--preset", help="Scenario preset name (or a path to a preset TOML)."),
+    pair: Optional[str] = typer.Option(None, "--pair", help="Model pair draft/target, e.g. llama-68m/llama-7b."),
+    alpha: Optional[float] = typer.Option(None, "--alpha", help="i.i.d. acceptance rate (default: the preset's)."),
+    tasks: Optional[int] = typer.Option(None, "--tasks", help="Number of tasks K (default: the preset's)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the scenario's tasks and of the replay."),
+    policy: Optional[str] = typer.Option(None, "--policy",
+                                         help="Policy name, file.py:Class or preset (default: specedge's best)."),
+    param: list[str] = typer.Option([], "--param", help="Policy parameter KEY=VALUE (repeatable)."),
+    acceptance: str = typer.Option("expected", "--acceptance", help="expected (deterministic L(l, alpha)) or iid."),
+    trace: Optional[str] = typer.Option(None, "--trace", help="Acceptance/aggregate dataset to plan and replay with."),
+    store: Optional[Path] = typer.Option(None, "--store", help="Trace store (default: $SPECEDGE_STORE or traces/)."),
+    set_: list[str] = typer.Option([], "--set", help="Override a scenario parameter, KEY=VALUE (repeatable)."),
+    replications: int = typer.Option(1, "--replications", help="Monte Carlo replications of the replay."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Also write the plan as JSON (for specedge replay)."),
+    list_: bool = typer.Option(False, "--list", help="List the available policies and presets, then exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: policy, latency_s, the plan, the summary."),
+) -> None:
+    """Plan with a policy and report the replayed makespan of the plan."""
+    import time
+
+    from specedge.cli.replay import _parse_set
+    from specedge.policies import available_policies, available_presets, get_policy, optimize, policy_name, replay
+    from specedge.policies.base import DEFAULT_POLICY
+
+    if list_:
+        data = {"policies": available_policies(), "presets": available_presets(), "default": DEFAULT_POLICY}
+        if as_json:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        else:
+            sys.stdout.write("policies: " + ", ".join(data["policies"]) + f"\ndefault: {DEFAULT_POLICY}\n"
+                             + "presets: " + (", ".join(data["presets"]) or "-") + "\n")
+        return
+    from specedge.scenario import Scenario
+
+    pol = get_policy(policy, **_parse_params(param))
+    sc = Scenario.from_preset(preset, pair=pair, alpha=alpha, tasks=tasks, seed=seed,
+                              acceptance=trace or acceptance, store=store, **_parse_set(set_))
+    started = time.perf_counter()
+    plan = optimize(sc, pol)
+    plan_s = time.perf_counter() - started
+    result = replay(sc, pol, plan, replications=replications, seed=seed)
+    if out is not None:
+        plan.save(out)
+    d = plan.to_dict()
+    data = {
+        "policy": policy_name(pol),
+        "latency_s": result.latency_s,
+        "speculation_length": d["speculation_length"],
+        "batches": d["batches"],
+        "bandwidth_hz": d["bandwidth_hz"],
+        "mode": plan.mode,
+        "num_batches": len(plan.batches),
+        "planning_s": plan_s,
+        "scenario": repr(sc),
+        "meta": dict(plan.meta),
+        "summary": result.summary,
+    }
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160)
+    console.print(f"{sc!r}\npolicy [bold]{data['policy']}[/]", highlight=False)
+    table = Table()
+    table.add_column("")
+    table.add_column("value", justify="right")
+    ls = data["speculation_length"]
+    rows = [
+        ("latency_s (replayed makespan)", f"{result.latency_s:.4f}"),
+        ("mode", plan.mode),
+        ("batches", f"{len(plan.batches)} (sizes {', '.join(str(len(b)) for b in plan.batches[:12])}"
+                    f"{', ...' if len(plan.batches) > 12 else ''})"),
+        ("speculation_length", str(ls) if isinstance(ls, int) else ", ".join(map(str, ls))),
+        ("upload_makespan_s", f"{result.summary['upload_makespan_s']:.4f}"),
+        ("planned_makespan_s", f"{result.summary['planned_makespan_s']:.4f}"),
+        ("planning time (s)", f"{plan_s:.3f}"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+    if out is not None:
+        Console(stderr=True).print(f"plan written to {out}")
+
+
+def _parse_params(items: list[str]) -> dict:
+    """``--param KEY=VALUE`` items; VALUE is read as a TOML value (7, 0.5, true, "x"), else kept as text."""
+    import tomllib
+
+    from specedge.errors import PolicyError
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise PolicyError(f"--param {item!r}: expected KEY=VALUE, e.g. --param l_max=8")
+        try:
+            value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw.strip()
+        out[key.strip()] = value
+    return out
+
+
+def _jsonable(x):
+    try:
+        import numpy as np
+
+        if isinstance(x, np.generic):
+            return x.item()
+        if isinstance(x, np.ndarray):
+            return x.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(x)
