@@ -1,0 +1,223 @@
+"""``specedge serve-real`` (a real two-node serving run) and ``specedge fidelity`` (replay vs that run).
+
+torch is imported only inside the node processes and the compute measurer, never at CLI start-up.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from specedge.cli import app
+
+STORE_HELP = "Trace store directory (default: $SPECEDGE_STORE, else the repository's traces/)."
+
+
+def _err() -> Console:
+    return Console(stderr=True)
+
+
+def _overrides(items: list[str]) -> dict:
+    from specedge.errors import InputError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r}: expected key=value")
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out
+
+
+def _pair(pair: str) -> str:
+    """``draft/target`` card names; a pair given target first (more parameters first) is read the other way."""
+    from specedge.latency.cards import parse_pair
+
+    first, second = parse_pair(pair)
+    if first.num_params > second.num_params:
+        _err().print(f"note: {first.name} is larger than {second.name}; serving {second.name} as the draft and "
+                     f"{first.name} as the target (pairs are written draft/target)")
+        return f"{second.name}/{first.name}"
+    return pair
+
+
+def _pair_acceptance(store, draft: str, target: str, temperature: float) -> str:
+    """The pair's recorded acceptance dataset at this temperature, else 'expected'."""
+    found = [i for i in store.list() if i.kind == "acceptance" and i.source == "recorded"
+             and i.metadata.get("draft_model") == draft and i.metadata.get("target_model") == target
+             and float(i.metadata.get("temperature", -1)) == float(temperature)]
+    return max(found, key=lambda i: (i.created, i.id)).id if found else "expected"
+
+
+@app.command("serve-real")
+def serve_real_cmd(
+    pair: str = typer.Option("stdlib-bytegpt-0.3m/stdlib-bytegpt-3m", "--pair",
+                             help="draft/target model card names; checkpoints are <--checkpoints>/<name>/."),
+    plan_path: Optional[Path] = typer.Option(None, "--plan", help="Plan JSON (batches index the scenario's tasks)."),
+    policy: Optional[str] = typer.Option(None, "--policy", help="Plan with this policy instead of --plan."),
+    tasks: int = typer.Option(24, "--tasks", help="K, the number of tasks."),
+    seed: int = typer.Option(0, "--seed", help="Seeds the tasks, the prompts and the sampler."),
+    temperature: float = typer.Option(0.0, "--temperature", "-T", help="0 = greedy; > 0 = speculative sampling."),
+    dataset: Optional[str] = typer.Option(None, "--dataset",
+                                          help="Run dataset id to write (default run-<pair>-<plan hash>-<UTC time>)."),
+    checkpoints: Optional[Path] = typer.Option(None, "--checkpoints", help="Directory holding <card name>/ checkpoints "
+                                               "(default models/checkpoints)."),
+    set_: list[str] = typer.Option([], "--set", help="Scenario parameter override key=value (repeatable)."),
+    acceptance: str = typer.Option("auto", "--acceptance", help="Acceptance source the policy plans with: a dataset "
+                                   "id, 'expected', or 'auto' (the pair's recorded trace at -T, else expected)."),
+    measure: bool = typer.Option(False, "--measure-compute", help="Re-measure both models' compute traces with the "
+                                 "serving engine on the node cores right before the run; the run records their ids."),
+    compute_repeats: int = typer.Option(10, "--compute-repeats", help="Timed passes per configuration when measuring."),
+    cores: str = typer.Option("0,1", "--cores", help="Draft core,verify core ('none' leaves affinities alone)."),
+    note: str = typer.Option("", "--note"),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON."),
+) -> None:
+    """Serve K tasks for real: a draft-node and a verify-node process on their own cores, pipelined per a plan."""
+    import os
+
+    from specedge.errors import InputError
+    from specedge.plan import Plan
+    from specedge.serve.measure import measure_pair, run_grid
+    from specedge.serve.run import ServeSetup, serve_real, write_run
+    from specedge.serve.workload import (
+        build_scenario,
+        check_plan,
+        checkpoint_dir,
+        plan_sha256,
+        stdlib_task_prompts,
+    )
+    from specedge.traces.store import open_store
+
+    if (plan_path is None) == (policy is None):
+        raise InputError("give exactly one of --plan FILE or --policy NAME")
+    if temperature < 0:
+        raise InputError(f"--temperature must be >= 0, got {temperature}")
+    core_pair = (None, None) if cores.strip().lower() == "none" else tuple(int(c) for c in cores.split(","))
+    if len(core_pair) != 2:
+        raise InputError(f"--cores: expected 'draft,verify' (e.g. 0,1) or 'none', got {cores!r}")
+    pair = _pair(pair)
+    draft_name, target_name = pair.split("/")
+    draft_path, target_path = checkpoint_dir(draft_name, checkpoints), checkpoint_dir(target_name, checkpoints)
+    st = open_store(store)
+    overrides = _overrides(set_)
+    sc = build_scenario(pair, tasks=tasks, seed=seed, store=st, **overrides)
+    console = _err()
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    compute_ids = None
+    if policy is not None:
+        from specedge.policies.base import get_policy, policy_name
+
+        source = _pair_acceptance(st, draft_name, target_name, temperature) if acceptance == "auto" else acceptance
+        if measure:  # plan on the traces the run will be judged with; a first grid from a nominal plan
+            nominal = Plan.from_dict({"batches": [list(range(sc.num_tasks))], "speculation_length": 8,
+                                      "bandwidth_hz": list(sc.uniform_bandwidth_hz())})
+            compute_ids = _measure(measure_pair, run_grid, sc, nominal, draft_path, target_path, st, core_pair,
+                                   compute_repeats, stamp, console)
+        from specedge.fidelity.predictors import latest_compute_trace
+
+        traces = compute_ids or {"draft": latest_compute_trace(st, draft_name),
+                                 "verify": latest_compute_trace(st, target_name)}
+        planning = build_scenario(pair, tasks=tasks, seed=seed, store=st, acceptance=source,
+                                  **{"compute_model": "fitted", "draft_compute_trace": traces["draft"],
+                                     "verify_compute_trace": traces["verify"], **overrides})
+        pol = get_policy(policy)
+        plan = pol.plan(planning)
+        plan = Plan.from_dict({**plan.to_dict(), "meta": {**dict(plan.meta), "policy": policy_name(pol),
+                                                          "planned_with": {"acceptance": source, **traces}}})
+        console.print(f"policy {policy}: {len(plan.batches)} batches of {[len(b) for b in plan.batches]}, "
+                      f"l = {list(plan.speculation_length)}")
+    else:
+        plan = Plan.load(plan_path)
+    check_plan(sc, plan)
+    if measure and compute_ids is None:
+        compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_path, target_path, st, core_pair,
+                               compute_repeats, stamp, console)
+    from specedge.record.lm import load_lm
+
+    encoder = load_lm(target_path, name=target_name)
+    prompts = stdlib_task_prompts(encoder.encode, sc.tasks["input_tokens"], seed)
+    setup = ServeSetup(sc, plan, draft_path, target_path, prompts.request_ids, prompts.prompt_ids,
+                       temperature=temperature, seed=seed, cores=core_pair, prompt_source=prompts.source)
+    console.print(f"load average before the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    run = serve_real(setup, progress=lambda msg: console.print(msg))
+    dataset_id = dataset or f"run-{draft_name}-{target_name}-{plan_sha256(plan)[:8]}-{stamp}"
+    extra = {"note": note, "policy": policy, "plan_file": str(plan_path) if plan_path else None}
+    if compute_ids:
+        extra["compute_traces"] = compute_ids
+    info = write_run(run, dataset_id, store=st, extra=extra)
+    summary = {"dataset": info.id, "rows": info.rows, "makespan_s": run.makespan_s,
+               "mean_latency_s": float(run.tasks["completion_s"].mean()),
+               "tau_mean_tokens_per_round": run.metadata["tau_mean_tokens_per_round"],
+               "load_average_before": run.metadata["load_average_before"], "compute_traces": compute_ids}
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        console.print(f"wrote run dataset [bold]{info.id}[/] ({info.rows:,} rows): makespan {run.makespan_s:.3f} s, "
+                      f"mean latency {summary['mean_latency_s']:.3f} s, τ = {summary['tau_mean_tokens_per_round']:.2f}")
+
+
+def _measure(measure_pair, run_grid, sc, plan, draft_path, target_path, st, cores, repeats, stamp, console) -> dict:
+    grid = run_grid(sc, plan, repeats=repeats)
+    console.print(f"measuring compute traces of the serving engine: b {list(grid.batch_sizes)}, "
+                  f"x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, {repeats} repeats")
+    ids = measure_pair(sc, plan, draft_path, target_path, store=st, cores=cores, grid=grid, stamp=stamp)
+    console.print(f"wrote compute traces {ids['draft']} and {ids['verify']}")
+    return ids
+
+
+@app.command("fidelity")
+def fidelity_cmd(
+    run_id: Optional[str] = typer.Argument(None, help="Run dataset id (default: the latest run in the store)."),
+    acceptance: str = typer.Option("observed", "--acceptance", help="'observed' (the run's own rounds, exact) or an "
+                                   "acceptance dataset id (the pair's recorded trace)."),
+    draft_trace: Optional[str] = typer.Option(None, "--draft-trace", help="Compute dataset of the draft model."),
+    verify_trace: Optional[str] = typer.Option(None, "--verify-trace", help="Compute dataset of the target model."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: per predictor median_task_error, "
+                                 "p90_task_error, makespan_error (fractions), plus diagnostics."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Replay a real run's plan with its observed acceptance and each compute predictor; compare with the run."""
+    from specedge.errors import InputError
+    from specedge.fidelity import compare_run
+
+    if (draft_trace is None) != (verify_trace is None):
+        raise InputError("give both --draft-trace and --verify-trace, or neither")
+    traces = (draft_trace, verify_trace) if draft_trace else None
+    result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        return
+    out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
+    plan = result.run["plan"]
+    table = Table(title=f"{result.run_id}: replay vs real run ({result.run['pair']}, batches {plan['batch_sizes']}, "
+                        f"l = {plan['speculation_length']}, acceptance {acceptance})")
+    for col in ("predictor", "median |task err|", "p90 |task err|", "makespan err", "mean signed", "pred makespan s",
+                "meas makespan s", "rounds match"):
+        table.add_column(col)
+    for r in result.table.itertuples():
+        table.add_row(r.predictor, f"{r.median_task_error:.1%}", f"{r.p90_task_error:.1%}", f"{r.makespan_error:.1%}",
+                      f"{r.mean_signed_task_error:+.1%}", f"{r.predicted_makespan_s:.3f}",
+                      f"{r.measured_makespan_s:.3f}", "yes" if r.rounds_match else "no")
+    out.print(table)
+    d = result.diagnostics
+    out.print(f"best predictor: {result.best()}; time outside passes: draft {d['draft_outside_pass_share']:.1%}, "
+              f"verify {d['verify_outside_pass_share']:.1%}; pipe delay median {d['pipe_delay_median_s'] * 1e6:.0f} µs; "
+              f"load average at run {result.run.get('load_average_before')}")
+    passes = Table(title="single-pass prediction at the run's own shapes")
+    for col in ("predictor", "node", "passes", "median |pass err|", "Σpred/Σmeas"):
+        passes.add_column(col)
+    for r in d["pass_errors"]:
+        passes.add_row(r["predictor"], r["node"], str(r["passes"]), f"{r['median_pass_error']:.1%}",
+                       f"{r['sum_ratio']:.3f}")
+    out.print(passes)

@@ -1,0 +1,261 @@
+"""Replay a real run's plan and compare the prediction with what the run measured.
+
+The replay is :func:`specedge.evaluate` on the run's own scenario (rebuilt from the run's recorded parameters and
+tasks, so upload times are identical) and plan, with
+
+- acceptance: ``observed`` (default) makes task k replay exactly the rounds it had in the run
+  (:class:`ObservedAcceptance`), so every difference left is timing; or an acceptance dataset id (the pair's
+  recorded trace, tasks assigned to recorded requests by the replay's seeded rule), which adds acceptance noise;
+- compute: each predictor of :mod:`specedge.fidelity.predictors`, from the compute traces the run names (or the
+  latest ones of its two models in the store).
+
+Errors are fractions: per task |predicted − measured| / measured of the latency (completion time since t0, uploads
+included), summarised by the median and the 90th percentile, and |predicted − measured| / measured of the
+makespan. Diagnostics say where the error comes from: the pass-level error of each predictor on the run's own
+pass shapes, the share of each node's job time spent outside forward passes (sampling, bookkeeping, pickling),
+the pipe's one-way delay, and ``stage-times``: the recursion of model.md section 5 fed the *measured* job
+durations, which isolates the recursion and IPC from compute prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from specedge.errors import DatasetNotFoundError, InputError
+from specedge.latency.acceptance import TraceAcceptance
+
+#: Name of the diagnostic row that replays the measured stage durations through the pipeline recursion.
+STAGE_TIMES = "stage-times"
+
+
+class ObservedAcceptance(TraceAcceptance):
+    """A run's own rounds: task k replays its recorded rounds (units are named ``task-<k>``, one per task)."""
+
+    def assign(self, num_tasks: int, rng) -> np.ndarray:
+        if num_tasks != self.unit_starts.size:
+            raise InputError(f"observed acceptance has {self.unit_starts.size} tasks, the scenario {num_tasks}")
+        return np.arange(num_tasks)
+
+
+def observed_acceptance(rounds: pd.DataFrame, num_tasks: int, name: str = "observed") -> ObservedAcceptance:
+    """The run's ``round`` rows as an acceptance source that gives every task its own rounds."""
+    present = np.unique(rounds["task"].to_numpy(np.int64))
+    if present.size != num_tasks or (present != np.arange(num_tasks)).any():
+        raise InputError(f"{name}: rounds cover tasks {present.tolist()[:10]}..., expected 0..{num_tasks - 1}")
+    frame = pd.DataFrame({
+        "request_id": [f"task-{int(k):07d}" for k in rounds["task"]],
+        "round": rounds["round"].to_numpy(np.int64),
+        "drafted": rounds["drafted"].to_numpy(np.int64),
+        "accepted": rounds["accepted"].to_numpy(np.int64),
+    })
+    return ObservedAcceptance(frame, name=name)
+
+
+def latest_run(store) -> str:
+    runs = [i for i in store.list() if i.kind == "run"]
+    if not runs:
+        raise DatasetNotFoundError(f"no run dataset in the store {store.root}; record one with `specedge serve-real`")
+    return max(runs, key=lambda i: (i.created, i.id)).id
+
+
+@dataclass(frozen=True)
+class FidelityResult:
+    """Predicted vs measured for one run: ``table`` (one row per predictor), ``tasks`` (one row per task and
+    predictor), ``diagnostics`` (where the error comes from) and the run's provenance summary."""
+
+    run_id: str
+    table: pd.DataFrame
+    tasks: pd.DataFrame = field(repr=False)
+    diagnostics: dict = field(default_factory=dict, repr=False)
+    run: dict = field(default_factory=dict, repr=False)
+
+    def best(self) -> str:
+        """The compute predictor with the smallest median task error (the diagnostic row excluded)."""
+        t = self.table[self.table["predictor"] != STAGE_TIMES]
+        return str(t.sort_values(["median_task_error", "makespan_error"]).iloc[0]["predictor"])
+
+    def to_dict(self) -> dict:
+        preds = {}
+        for row in self.table.to_dict(orient="records"):
+            name = row.pop("predictor")
+            preds[name] = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
+        return {"run": self.run_id, **self.run, "best_predictor": self.best(), "predictors": preds,
+                "diagnostics": self.diagnostics}
+
+
+# ------------------------------------------------------------------------------------------------ pieces
+def run_scenario(meta: dict, task_rows: pd.DataFrame, acceptance, store=None):
+    """The scenario the run served, rebuilt from its metadata (every parameter and each task's distance)."""
+    from specedge.scenario import Scenario
+
+    scen = meta.get("scenario") or {}
+    params = dict(scen.get("params") or {})
+    distances = scen.get("distance_m")
+    if not params or distances is None:
+        raise InputError(f"run {meta.get('dataset')!r}: metadata lacks the scenario parameters or task distances")
+    params.pop("num_tasks", None)
+    tasks = pd.DataFrame({
+        "input_tokens": task_rows["input_tokens"].to_numpy(np.int64),
+        "output_tokens": task_rows["output_tokens"].to_numpy(np.int64),
+        "distance_m": np.asarray(distances, dtype=np.float64),
+    })
+    return Scenario.from_preset(scen.get("preset", "paper"), pair=meta["pair"], tasks=tasks,
+                                seed=int(scen.get("seed", 0)), acceptance=acceptance, store=store, **params)
+
+
+def _errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
+    return np.abs(pred - meas) / meas
+
+
+def stage_time_completion(jobs: pd.DataFrame, task_rows: pd.DataFrame, ready_s: np.ndarray, mode: str) -> np.ndarray:
+    """Per-task completion from the pipeline recursion fed with the measured draft and verify job durations."""
+    from specedge.latency.pipeline import run_jobs
+
+    d = jobs[jobs["node"] == "draft"].set_index(["round", "batch"]).sort_index()
+    v = jobs[jobs["node"] == "verify"].set_index(["round", "batch"]).sort_index()
+    keys = d.index
+    rnd = keys.get_level_values(0).to_numpy()
+    bat = keys.get_level_values(1).to_numpy()
+    pos = {key: j for j, key in enumerate(keys)}
+    prev = np.array([pos.get((r - 1, b), -1) for r, b in keys])
+    td = (d["end_s"] - d["start_s"]).to_numpy()
+    tv = (v.loc[keys, "end_s"] - v.loc[keys, "start_s"]).to_numpy()
+    _, v_end = run_jobs(mode, prev, ready_s[bat], td, tv)
+    last = {(b, r): j for j, (r, b) in enumerate(zip(rnd, bat))}
+    return np.array([v_end[last[(int(b), int(n) - 1)]] for b, n in zip(task_rows["batch"], task_rows["round"])])
+
+
+def pass_errors(passes: pd.DataFrame, predictors) -> pd.DataFrame:
+    """Median |predicted − measured| / measured of single passes at the run's own shapes, per predictor and node."""
+    rows = []
+    for p in predictors:
+        for node, pred in (("draft", p.draft), ("verify", p.verify)):
+            part = passes[passes["node"] == node]
+            meas = (part["end_s"] - part["start_s"]).to_numpy()
+            est = np.asarray(pred.latency_s(part["batch_size"].to_numpy(np.float64),
+                                            part["new_tokens"].to_numpy(np.float64),
+                                            part["context_tokens"].to_numpy(np.float64)), dtype=np.float64)
+            rows.append({"predictor": p.name, "node": node, "passes": int(len(part)),
+                         "median_pass_error": float(np.median(_errors(est, meas))),
+                         "sum_ratio": float(est.sum() / meas.sum())})
+    return pd.DataFrame(rows)
+
+
+def overheads(jobs: pd.DataFrame, passes: pd.DataFrame) -> dict:
+    """Share of job time outside forward passes, per node, and the pipe's one-way delay (draft -> verify) where
+    the verify node was idle."""
+    out = {}
+    pass_time = passes.assign(t=passes["end_s"] - passes["start_s"]).groupby(["node", "batch", "round"])["t"].sum()
+    for node in ("draft", "verify"):
+        j = jobs[jobs["node"] == node].set_index(["node", "batch", "round"])
+        total = float((j["end_s"] - j["start_s"]).sum())
+        inside = float(pass_time.reindex(j.index).fillna(0.0).sum())
+        out[f"{node}_outside_pass_share"] = (total - inside) / total if total > 0 else float("nan")
+    d = jobs[jobs["node"] == "draft"].set_index(["batch", "round"]).sort_index()
+    v = jobs[jobs["node"] == "verify"].set_index(["batch", "round"]).sort_index()
+    v_sorted = v.sort_values("start_s")
+    prev_end = v_sorted["end_s"].shift(1).reindex(v.index)
+    idle = (prev_end.isna() | (prev_end < d["end_s"])).to_numpy()
+    delay = (v["ready_s"] - d["end_s"]).to_numpy()[idle]
+    out["pipe_delay_median_s"] = float(np.median(delay)) if delay.size else float("nan")
+    out["pipe_delay_p90_s"] = float(np.percentile(delay, 90)) if delay.size else float("nan")
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ main entry
+def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "observed", predictors=None,
+                compute_traces: tuple[str, str] | None = None) -> FidelityResult:
+    """Replay run ``run_id`` (latest run when None) with each compute predictor and compare with the run.
+
+    ``predictors``: a list of :class:`~specedge.fidelity.predictors.PredictorPair` replacing the three built from
+    the compute traces; ``compute_traces``: (draft dataset, verify dataset) overriding the run's metadata.
+    """
+    from specedge.fidelity.predictors import build_predictors, compute_rows, grid_coverage, latest_compute_trace
+    from specedge.plan import Plan
+    from specedge.replay import evaluate
+    from specedge.serve.dataset import KIND, split_records
+    from specedge.traces.store import open_store
+
+    st = store if hasattr(store, "read") else open_store(store)
+    run_id = run_id or latest_run(st)
+    info = st.info(run_id)
+    if info.kind != KIND:
+        raise InputError(f"dataset {run_id!r} is a {info.kind} dataset, not a run")
+    meta = info.metadata
+    parts = split_records(st.read(run_id))
+    task_rows = parts["task"].sort_values("task").reset_index(drop=True)
+    k = len(task_rows)
+    if acceptance == "observed":
+        source = observed_acceptance(parts["round"], k, name=f"{run_id} (observed)")
+    else:
+        source = acceptance
+    sc = run_scenario(meta, task_rows, source, store=st)
+    plan = Plan.from_dict(meta["plan"], source=f"run {run_id!r} plan")
+    if predictors is None:
+        traces = compute_traces or tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
+        traces = tuple(t or latest_compute_trace(st, m) for t, m in zip(traces, (sc.draft.name, sc.target.name)))
+        draft_rows = compute_rows(st, traces[0], sc.draft.name)
+        verify_rows = compute_rows(st, traces[1], sc.target.name)
+        predictors = build_predictors(sc, draft_rows, verify_rows, sources=traces)
+        coverage = grid_coverage(parts["pass"], draft_rows, verify_rows)
+    else:
+        traces, coverage = ("custom", "custom"), {}
+    measured = task_rows["completion_s"].to_numpy(np.float64)
+    measured_ttft = task_rows["first_token_s"].to_numpy(np.float64)
+    meas_makespan = float(measured.max())
+    rows, per_task = [], []
+
+    def add(name, pred, pred_ttft, rounds_match, note):
+        err = _errors(pred, measured)
+        rows.append({
+            "predictor": name,
+            "median_task_error": float(np.median(err)),
+            "p90_task_error": float(np.percentile(err, 90)),
+            "makespan_error": float(abs(pred.max() - meas_makespan) / meas_makespan),
+            "mean_signed_task_error": float(np.mean((pred - measured) / measured)),
+            "median_ttft_error": float(np.median(_errors(pred_ttft, measured_ttft))),
+            "predicted_makespan_s": float(pred.max()),
+            "measured_makespan_s": meas_makespan,
+            "rounds_match": bool(rounds_match),
+            "note": note,
+        })
+        per_task.append(pd.DataFrame({"task": task_rows["task"].to_numpy(), "predictor": name,
+                                      "batch": task_rows["batch"].to_numpy(), "measured_s": measured,
+                                      "predicted_s": pred, "error": err}))
+
+    ready = None
+    for p in predictors:
+        res = evaluate(replace(sc, draft_compute=p.draft, verify_compute=p.verify), plan, seed=int(meta.get("seed", 0)))
+        t = res.tasks
+        if ready is None:
+            ready = res.prepared.ready_s
+            gap = np.abs(t["upload_s"].to_numpy() - task_rows["upload_s"].to_numpy()).max()
+            if gap > 1e-9:
+                raise InputError(f"run {run_id!r}: the rebuilt scenario's upload times differ from the run's by "
+                                 f"{gap:.3g} s; the run cannot be replayed faithfully")
+        match = np.array_equal(t["rounds"].to_numpy(), task_rows["round"].to_numpy())
+        add(p.name, t["completion_s"].to_numpy(np.float64), t["first_token_s"].to_numpy(np.float64), match, p.note)
+    stage = stage_time_completion(parts["job"], task_rows, ready, plan.mode)
+    add(STAGE_TIMES, stage, np.full(k, np.nan), True, "diagnostic: measured job durations through the recursion")
+    diagnostics = {
+        "acceptance": acceptance,
+        "compute_traces": {"draft": traces[0], "verify": traces[1]},
+        "grid_coverage": coverage,
+        "pass_errors": pass_errors(parts["pass"], predictors).to_dict(orient="records"),
+        **overheads(parts["job"], parts["pass"]),
+        "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),
+    }
+    run_summary = {
+        "pair": meta.get("pair"),
+        "plan": {"batch_sizes": [len(b) for b in plan.batches], "speculation_length": list(plan.speculation_length),
+                 "mode": plan.mode},
+        "num_tasks": k,
+        "temperature": meta.get("temperature"),
+        "load_average_before": meta.get("load_average_before"),
+        "date": meta.get("date"),
+    }
+    return FidelityResult(run_id=run_id, table=pd.DataFrame(rows), tasks=pd.concat(per_task, ignore_index=True),
+                          diagnostics=diagnostics, run=run_summary)

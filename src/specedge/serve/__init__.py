@@ -1,0 +1,16 @@
+"""A real two-node speculative-decoding serving run on this machine (issue 7).
+
+- :mod:`specedge.serve.engine`: ragged batched forward passes (padding, per-sequence lengths) over the project's
+  byte-GPT;
+- :mod:`specedge.serve.nodes`: the draft-node and verify-node processes (pinned cores, pipelined round robin);
+- :mod:`specedge.serve.run`: the coordinator (spawn, emulated uplink, collection) and :func:`write_run`;
+- :mod:`specedge.serve.dataset`: the ``run`` dataset kind (registered with the trace store on import);
+- :mod:`specedge.serve.workload`: the CPU scenario, plan checks, prompts; :mod:`specedge.serve.measure`: compute
+  traces of the serving engine.
+
+torch is imported only inside the node processes and the measurer.
+"""
+
+from __future__ import annotations
+
+from specedge.serve import dataset as _dataset  # noqa: F401  (registers the "run" kind)

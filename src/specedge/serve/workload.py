@@ -1,0 +1,108 @@
+"""What a real run serves: the scenario (tasks, uplink), the plan, the prompts and the checkpoints.
+
+The scenario is the ``paper`` preset with :data:`CPU_SCENARIO` overrides: the paper's uplink (cell, powers, path
+loss, bits per token), shorter prompts and outputs so that a run on this CPU takes seconds, this machine's CPU card
+for both nodes, and ``release = batch-uploads`` (a batch starts once its own members have arrived, so the pipeline
+starts while later uploads are still on the air). Every value is a named override; the CLI accepts more.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from specedge.errors import InputError, PlanError
+
+#: Overrides of the ``paper`` preset for real runs on this machine's CPU [A]. Prompts of 32..192 tokens and
+#: outputs of 64..256 tokens keep one run at seconds per plan; 16,384 bits per prompt token (2 KiB) make each
+#: upload take 0.1..1 s on the paper's 20 MHz uplink, a visible but minor share of a task's latency on this CPU
+#: (the paper preset's calibrated payload would make the uplink dominate and hide compute-prediction errors);
+#: fp32 KV values (4 bytes) and a two-matrix FFN (factor 1) describe the byte-GPT on CPU; the SBS and MBS are
+#: both this CPU (one core each).
+CPU_SCENARIO = {
+    "bits_per_token": 16384.0,
+    "input_tokens_min": 32,
+    "input_tokens_max": 192,
+    "output_tokens_min": 64,
+    "output_tokens_max": 256,
+    "release": "batch-uploads",
+    "sbs_device": "epyc-host",
+    "mbs_device": "epyc-host",
+    "kv_bytes_per_value": 4.0,
+    "flops_ffn_factor": 1.0,
+}
+
+#: Where ``--pair draft/target`` looks for checkpoints: ``<dir>/<card name>/``.
+DEFAULT_CHECKPOINTS = Path("models/checkpoints")
+
+#: Serving modes a real run implements (AD serving has no draft node).
+SERVED_MODES = ("sd-pipeline", "sd-serial")
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parents[3]
+
+
+def checkpoint_dir(name: str, checkpoints: Path | None) -> Path:
+    """``<checkpoints>/<name>``; a relative default is taken from the repository root when not in the cwd."""
+    base = Path(checkpoints) if checkpoints is not None else DEFAULT_CHECKPOINTS
+    path = base / name
+    if not path.exists() and not base.is_absolute() and (repo_root() / base / name).exists():
+        path = repo_root() / base / name
+    if not path.exists():
+        raise InputError(f"checkpoint of {name!r} not found at {path} (pass --checkpoints DIR holding <name>/)")
+    return path
+
+
+def build_scenario(pair: str, *, tasks: int, seed: int, acceptance="expected", store=None, **overrides):
+    """The run's scenario: ``paper`` preset + :data:`CPU_SCENARIO` + ``overrides``."""
+    from specedge.scenario import Scenario
+
+    if tasks < 1:
+        raise InputError(f"--tasks must be >= 1, got {tasks}")
+    params = {**CPU_SCENARIO, **overrides}
+    return Scenario.from_preset("paper", pair=pair, tasks=int(tasks), seed=int(seed), acceptance=acceptance,
+                                store=store, **params)
+
+
+def check_plan(sc, plan) -> None:
+    """A plan the real run can serve: valid for the scenario (replay's own checks) and a served mode."""
+    from specedge.replay import prepare
+
+    prepare(sc, plan)
+    if plan.mode not in SERVED_MODES:
+        raise PlanError(f"plan: mode {plan.mode!r} cannot be served for real; expected one of {', '.join(SERVED_MODES)}")
+
+
+def plan_sha256(plan) -> str:
+    return hashlib.sha256(json.dumps(plan.to_dict(), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TaskPrompts:
+    request_ids: tuple[str, ...]
+    prompt_ids: tuple[np.ndarray, ...]
+    source: str
+
+
+def stdlib_task_prompts(encode, input_tokens, seed: int) -> TaskPrompts:
+    """One held-out stdlib snippet per task (:func:`specedge.record.prompts.stdlib_prompts`), encoded and cut to
+    the task's input length. ``encode`` is the target's tokenizer (bytes for the byte-GPT)."""
+    from specedge.record.prompts import stdlib_prompts
+
+    inputs = np.asarray(input_tokens, dtype=np.int64)
+    chars = int(inputs.max()) * 4  # >= 1 token per 4 characters for any tokenizer we serve
+    prompts = stdlib_prompts(len(inputs), prompt_chars=chars, seed=seed)
+    ids = []
+    for p, n in zip(prompts, inputs):
+        enc = np.asarray(encode(p.text), dtype=np.int64)
+        if enc.size < n:
+            raise InputError(f"prompt {p.request_id!r} encodes to {enc.size} tokens, fewer than the task's {n}")
+        ids.append(enc[:n])
+    source = (f"held-out CPython stdlib snippets (specedge.record.prompts.stdlib_prompts, seed {seed}, "
+              f"{chars} characters), cut to each task's input_tokens")
+    return TaskPrompts(tuple(p.request_id for p in prompts), tuple(ids), source)

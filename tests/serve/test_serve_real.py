@@ -1,0 +1,81 @@
+"""`specedge serve-real` end to end on a tiny random pair: what the run records, and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from specedge.cli import main
+from specedge.serve.dataset import split_records
+from specedge.traces.store import open_store
+
+from .tiny import NUM_TASKS, PAIR, RUN_ID, SETS, plan_file
+
+
+def test_the_run_records_tasks_jobs_passes_and_rounds(tiny_run):
+    store = open_store(tiny_run["store"])
+    info = store.info(RUN_ID)
+    assert info.kind == "run" and info.source == "recorded"
+    md = info.metadata
+    assert md["pair"] == PAIR and md["plan"]["batches"] == [[0, 1], [2]] and len(md["plan_sha256"]) == 64
+    assert md["draft_weights_sha256"] != md["target_weights_sha256"]
+    assert len(md["load_average_before"]) == 3 and md["cpu_model"] and md["date"]
+    assert set(md["compute_traces"]) == {"draft", "verify"}
+    for role in ("draft", "verify"):
+        assert md["nodes"][role]["torch_threads"] == 1
+        assert store.info(md["compute_traces"][role]).kind == "compute"
+    parts = split_records(store.read(RUN_ID))
+    tasks = parts["task"].sort_values("task")
+    assert tasks["task"].tolist() == list(range(NUM_TASKS))
+    # uploads arrive no earlier than scheduled; first token after arrival; completion after first token
+    assert (tasks["ready_s"] >= tasks["upload_s"] - 1e-6).all()
+    assert (tasks["first_token_s"] >= tasks["ready_s"]).all()
+    assert (tasks["completion_s"] >= tasks["first_token_s"]).all()
+    rounds = parts["round"]
+    committed = rounds.groupby("task")["tokens"].sum().sort_index()
+    assert committed.tolist() == tasks["output_tokens"].tolist()
+    assert (rounds["accepted"] <= rounds["drafted"]).all()
+    assert rounds.groupby("task")["round"].max().add(1).tolist() == tasks["round"].tolist()
+    assert set(rounds.loc[rounds["batch"] == 0, "drafted"]) == {3} and set(rounds.loc[rounds["batch"] == 1, "drafted"]) == {2}
+    passes = parts["pass"]
+    draft, verify = passes[passes["node"] == "draft"], passes[passes["node"] == "verify"]
+    assert set(draft["phase"]) == {"prefill", "decode"} and set(verify["phase"]) == {"verify"}
+    assert (draft["phase"] == "prefill").sum() == 2  # one per batch, round 0
+    assert (passes["end_s"] > passes["start_s"]).all()
+    # one verify pass per verification round of each batch; each draft job is l passes
+    jobs = parts["job"]
+    assert len(verify) == (jobs["node"] == "verify").sum() == rounds.groupby(["batch", "round"]).ngroups
+    per_job = draft.groupby(["batch", "round"]).size()
+    assert (per_job.xs(0, level="batch") == 3).all() and (per_job.xs(1, level="batch") == 2).all()
+    # finished members leave: batch sizes never grow, the first round has the whole batch
+    b0 = verify[verify["batch"] == 0].sort_values("round")["batch_size"].to_numpy()
+    assert b0[0] == 2 and (np.diff(b0) <= 0).all()
+    # the pipeline: verification of a job starts after its drafting ended (same clock)
+    d = jobs[jobs["node"] == "draft"].set_index(["batch", "round"])
+    v = jobs[jobs["node"] == "verify"].set_index(["batch", "round"]).loc[d.index]
+    assert (v["start_s"].to_numpy() >= d["end_s"].to_numpy()).all()
+
+
+def test_serve_real_json_summary_and_bad_input(tiny_run, tmp_path, capsys):
+    root = tiny_run["root"]
+    base = ["serve-real", "--pair", PAIR, "--tasks", str(NUM_TASKS), "--checkpoints", str(root / "checkpoints"),
+            "--store", str(tmp_path / "s"), "--cores", "none"]
+    for s in SETS:
+        base += ["--set", s]
+    capsys.readouterr()
+    assert main(base) == 2  # neither --plan nor --policy
+    assert "exactly one of --plan" in capsys.readouterr().err
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"batches": [[0, 1]], "speculation_length": 2, "bandwidth_hz": [1e5] * 3}))
+    assert main(base + ["--plan", str(missing)]) == 2
+    assert "task(s) are in no batch" in capsys.readouterr().err
+    ad = tmp_path / "ad.json"
+    ad.write_text(json.dumps({"batches": [[0, 1, 2]], "speculation_length": 2, "bandwidth_hz": [1e5] * 3,
+                              "mode": "ad"}))
+    assert main(base + ["--plan", str(ad)]) == 2
+    assert "cannot be served for real" in capsys.readouterr().err
+    assert main(base + ["--plan", str(plan_file(tmp_path / "p.json")), "--checkpoints", str(tmp_path)]) == 2
+    assert "checkpoint of" in capsys.readouterr().err
+    assert main(base + ["--plan", str(plan_file(tmp_path / "p.json")), "--cores", "0,999"]) == 2
+    assert "core 999 is not available" in capsys.readouterr().err

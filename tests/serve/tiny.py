@@ -1,0 +1,84 @@
+"""Tiny randomly initialised byte-GPT pairs with model cards, and one real run of them, shared by the serve and
+fidelity tests (the run is made once per test session: spawning two torch processes costs seconds)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from specedge.cli import main
+from specedge.record.bytegpt import ByteGPT, ByteGPTConfig, save_bytegpt
+
+DRAFT, TARGET = "tiny-serve-draft", "tiny-serve-target"
+PAIR = f"{DRAFT}/{TARGET}"
+#: Scenario overrides of the tests: short prompts and outputs.
+SETS = ["input_tokens_min=8", "input_tokens_max=16", "output_tokens_min=8", "output_tokens_max=20"]
+RUN_ID = "run-tiny"
+NUM_TASKS = 3
+_CACHE: dict = {}
+
+
+def _model(seed: int, noise: float) -> ByteGPT:
+    """A random byte-GPT with sharp, context-dependent next-byte distributions; the draft is the target + noise."""
+    torch.manual_seed(seed)
+    model = ByteGPT(ByteGPTConfig(d_model=32, n_layer=2, n_head=2))
+    with torch.no_grad():
+        model.embed.weight.mul_(20.0)
+        for name, weight in model.named_parameters():
+            if name.startswith("blocks") and weight.dim() == 2:
+                weight.mul_(10.0)
+        torch.manual_seed(seed + 1)
+        for weight in model.parameters():
+            weight.add_(noise * weight.std() * torch.randn_like(weight))
+    return model
+
+
+def write_models(root: Path) -> Path:
+    """Checkpoints under root/checkpoints/<name>/ and cards under root/cards/ (put root on $SPECEDGE_MODELS)."""
+    (root / "cards").mkdir(parents=True, exist_ok=True)
+    for name, noise in ((TARGET, 0.0), (DRAFT, 0.3)):
+        model = _model(0, noise)
+        save_bytegpt(model, root / "checkpoints" / name)
+        cfg = model.cfg
+        (root / "cards" / f"{name}.toml").write_text(
+            f'name = "{name}"\ndisplay_name = "{name}"\nnum_layers = {cfg.n_layer}\nhidden_size = {cfg.d_model}\n'
+            f"ffn_size = {cfg.mlp_ratio * cfg.d_model}\nnum_attention_heads = {cfg.n_head}\n"
+            f"num_kv_heads = {cfg.n_head}\nvocab_size = 256\nnum_params = {model.num_parameters()}\n"
+            'bytes_per_param = 4\nsource = "tests: random initialisation"\n')
+    return root
+
+
+def cores_arg() -> str:
+    cores = sorted(os.sched_getaffinity(0))
+    return f"{cores[0]},{cores[1]}" if len(cores) >= 2 else "none"
+
+
+def plan_file(path: Path) -> Path:
+    """Two batches (tasks 0 and 1 together, task 2 alone) with l = 3 and 2."""
+    path.write_text(json.dumps({"batches": [[0, 1], [2]], "speculation_length": [3, 2],
+                                "bandwidth_hz": [2e5] * NUM_TASKS, "mode": "sd-pipeline"}))
+    return path
+
+
+def served(tmp_path_factory) -> dict:
+    """Serve the tiny pair once (CLI, with --measure-compute) and return the paths; cached for the session."""
+    if "run" in _CACHE:
+        return _CACHE["run"]
+    root = write_models(tmp_path_factory.mktemp("tiny-models"))
+    existing = [p for p in os.environ.get("SPECEDGE_MODELS", "").split(os.pathsep) if p]
+    os.environ["SPECEDGE_MODELS"] = os.pathsep.join([str(root)] + existing)
+    store = root / "store"
+    plan = plan_file(root / "plan.json")
+    args = ["serve-real", "--pair", PAIR, "--plan", str(plan), "--tasks", str(NUM_TASKS), "--seed", "0",
+            "--checkpoints", str(root / "checkpoints"), "--store", str(store), "--dataset", RUN_ID,
+            "--measure-compute", "--compute-repeats", "2", "--cores", cores_arg()]
+    for s in SETS:
+        args += ["--set", s]
+    code = main(args)
+    torch.set_num_threads(1)
+    assert code == 0
+    _CACHE["run"] = {"root": root, "store": store, "plan": plan, "args": args}
+    return _CACHE["run"]
