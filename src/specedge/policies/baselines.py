@@ -4,7 +4,8 @@ Unless a baseline says otherwise it uses the closed-form bandwidth, serves in pi
 it fixes, picks l in 1..l_max by the paper's per-batch surrogate (:func:`specedge.policies.dp.batch_costs_s`), so
 that each one differs from the paper's optimizer in the one thing it names.
 
-- ``ad``: AD serving [P]: the target alone on the MBS, one token per pass, the paper optimizer's batching.
+- ``ad``: AD serving [P]: the target alone on the MBS, one token per pass, the paper optimizer's batching (the
+  DP with the AD surrogate V when the draft cannot run on the SBS at all).
 - ``sd-serial``: SD without pipeline [P]: a batch's drafting and verification never overlap another batch's; the
   DP plans for it (surrogate D + V, exact under the planning assumption).
 - ``no-batching``: every task its own batch (M = K) [P].
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from specedge.errors import PolicyError
 from specedge.latency import memory
 from specedge.plan import Plan
 from specedge.policies.base import register_policy
@@ -110,8 +112,6 @@ def static_partition(sc, batch_size: int) -> tuple[np.ndarray, list[tuple[int, i
 
 
 def _positive(name: str, value) -> int:
-    from specedge.errors import PolicyError
-
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise PolicyError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)
@@ -125,9 +125,14 @@ class ADServing:
     l_max: int = 10
 
     def plan(self, sc) -> Plan:
-        base = PaperDP(l_max=self.l_max).plan(sc)
+        try:
+            base = PaperDP(l_max=self.l_max).plan(sc)
+            batching = "paper-dp"
+        except PolicyError:  # SD cannot run (the draft does not fit the SBS): batch for AD itself
+            base = PaperDP(mode="ad").plan(sc)
+            batching = "dp (ad surrogate)"
         return Plan(batches=base.batches, speculation_length=(1,) * len(base.batches),
-                    bandwidth_hz=base.bandwidth_hz, mode="ad", meta={"policy": "ad", "batching": "paper-dp"})
+                    bandwidth_hz=base.bandwidth_hz, mode="ad", meta={"policy": "ad", "batching": batching})
 
 
 @register_policy("sd-serial")

@@ -3,9 +3,9 @@
 The DP's surrogate (sum of per-batch bottleneck times) is not the pipeline's makespan: it ignores fill, drain
 and the round dependency, so it often picks one big batch where two or three overlap better. This policy:
 
-1. builds a pool of candidate plans: the paper DP's best partition for every l, the per-batch-l DP plan, and the
-   batchings of the baselines this policy can express (one batch per task, memory-greedy batches, equal halves),
-   each at every l;
+1. builds a pool of candidate plans: the paper DP's best partition for every l, the per-batch-l DP plan, the
+   SD-without-pipeline DP's plan (pipelining the same plan is never slower), and the batchings of the baselines
+   this policy can express (one batch per task, memory-greedy batches, equal halves), each at every l;
 2. times the pool exactly (:class:`~specedge.policies.exact.ExactMakespan`: the replay's makespan under
    deterministic acceptance L(l, alpha));
 3. from the ``starts`` best distinct candidates runs a steepest-descent local search under the same exact
@@ -124,6 +124,8 @@ def candidate_pool(sc, order, l_values, *, mode: str = "sd-pipeline", baselines:
     bounds, ls = sol.per_batch
     pool.append(tuple((j, i, int(l)) for (j, i), l in zip(bounds, ls)))
     if baselines:
+        serial = solve(sc, l_values=l_values, mode="sd-serial", order=order, alpha=alpha, outputs=outputs)
+        pool.append(tuple((j, i, serial.best_l) for j, i in serial.best_bounds))  # pipelined <= serial, same plan
         k = order.size
         for part in (greedy_max_partition(sc, order), heuristic_partition(sc, order, 2),
                      [(t, t + 1) for t in range(k)]):

@@ -1,0 +1,66 @@
+"""pytest-benchmark: the paper's DP at K = 100 and 1000, the refined optimizer, the oracle, the reference DP.
+
+Runs once each in the normal test run (addopts has --benchmark-disable); measure with
+``python -m pytest bench/test_optimizer_speed.py --benchmark-enable``. Targets (one core): paper-dp at K = 100
+<= 20 ms, at K = 1000 <= 500 ms, >= 20x bench/reference_dp.py (the speed-up goes to extra_info when enabled).
+No test asserts a time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bench.reference_dp import reference_solve
+
+
+def _scenario(tasks, pair="llama-68m/llama-7b", seed=0):
+    from specedge.scenario import Scenario
+
+    return Scenario.from_preset("paper", pair=pair, alpha=0.8, tasks=tasks, seed=seed)
+
+
+@pytest.mark.parametrize("tasks", [100, 1000])
+def test_paper_dp(benchmark, tasks):
+    from specedge.policies import dp
+
+    sc = _scenario(tasks)
+    sol = benchmark.pedantic(lambda: dp.solve(sc), rounds=10 if tasks <= 100 else 3, iterations=1,
+                             warmup_rounds=1)
+    assert sum(i - j for j, i in sol.best_bounds) == tasks
+
+
+def test_refined_k100(benchmark):
+    from specedge.policies import get_policy
+
+    sc = _scenario(100, "tinyllama-1.1b/llama-7b")
+    plan = benchmark.pedantic(lambda: get_policy("dp-refined").plan(sc), rounds=1, iterations=1)
+    plan.validate(100)
+
+
+def test_oracle_k10(benchmark):
+    from specedge.policies.oracle import search
+
+    sc = _scenario(10)
+    res = benchmark.pedantic(lambda: search(sc), rounds=1, iterations=1)
+    assert res.makespan_s.shape == (10, 2**9)
+
+
+def test_reference_dp_k30_same_plan_and_speedup(benchmark):
+    from specedge.policies import dp
+
+    sc = _scenario(30, "tinyllama-1.1b/llama-7b", seed=2)
+    bounds, l, cost = benchmark.pedantic(lambda: reference_solve(sc), rounds=1, iterations=1)
+    sol = dp.solve(sc)
+    assert (sol.best_bounds, sol.best_l) == (bounds, l)
+    assert sol.cost_by_l_s.min() == pytest.approx(cost, rel=1e-9)
+    if benchmark.enabled:
+        fast = min(_timed(lambda: dp.solve(sc)) for _ in range(5))
+        benchmark.extra_info["speedup_vs_reference"] = _timed(lambda: reference_solve(sc)) / fast
+
+
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
