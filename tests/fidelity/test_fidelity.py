@@ -100,3 +100,13 @@ def test_report_table_and_figure(tiny_run):
     assert (table["run"] == RUN_ID).all() and table["plan"].iloc[0] == "2×2 l=2,3"
     assert len(fig.axes) >= 3 and fig.axes[0].get_title() == "affine"
     assert len(fig.axes[0].collections) >= 2  # the ±10% band and the tasks
+
+
+def test_measured_fronthaul_adds_the_pipe_delay_to_every_round(tiny_run):
+    zero = compare_run(RUN_ID, store=tiny_run["store"]).table.set_index("predictor")
+    pipe = open_store(tiny_run["store"]).info(RUN_ID).metadata["pipe"]
+    assert pipe["rounds"] > 0 and pipe["one_way_median_s"] > 0
+    measured = compare_run(RUN_ID, store=tiny_run["store"], fronthaul="measured").table.set_index("predictor")
+    assert (measured["predicted_makespan_s"] > zero["predicted_makespan_s"]).all()
+    with pytest.raises(Exception, match="expected 'scenario', 'measured' or seconds"):
+        compare_run(RUN_ID, store=tiny_run["store"], fronthaul="fast")

@@ -51,10 +51,16 @@ def test_the_run_records_tasks_jobs_passes_and_rounds(tiny_run):
     # finished members leave: batch sizes never grow, the first round has the whole batch
     b0 = verify[verify["batch"] == 0].sort_values("round")["batch_size"].to_numpy()
     assert b0[0] == 2 and (np.diff(b0) <= 0).all()
-    # the pipeline: verification of a job starts after its drafting ended (same clock)
+    # the pipeline: verification of a job starts after its last draft pass ended (same clock), and a batch's next
+    # drafting starts after its verification result was sent
+    last_draft = draft.groupby(["batch", "round"])["end_s"].max()
+    v = jobs[jobs["node"] == "verify"].set_index(["batch", "round"]).loc[last_draft.index]
+    assert (v["start_s"].to_numpy() >= last_draft.to_numpy()).all()
     d = jobs[jobs["node"] == "draft"].set_index(["batch", "round"])
-    v = jobs[jobs["node"] == "verify"].set_index(["batch", "round"]).loc[d.index]
-    assert (v["start_s"].to_numpy() >= d["end_s"].to_numpy()).all()
+    later = [(b, r) for b, r in d.index if r > 0]
+    prev = [(b, r - 1) for b, r in later]
+    assert (d.loc[later, "ready_s"].to_numpy() >= jobs[jobs["node"] == "verify"].set_index(["batch", "round"])
+            .loc[prev, "start_s"].to_numpy()).all()
 
 
 def test_serve_real_json_summary_and_bad_input(tiny_run, tmp_path, capsys):

@@ -183,6 +183,9 @@ def fidelity_cmd(
                                    "acceptance dataset id (the pair's recorded trace)."),
     draft_trace: Optional[str] = typer.Option(None, "--draft-trace", help="Compute dataset of the draft model."),
     verify_trace: Optional[str] = typer.Option(None, "--verify-trace", help="Compute dataset of the target model."),
+    fronthaul: str = typer.Option("scenario", "--fronthaul", help="One-way node-to-node delay to replay with: "
+                                  "'scenario' (the run's, the paper's 0), 'measured' (the pipe's, measured before "
+                                  "the run) or seconds."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: per predictor median_task_error, "
                                  "p90_task_error, makespan_error (fractions), plus diagnostics."),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
@@ -194,14 +197,15 @@ def fidelity_cmd(
     if (draft_trace is None) != (verify_trace is None):
         raise InputError("give both --draft-trace and --verify-trace, or neither")
     traces = (draft_trace, verify_trace) if draft_trace else None
-    result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces)
+    result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces, fronthaul=fronthaul)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         return
     out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
     plan = result.run["plan"]
     table = Table(title=f"{result.run_id}: replay vs real run ({result.run['pair']}, batches {plan['batch_sizes']}, "
-                        f"l = {plan['speculation_length']}, acceptance {acceptance})")
+                        f"l = {plan['speculation_length']}, acceptance {acceptance}, fronthaul "
+                        f"{result.diagnostics['fronthaul_delay_s'] * 1e6:.0f} µs)")
     for col in ("predictor", "median |task err|", "p90 |task err|", "makespan err", "mean signed", "pred makespan s",
                 "meas makespan s", "rounds match"):
         table.add_column(col)

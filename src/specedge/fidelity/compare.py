@@ -87,8 +87,9 @@ class FidelityResult:
 
 
 # ------------------------------------------------------------------------------------------------ pieces
-def run_scenario(meta: dict, task_rows: pd.DataFrame, acceptance, store=None):
-    """The scenario the run served, rebuilt from its metadata (every parameter and each task's distance)."""
+def run_scenario(meta: dict, task_rows: pd.DataFrame, acceptance, store=None, fronthaul_delay_s: float | None = None):
+    """The scenario the run served, rebuilt from its metadata (every parameter and each task's distance);
+    ``fronthaul_delay_s`` replaces the one-way node-to-node delay (the run's scenario has the paper's 0)."""
     from specedge.scenario import Scenario
 
     scen = meta.get("scenario") or {}
@@ -97,6 +98,8 @@ def run_scenario(meta: dict, task_rows: pd.DataFrame, acceptance, store=None):
     if not params or distances is None:
         raise InputError(f"run {meta.get('dataset')!r}: metadata lacks the scenario parameters or task distances")
     params.pop("num_tasks", None)
+    if fronthaul_delay_s is not None:
+        params["fronthaul_delay_s"] = float(fronthaul_delay_s)
     tasks = pd.DataFrame({
         "input_tokens": task_rows["input_tokens"].to_numpy(np.int64),
         "output_tokens": task_rows["output_tokens"].to_numpy(np.int64),
@@ -110,7 +113,8 @@ def _errors(pred: np.ndarray, meas: np.ndarray) -> np.ndarray:
     return np.abs(pred - meas) / meas
 
 
-def stage_time_completion(jobs: pd.DataFrame, task_rows: pd.DataFrame, ready_s: np.ndarray, mode: str) -> np.ndarray:
+def stage_time_completion(jobs: pd.DataFrame, task_rows: pd.DataFrame, ready_s: np.ndarray, mode: str,
+                          fronthaul_delay_s: float = 0.0) -> np.ndarray:
     """Per-task completion from the pipeline recursion fed with the measured draft and verify job durations."""
     from specedge.latency.pipeline import run_jobs
 
@@ -123,7 +127,7 @@ def stage_time_completion(jobs: pd.DataFrame, task_rows: pd.DataFrame, ready_s: 
     prev = np.array([pos.get((r - 1, b), -1) for r, b in keys])
     td = (d["end_s"] - d["start_s"]).to_numpy()
     tv = (v.loc[keys, "end_s"] - v.loc[keys, "start_s"]).to_numpy()
-    _, v_end = run_jobs(mode, prev, ready_s[bat], td, tv)
+    _, v_end = run_jobs(mode, prev, ready_s[bat], td, tv, fronthaul_delay_s=fronthaul_delay_s)
     last = {(b, r): j for j, (r, b) in enumerate(zip(rnd, bat))}
     return np.array([v_end[last[(int(b), int(n) - 1)]] for b, n in zip(task_rows["batch"], task_rows["round"])])
 
@@ -166,10 +170,30 @@ def overheads(jobs: pd.DataFrame, passes: pd.DataFrame) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ main entry
+def fronthaul_of(meta: dict, fronthaul: str | float) -> float | None:
+    """The one-way delay to replay with: 'scenario' (None: the run's scenario value, the paper's 0), 'measured'
+    (half the median round trip of the pipe, measured by the nodes before the run) or seconds."""
+    if fronthaul == "scenario":
+        return None
+    if fronthaul == "measured":
+        pipe = meta.get("pipe") or {}
+        if "one_way_median_s" not in pipe:
+            raise InputError(f"run {meta.get('dataset')!r} has no measured pipe delay (recorded by newer runs)")
+        return float(pipe["one_way_median_s"])
+    try:
+        value = float(fronthaul)
+    except (TypeError, ValueError):
+        raise InputError(f"fronthaul {fronthaul!r}: expected 'scenario', 'measured' or seconds") from None
+    if not value >= 0:
+        raise InputError(f"fronthaul {fronthaul!r}: must be >= 0 seconds")
+    return value
+
+
 def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "observed", predictors=None,
-                compute_traces: tuple[str, str] | None = None) -> FidelityResult:
+                compute_traces: tuple[str, str] | None = None, fronthaul: str | float = "scenario") -> FidelityResult:
     """Replay run ``run_id`` (latest run when None) with each compute predictor and compare with the run.
 
+    ``fronthaul``: see :func:`fronthaul_of` (the stage-times diagnostic uses the same delay).
     ``predictors``: a list of :class:`~specedge.fidelity.predictors.PredictorPair` replacing the three built from
     the compute traces; ``compute_traces``: (draft dataset, verify dataset) overriding the run's metadata.
     """
@@ -192,7 +216,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         source = observed_acceptance(parts["round"], k, name=f"{run_id} (observed)")
     else:
         source = acceptance
-    sc = run_scenario(meta, task_rows, source, store=st)
+    sc = run_scenario(meta, task_rows, source, store=st, fronthaul_delay_s=fronthaul_of(meta, fronthaul))
     plan = Plan.from_dict(meta["plan"], source=f"run {run_id!r} plan")
     if predictors is None:
         traces = compute_traces or tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
@@ -238,10 +262,12 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
                                  f"{gap:.3g} s; the run cannot be replayed faithfully")
         match = np.array_equal(t["rounds"].to_numpy(), task_rows["round"].to_numpy())
         add(p.name, t["completion_s"].to_numpy(np.float64), t["first_token_s"].to_numpy(np.float64), match, p.note)
-    stage = stage_time_completion(parts["job"], task_rows, ready, plan.mode)
+    stage = stage_time_completion(parts["job"], task_rows, ready, plan.mode, sc.params.fronthaul_delay_s)
     add(STAGE_TIMES, stage, np.full(k, np.nan), True, "diagnostic: measured job durations through the recursion")
     diagnostics = {
         "acceptance": acceptance,
+        "fronthaul_delay_s": sc.params.fronthaul_delay_s,
+        "pipe_measured_before_run": meta.get("pipe"),
         "compute_traces": {"draft": traces[0], "verify": traces[1]},
         "grid_coverage": coverage,
         "pass_errors": pass_errors(parts["pass"], predictors).to_dict(orient="records"),

@@ -31,6 +31,7 @@ from multiprocessing.connection import Connection, wait
 
 import numpy as np
 
+from specedge.serve.engine import PAD_TOKEN_ID
 from specedge.serve.protocol import (
     DraftJob,
     NodeConfig,
@@ -44,6 +45,9 @@ from specedge.serve.protocol import (
 
 #: Extra cache slots allocated per sequence beyond input + output + 2 l (the engine grows the cache if needed).
 CACHE_SLACK_SLOTS = 8
+#: Round trips of a job-sized message between the two nodes before the run, to measure the pipe's delay
+#: (recorded in the run's metadata; ``specedge fidelity --fronthaul measured`` replays with half the median).
+PING_ROUNDS = 200
 
 
 def pin(core: int | None, threads: int) -> tuple[int, ...]:
@@ -118,15 +122,42 @@ class _Node:
         affinity = pin(self.cfg.core, self.cfg.threads)
         self.lm = load_lm(self.cfg.model_path, name=self.cfg.model_name, dtype=self.cfg.dtype)
         self.engine = ragged_engine(self.lm)
+        torch.set_grad_enabled(False)  # serving never needs autograd
         started = time.monotonic()
         self.warmup()
         warmup_s = time.monotonic() - started
+        pipe = self.ping()
         self.coord.send(Ready(self.role, os.getpid(), self.cfg.core, affinity, torch.get_num_threads(),
-                              self.lm.describe(), warmup_s))
+                              self.lm.describe(), warmup_s, pipe))
         msg = self.coord.recv()
         if not isinstance(msg, Start):
             raise RuntimeError(f"{self.role} node: expected Start, got {type(msg).__name__}")
         self.now.t0 = msg.t0
+
+    def ping(self) -> dict:
+        """Exchange PING_ROUNDS job/result-sized messages with the other node; the draft node times them."""
+        b = max(len(m) for m in self.cfg.batches)
+        l = max(self.cfg.speculation_length)
+        q = (np.zeros((b, l, self.lm.vocab_size), dtype=np.float32) if self.cfg.temperature > 0 else None)
+        job = DraftJob(-1, -1, tuple(range(b)), np.zeros((b, l), dtype=np.int64), q, None, 0.0)
+        res = VerifyResult(-1, -1, tuple(range(b)), np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64),
+                           np.zeros(b, dtype=bool), 0.0)
+        rtt = []
+        for _ in range(PING_ROUNDS):
+            if self.role == "draft":
+                t = time.monotonic()
+                self.peer.send(job)
+                self.peer.recv()
+                rtt.append(time.monotonic() - t)
+            else:
+                self.peer.recv()
+                self.peer.send(res)
+        if not rtt:
+            return {}
+        rtt = np.asarray(rtt)
+        return {"rounds": PING_ROUNDS, "rtt_median_s": float(np.median(rtt)), "rtt_p90_s": float(np.percentile(rtt, 90)),
+                "one_way_median_s": float(np.median(rtt) / 2), "message": f"DraftJob (b={b}, l={l}, q "
+                f"{'sent' if q is not None else 'not sent'}) there, VerifyResult back"}
 
     def capacity(self, members) -> int:
         inputs = max(self.cfg.input_tokens[i] for i in members)
@@ -159,25 +190,29 @@ class _Node:
         return [request_generator(self.cfg.seed, f"task-{k}/{self.role}") for k in tasks]
 
     # ------------------------------------------------------------------ passes
-    def forward(self, batch: _Batch, rows: list, first: bool, phase: str, round_: int):
-        """One timed ragged pass: ``rows`` are the members' token lists (left-padded in a first pass)."""
+    def pad(self, rows: list, first: bool):
+        """Token lists as a (B, x) tensor (left-padded in a first pass, right-padded after) and their counts."""
         torch = self.torch
         counts = [len(r) for r in rows]
         x = max(counts)
-        tokens = torch.zeros((len(rows), x), dtype=torch.int64)
+        tokens = torch.full((len(rows), x), PAD_TOKEN_ID, dtype=torch.int64)
         for i, r in enumerate(rows):
             if first:
                 tokens[i, x - len(r):] = torch.as_tensor(r, dtype=torch.int64)
             else:
                 tokens[i, : len(r)] = torch.as_tensor(r, dtype=torch.int64)
+        return tokens, torch.as_tensor(counts, dtype=torch.int64)
+
+    def forward(self, batch: _Batch, tokens, counts, phase: str, round_: int):
+        """One timed ragged pass of ``tokens`` (B, x) with ``counts`` real tokens per row; returns the logits."""
         context = batch.cache.extent()
         start = self.now()
-        logits = self.engine.forward(tokens, torch.as_tensor(counts, dtype=torch.int64), batch.cache)
+        logits = self.engine.forward(tokens, counts, batch.cache)
         end = self.now()
         self.passes.append({"node": self.role, "phase": phase, "batch": batch.index, "round": round_,
-                            "batch_size": len(rows), "new_tokens": x, "context_tokens": context,
-                            "start_s": start, "end_s": end})
-        return logits, np.asarray(counts), x
+                            "batch_size": int(tokens.shape[0]), "new_tokens": int(tokens.shape[1]),
+                            "context_tokens": context, "start_s": start, "end_s": end})
+        return logits
 
     def records(self) -> dict:
         return {"pass": self.passes, "job": self.jobs}
@@ -225,11 +260,13 @@ class DraftNode(_Node):
         first = round_ == 0
         l = batch.l
         base = batch.cache.length.numpy() + np.asarray([len(p) for p in batch.pending])
-        logits, counts, x = self.forward(batch, batch.pending, first, "prefill" if first else "decode", round_)
-        last = torch.as_tensor(np.full(len(counts), x - 1) if first else counts - 1)
-        rows = torch.arange(len(counts))
-        step_logits = logits[rows, last]
-        tokens = np.empty((len(counts), l), dtype=np.int64)
+        tokens_in, counts = self.pad(batch.pending, first)
+        b, x = tokens_in.shape
+        logits = self.forward(batch, tokens_in, counts, "prefill" if first else "decode", round_)
+        last = torch.full((b,), x - 1, dtype=torch.int64) if first else counts - 1
+        step_logits = logits[torch.arange(b), last]
+        ones = torch.ones(b, dtype=torch.int64)
+        drafts = torch.empty((b, l), dtype=torch.int64)
         qs = [] if temp > 0 else None
         for j in range(l):
             if temp == 0:
@@ -238,10 +275,10 @@ class DraftNode(_Node):
                 q = probabilities(step_logits, temp)
                 d = torch.stack([sample(q[i], g) for i, g in enumerate(batch.generators)])
                 qs.append(q.to(torch.float32).numpy())
-            tokens[:, j] = d.numpy()
+            drafts[:, j] = d
             if j < l - 1:
-                logits, _, _ = self.forward(batch, [[int(t)] for t in tokens[:, j]], False, "decode", round_)
-                step_logits = logits[:, 0]
+                step_logits = self.forward(batch, d[:, None], ones, "decode", round_)[:, 0]
+        tokens = drafts.numpy()
         batch.base = base
         batch.drafts = tokens
         return tokens, (np.stack(qs, axis=1) if qs is not None else None)
@@ -269,23 +306,26 @@ class DraftNode(_Node):
                 batch = batches[m]
                 if n == 0:
                     ready = self.wait_uploads(batch.tasks)
+                    if cfg.mode == "sd-serial" and previous is not None:
+                        ready = max(ready, self.wait_result(previous)[1])
+                    start = self.now()
                     batch.cache = self.engine.new_cache(len(batch.tasks), self.capacity(batch.tasks))
                     batch.pending = [self.tasks[k].prompt_ids.tolist() for k in batch.tasks]
                     batch.generators = self.generators(batch.tasks)
                 else:
                     result, ready = self.wait_result((m, n - 1))
-                    self.apply(batch, result)
+                    if cfg.mode == "sd-serial" and previous is not None:
+                        ready = max(ready, self.wait_result(previous)[1])
+                    start = self.now()
+                    self.apply(batch, result)  # crop rejected drafts, drop finished members
                     if not batch.tasks:
                         continue
-                if cfg.mode == "sd-serial" and previous is not None:
-                    ready = max(ready, self.wait_result(previous)[1])
-                start = self.now()
                 prompts = tuple(np.asarray(p, dtype=np.int64) for p in batch.pending) if n == 0 else None
                 tokens, q = self.draft(batch, n)
+                self.peer.send(DraftJob(m, n, tuple(batch.tasks), tokens, q, prompts, self.now()))
                 end = self.now()
                 self.jobs.append({"node": "draft", "batch": m, "round": n, "batch_size": len(batch.tasks),
                                   "speculation_length": batch.l, "ready_s": ready, "start_s": start, "end_s": end})
-                self.peer.send(DraftJob(m, n, tuple(batch.tasks), tokens, q, prompts, self.now()))
                 previous = (m, n)
                 still.append(m)
             live = still
@@ -314,8 +354,10 @@ class VerifyNode(_Node):
         drafts = np.asarray(job.tokens, dtype=np.int64)
         first = job.round == 0
         batch.base = batch.cache.length.numpy() + np.asarray([len(p) for p in batch.pending])
-        rows = [p + d.tolist() for p, d in zip(batch.pending, drafts)]
-        logits, counts, x = self.forward(batch, rows, first, "verify", job.round)
+        tokens_in, counts_t = self.pad([p + d.tolist() for p, d in zip(batch.pending, drafts)], first)
+        logits = self.forward(batch, tokens_in, counts_t, "verify", job.round)
+        x = int(tokens_in.shape[1])
+        counts = counts_t.numpy()
         ends = np.full(len(counts), x) if first else counts
         index = torch.as_tensor(ends[:, None] - (l + 1) + np.arange(l + 1)[None, :])
         sel = logits[torch.arange(len(counts))[:, None], index]  # (B, l + 1, V)
@@ -363,19 +405,20 @@ class VerifyNode(_Node):
             tokens = np.minimum(accepted + 1, outputs - batch.committed)
             batch.committed = batch.committed + tokens
             finished = batch.committed >= outputs
-            end = self.now()
+            done = self.now()  # the round's committed tokens are known: first token / completion
             for i, k in enumerate(batch.tasks):
                 self.rounds.append({"task": k, "batch": m, "round": n, "drafted": batch.l,
-                                    "accepted": int(accepted[i]), "tokens": int(tokens[i]), "end_s": end})
+                                    "accepted": int(accepted[i]), "tokens": int(tokens[i]), "end_s": done})
                 self.num_rounds[k] = n + 1
                 if n == 0:
-                    self.first_token[k] = end
+                    self.first_token[k] = done
                 if finished[i]:
-                    self.completion[k] = end
-            self.jobs.append({"node": "verify", "batch": m, "round": n, "batch_size": len(batch.tasks),
-                              "speculation_length": batch.l, "ready_s": ready, "start_s": start, "end_s": end})
+                    self.completion[k] = done
             self.peer.send(VerifyResult(m, n, tuple(batch.tasks), accepted, nxt, finished, self.now()))
-            batch.keep(~finished)
+            batch.keep(~finished)  # finished members leave the batch
+            self.jobs.append({"node": "verify", "batch": m, "round": n, "batch_size": len(msg.tasks),
+                              "speculation_length": batch.l, "ready_s": ready, "start_s": start,
+                              "end_s": self.now()})
 
     def records(self) -> dict:
         tasks = [{"task": k, "first_token_s": self.first_token[k], "completion_s": self.completion.get(k),

@@ -62,6 +62,7 @@ class Ready:
     torch_threads: int
     model: dict = field(default_factory=dict)
     warmup_s: float = 0.0
+    pipe: dict = field(default_factory=dict)  # draft node: the pipe's measured round trip (see nodes.PING_ROUNDS)
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,7 @@ def _metadata(setup: ServeSetup, ready: dict, parts: dict, load_before, load_aft
         "nodes": {role: {"pid": r.pid, "core": r.core, "affinity": list(r.affinity), "torch_threads": r.torch_threads,
                          "warmup_s": round(r.warmup_s, 4)} for role, r in ready.items()},
         "transport": "multiprocessing.Pipe (spawn context), pickled numpy arrays; coordinator on the draft core",
+        "pipe": ready["draft"].pipe,
         "clock": "time.monotonic (CLOCK_MONOTONIC, shared by all processes); times are seconds since t0",
         "engine": "specedge.serve.engine.RaggedByteGPT (ragged KV cache, per-sequence RoPE positions, masked SDPA)",
         "load_average_before": [round(x, 2) for x in load_before],
