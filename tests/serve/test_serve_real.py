@@ -85,3 +85,25 @@ def test_serve_real_json_summary_and_bad_input(tiny_run, tmp_path, capsys):
     assert "checkpoint of" in capsys.readouterr().err
     assert main(base + ["--plan", str(plan_file(tmp_path / "p.json")), "--cores", "0,999"]) == 2
     assert "core 999 is not available" in capsys.readouterr().err
+
+
+def test_policy_plans_on_the_pairs_compute_traces(tiny_run, capsys):
+    root = tiny_run["root"]
+    args = ["serve-real", "--pair", PAIR, "--policy", "max-batching", "--tasks", str(NUM_TASKS), "--acceptance",
+            "expected", "--checkpoints", str(root / "checkpoints"), "--store", str(tiny_run["store"]), "--dry-run",
+            "--json"]
+    for s in SETS:
+        args += ["--set", s]
+    capsys.readouterr()
+    assert main(args) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert sorted(i for b in plan["batches"] for i in b) == list(range(NUM_TASKS))
+    assert plan["meta"]["policy"] and set(plan["meta"]["planned_with"]) == {"acceptance", "draft", "verify"}
+
+
+def test_a_pair_written_target_first_is_read_as_draft_target(capsys):
+    from specedge.cli.serve import _pair
+
+    assert _pair("stdlib-bytegpt-3m/stdlib-bytegpt-0.3m") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m"
+    assert "serving stdlib-bytegpt-0.3m as the draft" in capsys.readouterr().err
+    assert _pair("stdlib-bytegpt-0.3m/stdlib-bytegpt-3m") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m"

@@ -46,7 +46,7 @@ def _pair(pair: str) -> str:
     first, second = parse_pair(pair)
     if first.num_params > second.num_params:
         _err().print(f"note: {first.name} is larger than {second.name}; serving {second.name} as the draft and "
-                     f"{first.name} as the target (pairs are written draft/target)")
+                     f"{first.name} as the target (pairs are written draft/target)", soft_wrap=True)
         return f"{second.name}/{first.name}"
     return pair
 
@@ -81,7 +81,9 @@ def serve_real_cmd(
     cores: str = typer.Option("0,1", "--cores", help="Draft core,verify core ('none' leaves affinities alone)."),
     note: str = typer.Option("", "--note"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the run's summary as JSON."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Build the scenario and the plan, check them, print the "
+                                 "plan and stop (nothing is measured, served or written)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the run's summary (with --dry-run: the plan) as JSON."),
 ) -> None:
     """Serve K tasks for real: a draft-node and a verify-node process on their own cores, pipelined per a plan."""
     import os
@@ -119,8 +121,8 @@ def serve_real_cmd(
         from specedge.policies.base import get_policy, policy_name
 
         source = _pair_acceptance(st, draft_name, target_name, temperature) if acceptance == "auto" else acceptance
-        if measure:  # plan on the traces the run will be judged with; a first grid from a nominal plan
-            nominal = Plan.from_dict({"batches": [list(range(sc.num_tasks))], "speculation_length": 8,
+        if measure and not dry_run:  # plan on the traces the run is judged with: a grid for any batch and l <= 10
+            nominal = Plan.from_dict({"batches": [list(range(sc.num_tasks))], "speculation_length": 10,
                                       "bandwidth_hz": list(sc.uniform_bandwidth_hz())})
             compute_ids = _measure(measure_pair, run_grid, sc, nominal, draft_path, target_path, st, core_pair,
                                    compute_repeats, stamp, console)
@@ -140,6 +142,10 @@ def serve_real_cmd(
     else:
         plan = Plan.load(plan_path)
     check_plan(sc, plan)
+    if dry_run:
+        text = json.dumps(plan.to_dict(), indent=2)
+        sys.stdout.write(text + "\n") if as_json else console.print(text)
+        return
     if measure and compute_ids is None:
         compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_path, target_path, st, core_pair,
                                compute_repeats, stamp, console)
