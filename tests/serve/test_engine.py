@@ -81,3 +81,31 @@ def test_engine_lm_follows_the_causal_lm_protocol(model):
     nxt = lm.forward(ids[:, 4:5], cache)
     torch.testing.assert_close(nxt[:, 0], logits[:, 4])
     assert "engine" in lm.describe()
+
+
+def test_ragged_llama_matches_the_transformers_model_on_each_sequence():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from specedge.record.lm import HFCausalLM
+    from specedge.serve.engine import RaggedLlama, ragged_engine
+
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    hf = LlamaForCausalLM(cfg).double().eval()
+    eng = ragged_engine(HFCausalLM(hf, tokenizer=None, name="tiny-llama"))
+    assert isinstance(eng, RaggedLlama)
+    g = torch.Generator().manual_seed(2)
+    seqs = [torch.randint(0, 64, (n,), generator=g) for n in (4, 7)]
+    toks = torch.zeros(2, 7, dtype=torch.long)
+    toks[0, 3:] = seqs[0]
+    toks[1] = seqs[1]
+    cache = eng.new_cache(2, 16)
+    out = eng.forward(toks, torch.tensor([4, 7]), cache)
+    with torch.inference_mode():
+        for i, s in enumerate(seqs):
+            torch.testing.assert_close(out[i, 7 - len(s):], hf(input_ids=s[None]).logits[0])
+        more = torch.tensor([[5, 6], [9, 0]])
+        out = eng.forward(more, torch.tensor([2, 1]), cache)
+        torch.testing.assert_close(out[0], hf(input_ids=torch.cat([seqs[0], more[0]])[None]).logits[0, -2:])
+        torch.testing.assert_close(out[1, 0], hf(input_ids=torch.cat([seqs[1], more[1, :1]])[None]).logits[0, -1])

@@ -95,7 +95,8 @@ def serve_real_cmd(
     from specedge.serve.workload import (
         build_scenario,
         check_plan,
-        checkpoint_dir,
+        load_model,
+        model_source,
         plan_sha256,
         stdlib_task_prompts,
     )
@@ -110,7 +111,7 @@ def serve_real_cmd(
         raise InputError(f"--cores: expected 'draft,verify' (e.g. 0,1) or 'none', got {cores!r}")
     pair = _pair(pair)
     draft_name, target_name = pair.split("/")
-    draft_path, target_path = checkpoint_dir(draft_name, checkpoints), checkpoint_dir(target_name, checkpoints)
+    draft_src, target_src = model_source(draft_name, checkpoints), model_source(target_name, checkpoints)
     st = open_store(store)
     overrides = _overrides(set_)
     sc = build_scenario(pair, tasks=tasks, seed=seed, store=st, **overrides)
@@ -124,7 +125,7 @@ def serve_real_cmd(
         if measure and not dry_run:  # plan on the traces the run is judged with: a grid for any batch and l <= 10
             nominal = Plan.from_dict({"batches": [list(range(sc.num_tasks))], "speculation_length": 10,
                                       "bandwidth_hz": list(sc.uniform_bandwidth_hz())})
-            compute_ids = _measure(measure_pair, run_grid, sc, nominal, draft_path, target_path, st, core_pair,
+            compute_ids = _measure(measure_pair, run_grid, sc, nominal, draft_src, target_src, st, core_pair,
                                    compute_repeats, stamp, console)
         from specedge.fidelity.predictors import latest_compute_trace
 
@@ -147,13 +148,11 @@ def serve_real_cmd(
         sys.stdout.write(text + "\n") if as_json else console.print(text)
         return
     if measure and compute_ids is None:
-        compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_path, target_path, st, core_pair,
+        compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_src, target_src, st, core_pair,
                                compute_repeats, stamp, console)
-    from specedge.record.lm import load_lm
-
-    encoder = load_lm(target_path, name=target_name)
+    encoder = load_model(target_src)
     prompts = stdlib_task_prompts(encoder.encode, sc.tasks["input_tokens"], seed)
-    setup = ServeSetup(sc, plan, draft_path, target_path, prompts.request_ids, prompts.prompt_ids,
+    setup = ServeSetup(sc, plan, draft_src, target_src, prompts.request_ids, prompts.prompt_ids,
                        temperature=temperature, seed=seed, cores=core_pair, prompt_source=prompts.source)
     console.print(f"load average before the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     run = serve_real(setup, progress=lambda msg: console.print(msg))

@@ -41,14 +41,15 @@ def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP
                        repeats=repeats, warmup=warmup)
 
 
-def measure_pair(sc, plan, draft_path, target_path, *, store, cores=(0, 1), grid=None, stamp: str | None = None,
+def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, stamp: str | None = None,
                  progress: Callable[[str, int, int], None] | None = None, note: str = "") -> dict[str, str]:
-    """Measure both models' compute traces on their node cores; returns {"draft": id, "verify": id}."""
+    """Measure both models' compute traces on their node cores (``draft``/``target``: ModelSource); returns
+    {"draft": id, "verify": id}."""
     import torch
 
     from specedge.record.compute_trace import cpu_device_id, measure_compute
-    from specedge.record.lm import load_lm
     from specedge.serve.engine import EngineLM
+    from specedge.serve.workload import load_model
 
     grid = grid or run_grid(sc, plan)
     stamp = stamp or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -56,11 +57,10 @@ def measure_pair(sc, plan, draft_path, target_path, *, store, cores=(0, 1), grid
     old_threads = torch.get_num_threads()
     ids = {}
     try:
-        for role, card, path, core in (("draft", sc.draft, draft_path, cores[0]),
-                                       ("verify", sc.target, target_path, cores[1])):
+        for role, card, source, core in (("draft", sc.draft, draft, cores[0]), ("verify", sc.target, target, cores[1])):
             if core is not None:
                 os.sched_setaffinity(0, {int(core)})
-            lm = EngineLM(load_lm(path, name=card.name), capacity=int(max(grid.context_tokens)) * 2 + 64)
+            lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
             dataset_id = f"compute-{card.name}-serve-{stamp}"
             frame, meta = measure_compute(
                 lm, grid, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,

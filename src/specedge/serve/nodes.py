@@ -115,20 +115,23 @@ class _Node:
     def setup(self) -> None:
         import torch
 
-        from specedge.record.lm import load_lm
         from specedge.serve.engine import ragged_engine
+        from specedge.serve.workload import ModelSource, load_model
 
         self.torch = torch
         affinity = pin(self.cfg.core, self.cfg.threads)
-        self.lm = load_lm(self.cfg.model_path, name=self.cfg.model_name, dtype=self.cfg.dtype)
+        self.lm = load_model(ModelSource(self.cfg.model_name, self.cfg.loader, self.cfg.model_path))
         self.engine = ragged_engine(self.lm)
         torch.set_grad_enabled(False)  # serving never needs autograd
         started = time.monotonic()
         self.warmup()
         warmup_s = time.monotonic() - started
         pipe = self.ping()
-        self.coord.send(Ready(self.role, os.getpid(), self.cfg.core, affinity, torch.get_num_threads(),
-                              self.lm.describe(), warmup_s, pipe))
+        from specedge.serve.engine import engine_name
+
+        model = {**self.lm.describe(), "engine": engine_name(self.engine)}
+        self.coord.send(Ready(self.role, os.getpid(), self.cfg.core, affinity, torch.get_num_threads(), model,
+                              warmup_s, pipe))
         msg = self.coord.recv()
         if not isinstance(msg, Start):
             raise RuntimeError(f"{self.role} node: expected Start, got {type(msg).__name__}")

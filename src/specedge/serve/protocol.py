@@ -39,6 +39,7 @@ class NodeConfig:
     role: str  # "draft" or "verify"
     model_path: str
     model_name: str
+    loader: str  # see specedge.serve.workload.ModelSource
     core: int | None
     threads: int
     batches: tuple[tuple[int, ...], ...]

