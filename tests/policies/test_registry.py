@@ -182,3 +182,12 @@ def test_policy_results_are_checked():
         get_policy(Wrong(), l=3)
     with pytest.raises(PolicyError, match="not a policy"):
         get_policy(42)
+
+
+def test_pyproject_entry_points_match_the_builtins():
+    import tomllib
+
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"][base.ENTRY_POINT_GROUP]
+    assert table == BUILTINS
+    for name, target in table.items():
+        assert base.policy_class(name) is base._import_target(target, name)
