@@ -29,7 +29,10 @@ def _register() -> None:
     from specedge.cli import traces as _traces  # noqa: F401
     from specedge.cli import published as _published  # noqa: F401
     from specedge.cli import record as _record  # noqa: F401
+    from specedge.cli import record_smollm2 as _record_smollm2  # noqa: F401
     from specedge.cli import replay as _replay  # noqa: F401
+    from specedge.cli import report as _report  # noqa: F401
+    from specedge.cli import serve as _serve  # noqa: F401
     from specedge.cli import optimize as _optimize  # noqa: F401
 
 

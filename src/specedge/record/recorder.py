@@ -196,7 +196,7 @@ def speculative_generate(
                 "speculative sampling needs the same vocabulary"
             )
         p = probabilities(logits, temperature)
-        out = verify(drafts.view(1, k), q.view(1, k, -1).to(p.dtype), p.view(1, k + 1, -1), generator)
+        out = verify(drafts.view(1, k), q.reshape(1, k, p.shape[-1]).to(p.dtype), p.view(1, k + 1, -1), generator)
         accepted = int(out.accepted[0])
         new = drafts[:accepted].tolist() + [int(out.next_token[0])]
         committed.extend(new)

