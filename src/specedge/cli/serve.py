@@ -78,6 +78,8 @@ def serve_real_cmd(
     measure: bool = typer.Option(False, "--measure-compute", help="Re-measure both models' compute traces with the "
                                  "serving engine on the node cores right before the run; the run records their ids."),
     compute_repeats: int = typer.Option(10, "--compute-repeats", help="Timed passes per configuration when measuring."),
+    measure_mode: str = typer.Option("co-run", "--measure-mode", help="'co-run' (both models measured at once, "
+                                     "each on its core, as in a pipelined run) or 'alone' (one after the other)."),
     cores: str = typer.Option("0,1", "--cores", help="Draft core,verify core ('none' leaves affinities alone)."),
     note: str = typer.Option("", "--note"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
@@ -126,7 +128,7 @@ def serve_real_cmd(
             nominal = Plan.from_dict({"batches": [list(range(sc.num_tasks))], "speculation_length": 10,
                                       "bandwidth_hz": list(sc.uniform_bandwidth_hz())})
             compute_ids = _measure(measure_pair, run_grid, sc, nominal, draft_src, target_src, st, core_pair,
-                                   compute_repeats, stamp, console)
+                                   compute_repeats, stamp, console, measure_mode)
         from specedge.fidelity.predictors import latest_compute_trace
 
         traces = compute_ids or {"draft": latest_compute_trace(st, draft_name),
@@ -149,7 +151,7 @@ def serve_real_cmd(
         return
     if measure and compute_ids is None:
         compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_src, target_src, st, core_pair,
-                               compute_repeats, stamp, console)
+                               compute_repeats, stamp, console, measure_mode)
     encoder = load_model(target_src)
     prompts = stdlib_task_prompts(encoder.encode, sc.tasks["input_tokens"], seed)
     setup = ServeSetup(sc, plan, draft_src, target_src, prompts.request_ids, prompts.prompt_ids,
@@ -172,11 +174,11 @@ def serve_real_cmd(
                       f"mean latency {summary['mean_latency_s']:.3f} s, τ = {summary['tau_mean_tokens_per_round']:.2f}")
 
 
-def _measure(measure_pair, run_grid, sc, plan, draft_path, target_path, st, cores, repeats, stamp, console) -> dict:
+def _measure(measure_pair, run_grid, sc, plan, draft, target, st, cores, repeats, stamp, console, mode) -> dict:
     grid = run_grid(sc, plan, repeats=repeats)
-    console.print(f"measuring compute traces of the serving engine: b {list(grid.batch_sizes)}, "
+    console.print(f"measuring compute traces of the serving engine ({mode}): b {list(grid.batch_sizes)}, "
                   f"x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, {repeats} repeats")
-    ids = measure_pair(sc, plan, draft_path, target_path, store=st, cores=cores, grid=grid, stamp=stamp)
+    ids = measure_pair(sc, plan, draft, target, store=st, cores=cores, grid=grid, stamp=stamp, mode=mode)
     console.print(f"wrote compute traces {ids['draft']} and {ids['verify']}")
     return ids
 

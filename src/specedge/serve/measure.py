@@ -4,14 +4,14 @@ Replay predicts pass latency from compute traces; a fidelity check is only as fa
 code that serves. :func:`measure_pair` times the ragged serving engine (:class:`specedge.serve.engine.EngineLM`)
 with the project's compute-trace measurer (:func:`specedge.record.compute_trace.measure_compute`), each model on
 its node's core, over a grid that covers the run's shapes (:func:`run_grid`), and writes one compute dataset per
-model through the store.
+model through the store. By default both models are measured at once ("co-run"), because in a pipelined run the
+two cores are busy together and share the last-level cache and memory bandwidth.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import os
-from collections.abc import Callable
 
 import numpy as np
 
@@ -41,37 +41,122 @@ def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP
                        repeats=repeats, warmup=warmup)
 
 
-def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, stamp: str | None = None,
-                 progress: Callable[[str, int, int], None] | None = None, note: str = "") -> dict[str, str]:
-    """Measure both models' compute traces on their node cores (``draft``/``target``: ModelSource); returns
-    {"draft": id, "verify": id}."""
-    import torch
+#: How the two models are measured: "co-run" (both at once, each on its node's core, so each pass sees the other
+#: node busy as in a pipelined run) or "alone" (one after the other).
+MEASURE_MODES = ("co-run", "alone")
 
+
+def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_meta):
+    """Measure one model on ``core`` (in this process); returns (frame, metadata)."""
     from specedge.record.compute_trace import cpu_device_id, measure_compute
     from specedge.serve.engine import EngineLM
     from specedge.serve.workload import load_model
 
+    if core is not None:
+        os.sched_setaffinity(0, {int(core)})
+    lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
+    frame, meta = measure_compute(lm, grid, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,
+                                  note=note)
+    meta = {**meta, "core": core, "load_average": [round(x, 2) for x in os.getloadavg()],
+            "engine": lm.describe()["engine"], **stamp_meta}
+    return lm, frame, meta
+
+
+def _co_run_worker(role, card_name, source, grid, core, dataset_id, note, stamp_meta, conn, stop) -> None:
+    """Measure, send the result, then keep running the same passes (untimed) until ``stop``: the other node's
+    model is measured while this core is busy, as in a run."""
+    import torch
+
+    try:
+        lm, frame, meta = _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_meta)
+        conn.send((role, frame, meta, None))
+        gen = torch.Generator().manual_seed(1)
+        points = grid.points()
+        i = 0
+        while not stop.is_set():
+            phase, b, x, c = points[i % len(points)]
+            cache = lm.new_cache()
+            if phase != "prefill":
+                lm.forward(torch.randint(0, lm.vocab_size, (b, c), generator=gen), cache)
+            lm.forward(torch.randint(0, lm.vocab_size, (b, x), generator=gen), cache)
+            i += 1
+    except BaseException:  # noqa: BLE001 - reported to the parent
+        import traceback
+
+        conn.send((role, None, None, traceback.format_exc()))
+    finally:
+        conn.close()
+
+
+def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, stamp: str | None = None,
+                 mode: str = "co-run", note: str = "") -> dict[str, str]:
+    """Measure both models' compute traces of the serving engine on their node cores (``draft``/``target``:
+    :class:`~specedge.serve.workload.ModelSource`) and write them; returns {"draft": id, "verify": id}.
+
+    ``mode`` (:data:`MEASURE_MODES`): "co-run" measures both at once in two spawned processes, each keeping its
+    core busy until the other is done; "alone" measures them one after the other in this process.
+    """
+    import multiprocessing as mp
+
+    from specedge.errors import InputError
+
+    if mode not in MEASURE_MODES:
+        raise InputError(f"compute measurement mode {mode!r}; expected one of {', '.join(MEASURE_MODES)}")
     grid = grid or run_grid(sc, plan)
     stamp = stamp or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    old_affinity = os.sched_getaffinity(0)
-    old_threads = torch.get_num_threads()
+    jobs = {role: (role, card.name, source, grid, core, f"compute-{card.name}-serve-{stamp}",
+                   note or f"serving engine on core {core}, measured right before a real run (specedge serve-real, "
+                           f"{mode})", {"measure_mode": mode})
+            for role, card, source, core in (("draft", sc.draft, draft, cores[0]),
+                                             ("verify", sc.target, target, cores[1]))}
+    results = {}
+    if mode == "alone":
+        import torch
+
+        old_affinity, old_threads = os.sched_getaffinity(0), torch.get_num_threads()
+        try:
+            for role, job in jobs.items():
+                _, frame, meta = _measure_one(*job)
+                results[role] = (frame, meta)
+        finally:
+            os.sched_setaffinity(0, old_affinity)
+            torch.set_num_threads(old_threads)
+    else:
+        ctx = mp.get_context("spawn")
+        stop = ctx.Event()
+        procs, conns = [], []
+        try:
+            for role, job in jobs.items():
+                parent, child = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_co_run_worker, args=(*job, child, stop), daemon=True,
+                                   name=f"specedge-measure-{role}")
+                proc.start()
+                child.close()
+                procs.append(proc)
+                conns.append(parent)
+            from multiprocessing.connection import wait
+
+            pending = list(conns)
+            while pending:  # read whichever finishes first, so that neither blocks on a full pipe
+                for conn in wait(pending):
+                    try:
+                        role, frame, meta, error = conn.recv()
+                    except EOFError:
+                        raise InputError("a compute measurement process died") from None
+                    if error:
+                        raise InputError(f"compute measurement of the {role} model failed:\n{error}")
+                    results[role] = (frame, meta)
+                    pending.remove(conn)
+        finally:
+            stop.set()
+            for proc in procs:
+                proc.join(timeout=30)
+                if proc.is_alive():
+                    proc.terminate()
+                    proc.join(timeout=5)
     ids = {}
-    try:
-        for role, card, source, core in (("draft", sc.draft, draft, cores[0]), ("verify", sc.target, target, cores[1])):
-            if core is not None:
-                os.sched_setaffinity(0, {int(core)})
-            lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
-            dataset_id = f"compute-{card.name}-serve-{stamp}"
-            frame, meta = measure_compute(
-                lm, grid, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,
-                note=note or f"serving engine on core {core}, measured right before a real run (specedge serve-real)",
-                progress=(lambda done, total, info, _r=role: progress(_r, done, total)) if progress else None,
-            )
-            meta = {**meta, "core": core, "load_average": [round(x, 2) for x in os.getloadavg()],
-                    "engine": lm.describe()["engine"]}
-            store.write(frame, dataset_id, kind="compute", metadata=meta)
-            ids[role] = dataset_id
-    finally:
-        os.sched_setaffinity(0, old_affinity)
-        torch.set_num_threads(old_threads)
+    for role in ("draft", "verify"):
+        frame, meta = results[role]
+        store.write(frame, meta["dataset"], kind="compute", metadata=meta)
+        ids[role] = meta["dataset"]
     return ids
