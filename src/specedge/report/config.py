@@ -23,6 +23,8 @@
 
     [headline]                      # section 3: the paper's headline numbers (specedge.experiments)
     enabled = true
+    preset = "paper"
+    seed = 0
     [traces]                        # section 4
     enabled = true
     [optimizer]                     # section 5: optimality gap on small instances + asv results
@@ -50,9 +52,9 @@ TOP_LEVEL = ("base", "report", "comparison", "sweeps", "headline", "traces", "op
 REPORT_FIELDS = ("title", "workers")
 SWEEP_EXTRA = ("title", "x", "x_scale", "x_label", "metric", "caption", "enabled")
 SECTION_FIELDS = {
-    "headline": ("enabled", "tasks", "seeds", "caption"),
+    "headline": ("enabled", "preset", "seed"),
     "traces": ("enabled", "max_datasets"),
-    "optimizer": ("enabled", "tasks", "instances", "policies", "oracle", "seed"),
+    "optimizer": ("enabled", "tasks", "instances", "policies", "seed"),
 }
 
 
@@ -172,6 +174,11 @@ def parse_config(data: Mapping[str, Any], *, source: str, name: str = "report") 
             raise GridError(f"{source} [{sec}]: field 'enabled' must be true or false")
         sections[sec] = {"enabled": True, **table}
     opt = sections["optimizer"]
+    head = sections["headline"]
+    if not isinstance(head.get("preset", "paper"), str):
+        raise GridError(f"{source} [headline]: field 'preset' must be a preset name")
+    if "seed" in head and (not isinstance(head["seed"], int) or isinstance(head["seed"], bool) or head["seed"] < 0):
+        raise GridError(f"{source} [headline]: field 'seed' must be a non-negative integer")
     for key in ("tasks", "instances", "seed"):
         if key in opt and (not isinstance(opt[key], int) or isinstance(opt[key], bool) or opt[key] < 0):
             raise GridError(f"{source} [optimizer]: field {key!r} must be a non-negative integer")

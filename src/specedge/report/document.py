@@ -151,11 +151,12 @@ def _table_html(frame: pd.DataFrame) -> str:
 
 
 def _inline(text: str):
-    """Escape plain text, then turn `code` spans into <code> elements."""
+    """Escape plain text, then turn `code` spans into <code> and **bold** spans into <b> elements."""
     import markupsafe
 
     escaped = str(markupsafe.escape(text or ""))
-    return markupsafe.Markup(re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped))
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    return markupsafe.Markup(re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", escaped))
 
 
 def render(report: Report, template_name: str = "report.html.j2") -> Path:

@@ -89,6 +89,12 @@ def comparison(ctx: Context, cells: pd.DataFrame) -> None:
         "makespan is the completion of the last task, the per-task latency runs from time 0 (all requests issue "
         "together) to the task's last token, and time to first token includes the upload.\n\n" + INTERVALS,
     )
+    from specedge.policies import available_policies
+
+    left_out = sorted(set(available_policies()) - set(grid.policies))
+    if left_out:
+        sec.text("Policies available but not in this grid: " + ", ".join(f"`{p}`" for p in left_out)
+                 + " (the oracle is exhaustive search, see section 5; add any of them with `--config`).")
     acceptance = sorted(cells["acceptance"].unique(), key=lambda a: (a not in ("expected", "iid"), a))
     sec.table("comparison-acceptance-sources", _acceptance_provenance(ctx.store, acceptance),
               title="Acceptance sources", caption="Where each acceptance source's numbers come from.")
@@ -236,54 +242,34 @@ def traces(ctx: Context) -> None:
 
 # ---------------------------------------------------------------------------------------------- section 5
 #: Policies whose optimality gap section 5 measures when the config names none.
-DEFAULT_GAP_POLICIES = ("paper-dp", "dp-per-batch-l", "dp-refined")
+DEFAULT_GAP_POLICIES = ("paper-dp", "dp-refined")
 
 
 def optimizer(ctx: Context, comparison_cells: pd.DataFrame | None = None) -> None:
+    from specedge import experiments
     from specedge.report.asv_results import find_results_dir, latest_run
-    from specedge.report.build import prepare_grid, run_grid
-    from specedge.sweep import Grid
 
     opt = ctx.cfg.optimizer
     k = int(opt.get("tasks", 8))
     instances = int(opt.get("instances", 10))
-    oracle = str(opt.get("oracle", "oracle"))
-    policies = [p for p in opt.get("policies", DEFAULT_GAP_POLICIES) if p != oracle]
+    policies = list(opt.get("policies", DEFAULT_GAP_POLICIES))
     sec = ctx.report.section(
         "optimizer", "The optimizer",
-        f"How far each optimizer's plan is from the best plan, and how long it takes to find it. The oracle "
-        f"(`{oracle}`) searches every contiguous partition of the input-sorted tasks and every l under the exact "
-        f"pipeline recursion; that is affordable only for small K, so the gap is measured on {instances} random "
-        f"paper-preset instances with K = {k} (α = 0.8, expected acceptance). gap = makespan(policy) / "
-        "makespan(oracle) − 1, both replayed the same way; a negative gap means the policy found a plan outside "
-        "the oracle's search space (e.g. a speculation length per batch).",
+        "How far each optimizer's plan is from the best plan, and how long it takes to find it. The oracle "
+        "searches every contiguous partition of the input-sorted tasks and every l under the exact pipeline "
+        f"recursion; that is affordable only for small K, so the gap is measured on {instances} random "
+        f"paper-preset instances with K = {k} (cycling through the three pairs and α = 0.6–0.9; "
+        "`specedge.experiments.optimality_gaps`). gap = makespan(policy) / makespan(oracle) − 1, both replayed "
+        "the same way; a negative gap means the policy found a plan outside the oracle's search space (e.g. a "
+        "speculation length per batch).",
     )
-    gaps = pd.DataFrame()
     if instances > 0 and policies:
-        grid = Grid.from_mapping({
-            "presets": ["paper"], "pairs": [ctx.cfg.comparison.pairs[0] if ctx.cfg.comparison else
-                                            "llama-68m/llama-7b"],
-            "acceptance": ["expected"], "policies": [oracle, *policies],
-            "seeds": list(range(int(opt.get("seed", 0)), int(opt.get("seed", 0)) + instances)),
-            "fixed": {"tasks": k, "alpha": 0.8}, "chunk_size": 4,
-        }, source=f"{ctx.cfg.source} [optimizer]")
-        grid = prepare_grid(grid, ctx.store)
-        cells = run_grid(grid, ctx.report.out / "cells" / "optimizer-gap", store=ctx.store, workers=ctx.workers,
-                         progress=ctx.stages.stage("5. optimality gap", grid.size), pool=ctx.pool)
-        _errors(sec, "optimizer-gap-errors", cells)
-        ok = _ok(cells)
-        base = ok[ok["policy"] == oracle].set_index("seed")["makespan_s"]
-        rows = []
-        for policy in policies:
-            mine = ok[ok["policy"] == policy].set_index("seed")
-            common = mine.index.intersection(base.index)
-            for seed in common:
-                rows.append({"policy": policy, "seed": int(seed), "makespan_s": float(mine.loc[seed, "makespan_s"]),
-                             "oracle_makespan_s": float(base.loc[seed]),
-                             "gap": float(mine.loc[seed, "makespan_s"] / base.loc[seed] - 1.0),
-                             "plan_wall_s": float(mine.loc[seed, "plan_wall_s"])})
-        gaps = pd.DataFrame(rows)
-    if not gaps.empty:
+        stage = ctx.stages.stage("5. optimality gap", 1)
+        gaps = experiments.optimality_gaps(instances, tasks=k, policies=policies,
+                                           first_seed=int(opt.get("seed", 0)))
+        if stage:
+            stage(1, 1)
+        gaps = gaps.assign(gap=gaps["gap_pct"] / 100.0)
         summary = gaps.groupby("policy", sort=False).agg(
             instances=("gap", "size"), median_gap=("gap", "median"), mean_gap=("gap", "mean"),
             worst_gap=("gap", "max"), best_gap=("gap", "min")).reset_index()
@@ -323,3 +309,35 @@ def optimizer(ctx: Context, comparison_cells: pd.DataFrame | None = None) -> Non
         sec.table("optimizer-asv", rows, title="asv benchmarks (latest run)",
                   caption="`time_*` in seconds, `peakmem_*` in bytes, `track_*` in the unit asv reports; the "
                           "optimizer's benchmarks first.")
+
+
+# ---------------------------------------------------------------------------------------------- section 3
+def headline(ctx: Context) -> None:
+    sec = ctx.report.section(
+        "headline", "The paper's headline numbers",
+        "The comparisons the paper reports (model.md §7), each rerun by specedge on the scenario that matches the "
+        "paper's conditions, side by side, with a sentence for each difference.",
+    )
+    from specedge import experiments
+
+    stage = ctx.stages.stage("3. headline numbers", 1)
+    table = experiments.paper_comparisons(preset=str(ctx.cfg.headline.get("preset", "paper")),
+                                          seed=int(ctx.cfg.headline.get("seed", 0)))
+    if stage:
+        stage(1, 1)
+    sec.table("headline", table, title="The paper's numbers and specedge's",
+              caption="`paper_value` and `specedge_value`: percent change of the latency (negative: the first "
+                      "policy is faster); for 'SD vs AD' rows the paper gives a direction (−1: SD lower at every α) "
+                      "and `specedge_value` is the change at the largest α (`changes` lists every α). `agrees`: same "
+                      f"direction and within {experiments.TOLERANCE_PP:g} percentage points.")
+    numeric = table[table["difference_pp"].notna()]
+    if not numeric.empty:
+        sec.figure("headline", figures.headline_bars(numeric), title="Latency change: paper vs specedge")
+    for row in table.itertuples(index=False):
+        if row.difference_pp == row.difference_pp:  # not NaN: a number to compare
+            verdict = (f"paper {row.paper_value:+.1f}%, specedge {row.specedge_value:+.1f}% "
+                       f"({row.difference_pp:+.1f} points)")
+        else:
+            verdict = f"specedge {row.specedge_value:+.1f}% at the largest α"
+        sec.text(f"**{row.claim}** — {verdict}. " + ("Agrees with the paper." if row.agrees
+                                                      else str(row.explanation)))
