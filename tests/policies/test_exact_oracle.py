@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from specedge import evaluate
 from specedge.errors import PolicyError
 from specedge.experiments import optimality_gaps
-from specedge.policies import dp, get_policy, replay
+from specedge.policies import dp, get_policy
 from specedge.policies.exact import ExactMakespan, plan_keys
 from specedge.policies.oracle import partitions, search
 from tests.policies.helpers import PAIRS, small

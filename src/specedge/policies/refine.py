@@ -28,7 +28,7 @@ from specedge.errors import PolicyError
 from specedge.latency import memory
 from specedge.plan import Plan
 from specedge.policies.base import register_policy
-from specedge.policies.baselines import equal_partition, greedy_max_partition, heuristic_partition
+from specedge.policies.baselines import greedy_max_partition, heuristic_partition
 from specedge.policies.dp import bandwidth_hz, l_range, make_plan, solve, sorted_order
 from specedge.policies.exact import ExactMakespan
 
