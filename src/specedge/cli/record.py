@@ -176,7 +176,7 @@ def compute_cmd(
         repeats=repeats, warmup=warmup,
     )
     lm = load_lm(model, name=name, dtype=dtype)
-    with _Reporter(every=10) as reporter:
+    with _Reporter(every=1) as reporter:
         frame, md = measure_compute(
             lm, grid, dataset_id=dataset, device=device, threads=threads, seed=seed, note=note,
             progress=lambda done, total, info: reporter(dataset, done, total, info),

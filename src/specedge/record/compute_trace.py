@@ -11,8 +11,9 @@ cropping it back and drawing token ids are not. The three phases (docs/recording
 - ``verify``: x ∈ the new-token grid on top of c cached tokens (the target scoring x = l + 1 tokens: the last
   committed token and l drafts).
 
-For each (phase, b, x, c) the pass runs ``warmup`` times untimed, then ``repeats`` times timed; every timed pass
-is one row. Token ids are uniform random (a pass's latency does not depend on them). torch's intra-op thread
+The grid is swept ``warmup`` times untimed, then ``repeats`` times timed; each sweep visits every
+configuration once, in a random order of cache groups (round-robin, so that contention from other processes is
+spread over configurations rather than concentrated on one). Every timed pass is one row. Token ids are uniform random (a pass's latency does not depend on them). torch's intra-op thread
 count is pinned to ``threads`` and recorded.
 """
 
@@ -55,6 +56,14 @@ class ComputeGrid:
                 raise InputError(f"compute grid: {name} must be positive integers, got {values}")
         if self.repeats < 1 or self.warmup < 0:
             raise InputError(f"compute grid: repeats >= 1 and warmup >= 0, got {self.repeats}, {self.warmup}")
+
+    def groups(self) -> list[tuple[tuple[int, int], list[tuple[str, int, int, int]]]]:
+        """Points sharing a cache: key (b, c) for decode/verify on c cached tokens, (b, 0) for b's prefills."""
+        out: dict[tuple[int, int], list] = {}
+        for point in self.points():
+            phase, b, _, c = point
+            out.setdefault((b, 0 if phase == "prefill" else c), []).append(point)
+        return list(out.items())
 
     def points(self) -> list[tuple[str, int, int, int]]:
         """(phase, batch_size, new_tokens, context_tokens), grouped by (b, c) so one cache serves a group."""
@@ -103,29 +112,34 @@ def measure_compute(
     def ids(b: int, n: int) -> torch.Tensor:
         return torch.randint(0, lm.vocab_size, (b, n), generator=gen)
 
+    # Round-robin: every sweep visits every configuration once, groups in a fresh random order, so that a burst
+    # of contention (other processes on the CPU) spreads over many configurations instead of biasing one.
+    groups = grid.groups()
+    rng = np.random.default_rng(seed)
     rows: list[tuple[str, int, int, int, float]] = []
-    points = grid.points()
+    sweeps = grid.warmup + grid.repeats
     started = time.perf_counter()
-    cache, cache_key = None, None
-    for i, (phase, b, x, c) in enumerate(points):
-        for rep in range(grid.warmup + grid.repeats):
-            if phase == "prefill":
-                cache = lm.new_cache()
-                cache_key = None
-            elif cache_key != (b, c):
+    for sweep in range(sweeps):
+        for gi in rng.permutation(len(groups)):
+            (b, c), points = groups[gi]
+            cache = None
+            if c > 0:
                 cache = lm.new_cache()
                 lm.forward(ids(b, c), cache)
-                cache_key = (b, c)
-            tokens = ids(b, x)
-            t0 = time.perf_counter_ns()
-            lm.forward(tokens, cache)
-            elapsed_ms = (time.perf_counter_ns() - t0) / 1e6
-            if phase != "prefill":
-                lm.crop(cache, c)
-            if rep >= grid.warmup:
-                rows.append((phase, b, x, c, elapsed_ms))
+            for phase, _, x, _ in points:
+                if phase == "prefill":
+                    cache = lm.new_cache()
+                tokens = ids(b, x)
+                t0 = time.perf_counter_ns()
+                lm.forward(tokens, cache)
+                elapsed_ms = (time.perf_counter_ns() - t0) / 1e6
+                if phase != "prefill":
+                    lm.crop(cache, c)
+                if sweep >= grid.warmup:
+                    rows.append((phase, b, x, 0 if phase == "prefill" else c, elapsed_ms))
         if progress is not None:
-            progress(i + 1, len(points), {"phase": phase, "b": b, "x": x, "c": c})
+            progress(sweep + 1, sweeps, {"sweep": "warm-up" if sweep < grid.warmup else "timed"})
+    rows.sort(key=lambda r: (PHASES.index(r[0]), r[1], r[2], r[3]))
     phase_col, b_col, x_col, c_col, lat_col = zip(*rows)
     frame = pd.DataFrame(
         {
@@ -152,7 +166,8 @@ def measure_compute(
         "device": device,
         "grid": asdict(grid),
         "timing": "time.perf_counter_ns around one forward call under torch.inference_mode; "
-        "cache build/crop and id sampling excluded; warm-up passes excluded",
+        "cache build/crop and id sampling excluded; warm-up sweeps excluded; round-robin sweeps over the grid "
+        "(cache groups in a seeded random order each sweep)",
         **env,
         "torch_threads": threads,
         "cpu_model": env["hardware"]["cpu_model"],
