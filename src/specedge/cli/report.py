@@ -119,6 +119,6 @@ def report_cmd(
     with ProgressBar("report") as bar:
         result = build_report(cfg, out, store=store, progress=bar, workers=workers)
     elapsed = time.perf_counter() - started
-    _err().print(f"report built in {elapsed:.0f} s: {len(result.tables)} tables, {result.figures} figures",
-                 highlight=False)
+    _err().print(f"report built in {elapsed:.0f} s ({result.cpu_s:.0f} CPU-s, {result.cell_cpu_s:.0f} of them in "
+                 f"sweep cells): {len(result.tables)} tables, {result.figures} figures", highlight=False)
     print(f"Report: {result.html.resolve()}")

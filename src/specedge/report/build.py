@@ -43,6 +43,8 @@ class ReportResult:
     tables: tuple[str, ...]
     figures: int
     elapsed_s: float
+    cpu_s: float = 0.0
+    cell_cpu_s: float = 0.0
 
 
 class _Stages:
@@ -95,10 +97,16 @@ def prepare_grid(grid: Grid, store: str | None) -> Grid:
     return grid
 
 
+#: CPU seconds spent in sweep cells during this process's report builds (workers included).
+_CELL_CPU_S: list[float] = []
+
+
 def run_grid(grid: Grid, out: Path, *, store: str | None, workers: int, progress, pool=None) -> pd.DataFrame:
     """Run ``grid`` into ``out`` (a sweep results folder) and return its cells."""
     run_sweep(grid, out, executor="local", workers=workers, store=store, progress=progress, pool=pool)
-    return read_results(out)
+    cells = read_results(out)
+    _CELL_CPU_S.append(float(cells["cpu_s"].sum()))
+    return cells
 
 
 def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str | os.PathLike[str] | None = None,
@@ -106,7 +114,8 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
     """Compute every section of ``cfg`` and write the report into ``out``; returns where it is."""
     from specedge.report import sections
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
+    _CELL_CPU_S.clear()
     out = Path(out)
     store_s = str(Path(store).expanduser().resolve()) if store is not None else None
     workers = workers or cfg.workers
@@ -151,7 +160,12 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
         if cfg.optimizer.get("enabled", True):
             sections.optimizer(ctx, comparison_cells)
     elapsed = time.perf_counter() - started
+    cell_cpu_s = sum(_CELL_CPU_S)
+    own_cpu_s = time.process_time() - cpu_started
     report.meta["built in"] = f"{elapsed:.0f} s"
+    report.meta["CPU time"] = (f"{own_cpu_s + cell_cpu_s:.0f} s ({cell_cpu_s:.0f} s in sweep cells on {workers} "
+                               f"worker(s), {own_cpu_s:.0f} s in the main process)")
     html = render(report)
     figures = sum(1 for sec in report.sections for b in sec.blocks if b.kind == "figure")
-    return ReportResult(html=html, out=out, tables=tuple(report.tables), figures=figures, elapsed_s=elapsed)
+    return ReportResult(html=html, out=out, tables=tuple(report.tables), figures=figures, elapsed_s=elapsed,
+                        cpu_s=own_cpu_s + cell_cpu_s, cell_cpu_s=cell_cpu_s)

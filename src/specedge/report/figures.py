@@ -221,29 +221,41 @@ def policy_bars(summary: pd.DataFrame, metric: str = "makespan_s", sources: Sequ
     return fig, data.reset_index(drop=True)
 
 
+#: Colour scale of the reduction heatmaps: the median of |reduction|, at least 5 %, so that one
+#: policy far off (no batching, say) does not wash out the differences between the others; labels are exact.
+HEATMAP_QUANTILE = 0.5
+
+
 def reduction_heatmap(reductions: pd.DataFrame, baseline: str):
     """Mean reduction of makespan against ``baseline`` (%): acceptance source × policy, one panel per pair."""
     plt, sns = _setup()
     data = reductions[(reductions["baseline"] == baseline) & (reductions["policy"] != baseline)].copy()
     pairs = list(dict.fromkeys(data["pair"]))
-    tables_ = [data[data["pair"] == p].pivot_table(index="acceptance", columns="policy", values="reduction",
-                                                   aggfunc="mean") * 100 for p in pairs]
-    lim = max((float(np.nanmax(np.abs(t.to_numpy()))) for t in tables_ if t.size), default=1.0) or 1.0
-    rows = max((t.shape[0] for t in tables_), default=1)
-    cols = max((t.shape[1] for t in tables_), default=1)
-    fig, axes = plt.subplots(1, len(pairs), figsize=(len(pairs) * (0.75 * cols + 2.2) + 2.5, 0.34 * rows + 2.0),
-                             sharey=True, squeeze=False)
-    for n, (ax, pair, table) in enumerate(zip(axes[0], pairs, tables_)):
-        sns.heatmap(table, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
-                    cbar=n == len(pairs) - 1, annot_kws={"fontsize": 7},
-                    cbar_kws={"label": f"makespan reduction vs {baseline} (%)"} if n == len(pairs) - 1 else {})
-        ax.set_title(pair, fontsize=9)
+    grids = [data[data["pair"] == p].pivot_table(index="acceptance", columns="policy", values="reduction",
+                                                 aggfunc="mean") * 100 for p in pairs]
+    values = np.abs(np.concatenate([g.to_numpy().ravel() for g in grids])) if grids else np.array([1.0])
+    values = values[np.isfinite(values)]
+    lim = max(5.0, float(np.quantile(values, HEATMAP_QUANTILE))) if values.size else 5.0
+    rows = max((g.shape[0] for g in grids), default=1)
+    cols = max((g.shape[1] for g in grids), default=1)
+    fig, axes = plt.subplots(len(pairs), 1, figsize=(0.85 * cols + 4.5, len(pairs) * (0.3 * rows + 1.6)),
+                             squeeze=False)
+    for n, (ax, pair, grid) in enumerate(zip(axes[:, 0], pairs, grids)):
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
+                    annot_kws={"fontsize": 7}, cbar_kws={"label": f"vs {baseline} (%)", "extend": "both"})
+        ax.set_title(pair, fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("")
-        ax.tick_params(axis="x", rotation=45, labelsize=7)
+        ax.tick_params(axis="x", rotation=35, labelsize=8)
         ax.tick_params(axis="y", labelsize=7)
+        if n < len(pairs) - 1:
+            ax.set_xticklabels([])
     fig.tight_layout()
     return fig, data.reset_index(drop=True)
+
+
+#: A sweep panel switches to a log y axis when its largest value is this many times its smallest.
+LOG_SCALE_RATIO = 20.0
 
 
 def sweep_lines(summary: pd.DataFrame, x: str, metric: str = "makespan_s", hue: str = "policy",
@@ -270,6 +282,9 @@ def sweep_lines(summary: pd.DataFrame, x: str, metric: str = "makespan_s", hue: 
         ax.set_title(str(value), fontsize=10)
         ax.set_xlabel(x_label or _label(x))
         ax.set_ylabel(_label(metric))
+        positive = part[metric][part[metric] > 0]
+        if positive.size and positive.max() / positive.min() > LOG_SCALE_RATIO:
+            ax.set_yscale("log")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=8,
                bbox_to_anchor=(0.5, 1.08), frameon=False)

@@ -46,6 +46,12 @@ def _ok(cells: pd.DataFrame) -> pd.DataFrame:
     return cells[cells["status"] == "ok"].copy()
 
 
+def _in_grid_order(frame: pd.DataFrame, pairs) -> pd.DataFrame:
+    """Rows ordered by the grid's pair order (figures draw panels in the order the pairs first appear)."""
+    rank = {p: i for i, p in enumerate(pairs)}
+    return frame.sort_values("pair", key=lambda s: s.map(rank), kind="stable").reset_index(drop=True)
+
+
 def _errors(section, name: str, cells: pd.DataFrame) -> None:
     bad = cells[cells["status"] != "ok"]
     if bad.empty:
@@ -104,13 +110,13 @@ def comparison(ctx: Context, cells: pd.DataFrame) -> None:
         sec.note("No cell of the comparison could be evaluated; see the errors above.")
         return
     by = ["preset", "pair", "acceptance", "policy"]
-    summary = tables.summarise(ok, by, COMPARISON_METRICS)
+    summary = _in_grid_order(tables.summarise(ok, by, COMPARISON_METRICS), grid.pairs)
     sec.table("comparison-summary", summary, title="Makespan, mean and p99 latency, time to first token",
               caption="Mean over seeds with the 95% interval (`_low`, `_high`); seconds.")
     for baseline in ctx.cfg.baselines:
-        red = pd.concat([tables.paired_reduction(ok, ["preset", "pair", "acceptance"], m, baseline)
-                         .assign(metric=m) for m in ("makespan_s", "mean_latency_s", "p99_latency_s", "ttft_s")],
-                        ignore_index=True)
+        red = _in_grid_order(pd.concat(
+            [tables.paired_reduction(ok, ["preset", "pair", "acceptance"], m, baseline).assign(metric=m)
+             for m in ("makespan_s", "mean_latency_s", "p99_latency_s", "ttft_s")], ignore_index=True), grid.pairs)
         if red.empty:
             continue
         sec.table(f"comparison-reduction-vs-{baseline}", red, title=f"Reduction against {baseline}",
@@ -151,7 +157,8 @@ def sweeps(ctx: Context, results: list) -> None:
             sec.note(f"{spec.title}: no cell could be evaluated.")
             continue
         axes = [k for k, _ in grid.axes]
-        summary = tables.summarise(ok, ["pair", "acceptance", "policy", *axes], [spec.metric])
+        summary = _in_grid_order(tables.summarise(ok, ["pair", "acceptance", "policy", *axes], [spec.metric]),
+                                 grid.pairs)
         series = summary["policy"].astype(str)
         if summary["acceptance"].nunique() > 1:
             series = series + " · " + summary["acceptance"].astype(str)

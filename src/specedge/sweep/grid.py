@@ -214,7 +214,7 @@ class Grid:
 
 
 #: Result columns that overrides may not be named after (they hold the sweep's own bookkeeping).
-RESERVED_COLUMNS = ("status", "error", "wall_s")
+RESERVED_COLUMNS = ("status", "error", "wall_s", "cpu_s")
 
 
 def read_toml(path: Path) -> dict[str, Any]:

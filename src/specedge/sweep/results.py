@@ -2,7 +2,8 @@
 
 Layout of an output directory::
 
-    sweep.json                  the grid that wrote it and the result schema (checked on resume)
+    _sweep.json                 the grid that wrote it and the result schema (checked on resume; the leading
+                                underscore keeps pyarrow.dataset and pandas.read_parquet from reading it)
     part-<first cell id>.parquet one file per finished chunk of cells
     .tmp-*.parquet              a chunk being written (ignored; a killed run can leave one behind)
 
@@ -28,7 +29,7 @@ import pyarrow.parquet as pq
 from specedge.errors import InputError
 from specedge.sweep.grid import KEY_COLUMNS, Grid, GridError
 
-MANIFEST_NAME = "sweep.json"
+MANIFEST_NAME = "_sweep.json"
 MANIFEST_FORMAT = "specedge-sweep"
 PART_GLOB = "part-*.parquet"
 #: Parquet compression codec of part files.
@@ -49,7 +50,8 @@ def result_schema(grid: Grid, metrics: Sequence[str]) -> pa.Schema:
         pa.field("replications", pa.int64()),
     ]
     fields += [pa.field(name, _ARROW_TYPES[t]) for name, t in grid.override_types().items()]
-    fields += [pa.field("status", pa.string()), pa.field("error", pa.string()), pa.field("wall_s", pa.float64())]
+    fields += [pa.field("status", pa.string()), pa.field("error", pa.string()), pa.field("cpu_s", pa.float64()),
+               pa.field("wall_s", pa.float64())]
     fields += [pa.field(m, pa.float64()) for m in metrics]
     return pa.schema(fields)
 

@@ -54,12 +54,12 @@ class SweepSummary:
 
 
 def run_chunk(cells: Sequence[Cell], cell_fn: CellFunction, store: str | None, schema: pa.Schema) -> pa.Table:
-    """Evaluate a chunk of cells in order; one row per cell (metrics, status, error, wall time)."""
+    """Evaluate a chunk of cells in order; one row per cell (metrics, status, error, CPU and wall time)."""
     rows = []
     metric_names = [f.name for f in schema][schema.get_field_index("wall_s") + 1:]
     for cell in cells:
         row: dict[str, Any] = cell.row()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             values = cell_fn(cell, store)
         except SpecedgeError as exc:
@@ -70,6 +70,7 @@ def run_chunk(cells: Sequence[Cell], cell_fn: CellFunction, store: str | None, s
                 raise ValueError(f"cell function returned unknown metric(s) {', '.join(unknown)}")
             row.update(values, status="ok", error=None)
         row["wall_s"] = time.perf_counter() - started
+        row["cpu_s"] = time.process_time() - cpu_started
         rows.append(row)
     return rows_to_table(rows, schema)
 
