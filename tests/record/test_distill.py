@@ -132,3 +132,19 @@ def test_config_is_validated():
         DistillConfig(embedding_init="zeros")
     with pytest.raises(InputError, match="steps"):
         DistillConfig(steps=0)
+
+
+def test_corpus_cache_round_trip(teacher, tmp_path):
+    cfg = DistillConfig(max_new_tokens=5, gen_batch=2, top_k=4, steps=1, batch_size=2, warmup_steps=1)
+    arch = ByteGPTConfig(d_model=16, n_layer=1, n_head=2, vocab_size=VOCAB)
+    cache = tmp_path / "corpus.npz"
+    first = distill(teacher, _prompts(4), tmp_path / "a", cfg, arch, eos_token_id=EOS, pad_token_id=EOS,
+                    corpus_cache=cache)
+    assert cache.is_file()
+    second = distill(teacher, _prompts(4), tmp_path / "b", cfg, arch, eos_token_id=EOS, pad_token_id=EOS,
+                     corpus_cache=cache)
+    # read, not regenerated: the recorded generation wall time and the file's sha256 are the first run's
+    assert first["corpus"] == second["corpus"]
+    assert first["held_out"] == second["held_out"]  # same seed, same corpus: the same training
+    with pytest.raises(InputError, match="sequences for"):
+        distill(teacher, _prompts(5), tmp_path / "c", cfg, arch, eos_token_id=EOS, pad_token_id=EOS, corpus_cache=cache)

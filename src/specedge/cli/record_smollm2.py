@@ -104,34 +104,40 @@ def smollm2_acceptance_cmd(
 
 @record_app.command("distill-draft")
 def distill_draft_cmd(
-    out: Path = typer.Option(Path("models/checkpoints/smollm2-draft-6.7m"), "--out", help="Checkpoint directory."),
+    out: Path = typer.Option(Path("models/checkpoints/smollm2-draft-7.1m"), "--out", help="Checkpoint directory."),
     seed: int = typer.Option(0, "--seed"),
-    prompts: int = typer.Option(256, "--prompts", help="Templated distillation instructions to generate from."),
-    max_new_tokens: int = typer.Option(96, "--max-new-tokens", help="Teacher tokens generated per instruction."),
-    gen_batch: int = typer.Option(32, "--gen-batch", help="Instructions generated together (left-padded)."),
-    steps: int = typer.Option(200, "--steps", help="Optimiser steps."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Sequences per optimiser step."),
+    prompts: int | None = typer.Option(None, "--prompts", help="Templated distillation instructions [768]."),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Teacher tokens per instruction [96]."),
+    gen_batch: int | None = typer.Option(None, "--gen-batch", help="Instructions generated together [32]."),
+    steps: int | None = typer.Option(None, "--steps", help="Optimiser steps [500]."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Sequences per optimiser step [16]."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate [4e-3]."),
     d_model: int = typer.Option(128, "--d-model"),
-    n_layer: int = typer.Option(2, "--n-layer"),
+    n_layer: int = typer.Option(4, "--n-layer"),
     n_head: int = typer.Option(4, "--n-head"),
+    corpus_cache: Path | None = typer.Option(None, "--corpus-cache", help="An .npz: read the teacher corpus from it "
+                                             "if it exists, else write it there (to rerun training alone)."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (pinned and recorded)."),
 ) -> None:
-    """Distil a small draft for SmolLM2-135M-Instruct from its own generations, on CPU, seeded."""
+    """Distil a small draft for SmolLM2-135M-Instruct from its own generations, on CPU, seeded
+    (defaults in brackets: specedge.record.distill.DistillConfig)."""
+    from dataclasses import replace
+
     from specedge.record.bytegpt import ByteGPTConfig
     from specedge.record.distill import DistillConfig, distill_smollm2_draft
 
-    cfg = DistillConfig(
-        seed=seed, prompts=prompts, max_new_tokens=max_new_tokens, gen_batch=gen_batch, steps=steps,
-        batch_size=batch_size, torch_threads=threads,
-    )
+    given = {"prompts": prompts, "max_new_tokens": max_new_tokens, "gen_batch": gen_batch, "steps": steps,
+             "batch_size": batch_size, "lr_peak": lr}
+    cfg = replace(DistillConfig(seed=seed, torch_threads=threads), **{k: v for k, v in given.items() if v is not None})
     arch = ByteGPTConfig(d_model=d_model, n_layer=n_layer, n_head=n_head, vocab_size=49152)
     with _Reporter(every=10) as reporter:
-        result = distill_smollm2_draft(out, cfg, arch, progress=reporter)
+        result = distill_smollm2_draft(out, cfg, arch, progress=reporter, corpus_cache=corpus_cache)
     console.print(
         f"{out}: {result['parameters']:,} parameters, held-out teacher-argmax agreement "
-        f"{result['held_out']['top1_agreement']:.3f}, expected acceptance Σmin(p,q) "
-        f"{result['held_out']['expected_acceptance']:.3f}; corpus {result['corpus']['generated_tokens']:,} tokens "
-        f"in {result['corpus']['wall_s'] / 60:.1f} min, training {result['train_wall_s'] / 60:.1f} min"
+        f"{result['held_out']['top1_agreement']:.3f}, Σ_topk min(p, q) {result['held_out']['expected_acceptance']:.3f}; "
+        f"corpus {result['corpus']['generated_tokens']:,} tokens ({result['corpus']['wall_s'] / 60:.1f} min wall, "
+        f"{result['corpus']['cpu_s'] / 60:.1f} min CPU), training {result['train_wall_s'] / 60:.1f} min wall "
+        f"({result['train_cpu_s'] / 60:.1f} min CPU)"
     )
 
 

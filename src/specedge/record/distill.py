@@ -49,8 +49,8 @@ from specedge.record.lm import ByteGPTLM, dtype_name, sha256_file
 
 Progress = Callable[[str, int, int, dict], None]
 
-DRAFT_ARCH = ByteGPTConfig(d_model=128, n_layer=2, n_head=4, vocab_size=49152)
-"""The SmolLM2 draft's shape: ~6.7M parameters, 6.3M of them the tied 49152 × 128 embedding."""
+DRAFT_ARCH = ByteGPTConfig(d_model=128, n_layer=4, n_head=4, vocab_size=49152)
+"""The SmolLM2 draft's shape: ~7.1M parameters, 6.3M of them the tied 49152 × 128 embedding (fp16: 14.2 MB)."""
 
 
 @dataclass(frozen=True)
@@ -58,17 +58,17 @@ class DistillConfig:
     """The distillation recipe; see the module docstring for what each step does."""
 
     seed: int = 0
-    prompts: int = 256
+    prompts: int = 768
     max_new_tokens: int = 96
     gen_batch: int = 32
     sample_every: int = 2  # batch index % sample_every == sample_every - 1 samples at T = 1; 0 = all greedy
     top_k: int = 32
     held_out_fraction: float = 0.1
-    steps: int = 200
+    steps: int = 500
     batch_size: int = 16
-    lr_peak: float = 3e-3
+    lr_peak: float = 4e-3
     lr_final_ratio: float = 0.1
-    warmup_steps: int = 20
+    warmup_steps: int = 30
     weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
     grad_clip: float = 1.0
@@ -150,7 +150,8 @@ _FORMS = ("poem", "story", "haiku", "limerick", "song verse", "diary entry", "le
 _SUBJECTS = (
     "a lighthouse", "a lost umbrella", "the first day of spring", "a dragon who is afraid of the dark",
     "a city at night", "friendship", "a snowy village", "a time traveler", "a secret garden", "the sea",
-    "a tired astronaut", "a talking tree", "the last day of school", "a busy train station",
+    "a tired astronaut", "a talking tree", "the last day of school", "a busy train station", "a rainy afternoon",
+    "an old bicycle", "a robot chef", "the northern lights", "a forgotten key", "a mountain village",
 )
 
 
@@ -181,7 +182,7 @@ def distillation_instructions(count: int, seed: int = 0, exclude: Sequence[str] 
         lambda: _math(rng),
         lambda: f"{pick(_REWRITES)}: {pick(_SENTENCES)}",
         lambda: pick(_QA_TEMPLATES).format(t=pick(_TOPICS)),
-        lambda: f"List {int(rng.integers(3, 8))} {pick(_LIST_THINGS)}.",
+        lambda: f"List {int(rng.integers(3, 10))} {pick(_LIST_THINGS)}.",
         lambda: f"Write a short {pick(_FORMS)} about {pick(_SUBJECTS)}.",
     )
     out: list[str] = []
@@ -218,6 +219,27 @@ class DistillCorpus:
     @property
     def generated_tokens(self) -> int:
         return int(sum(len(s) - p for s, p in zip(self.sequences, self.prompt_lens)))
+
+    def save(self, path: Path | str) -> None:
+        """One ``.npz`` file (flat arrays plus offsets), so training can be rerun without regenerating."""
+        lens = np.asarray([len(s) for s in self.sequences], dtype=np.int64)
+        np.savez_compressed(
+            path, seq_lens=lens, sequences=np.concatenate(self.sequences), prompt_lens=np.asarray(self.prompt_lens),
+            topk_ids=np.concatenate(self.topk_ids), topk_logp=np.concatenate(self.topk_logp),
+            sampled=np.asarray(self.sampled), wall_s=np.asarray(self.wall_s), cpu_s=np.asarray(self.cpu_s),
+        )
+
+    @classmethod
+    def load(cls, path: Path | str) -> "DistillCorpus":
+        with np.load(path) as z:
+            lens, prompt_lens = z["seq_lens"], z["prompt_lens"]
+            gen_lens = lens - prompt_lens
+            seq_cuts, gen_cuts = np.cumsum(lens)[:-1], np.cumsum(gen_lens)[:-1]
+            return cls(
+                sequences=np.split(z["sequences"], seq_cuts), prompt_lens=prompt_lens.tolist(),
+                topk_ids=np.split(z["topk_ids"], gen_cuts), topk_logp=np.split(z["topk_logp"], gen_cuts),
+                sampled=z["sampled"].tolist(), wall_s=float(z["wall_s"]), cpu_s=float(z["cpu_s"]),
+            )
 
     def describe(self) -> dict:
         gen = [len(s) - p for s, p in zip(self.sequences, self.prompt_lens)]
@@ -552,11 +574,23 @@ def distill(
     teacher_info: dict | None = None,
     extra: dict | None = None,
     progress: Progress | None = None,
+    corpus_cache: Path | str | None = None,
 ) -> dict:
-    """Steps 2-6 for a ``transformers`` teacher: generate, train, evaluate, save; returns the result record."""
+    """Steps 2-6 for a ``transformers`` teacher: generate, train, evaluate, save; returns the result record.
+
+    ``corpus_cache``: an ``.npz`` file; when it exists the corpus is read from it (its recorded generation time
+    kept), otherwise the generated corpus is written there. The cache must come from the same teacher, prompts
+    and generation settings: that is the caller's responsibility (the file's sha256 is recorded)."""
     torch.set_num_threads(cfg.torch_threads)
-    corpus = generate_corpus(teacher, prompt_ids, cfg, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
-                             progress=progress)
+    if corpus_cache is not None and Path(corpus_cache).is_file():
+        corpus = DistillCorpus.load(corpus_cache)
+        if len(corpus.sequences) != len(prompt_ids):
+            raise InputError(f"{corpus_cache}: {len(corpus.sequences)} sequences for {len(prompt_ids)} prompts")
+    else:
+        corpus = generate_corpus(teacher, prompt_ids, cfg, eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                                 progress=progress)
+        if corpus_cache is not None:
+            corpus.save(corpus_cache)
     emb = teacher.get_input_embeddings().weight if cfg.embedding_init == "teacher-svd" else None
     model, result = train_draft(corpus, arch, cfg, teacher_embedding=emb, progress=progress)
     # held-out metrics of the weights as stored (rounded to the checkpoint dtype)
@@ -565,6 +599,8 @@ def distill(
     _, held_rows = split_rows(corpus, cfg)
     result["held_out"] = evaluate(stored, corpus, held_rows)
     result["corpus"] = corpus.describe()
+    if corpus_cache is not None:
+        result["corpus"]["cache_sha256"] = sha256_file(Path(corpus_cache))
     training = {
         "recipe": "specedge.record.distill (specedge record distill-draft)",
         "distill_config": asdict(cfg),
@@ -581,7 +617,7 @@ def distill(
 
 def distill_smollm2_draft(
     out_dir: Path, cfg: DistillConfig, arch: ByteGPTConfig = DRAFT_ARCH, *, progress: Progress | None = None,
-    instructions_path: Path | str | None = None,
+    instructions_path: Path | str | None = None, corpus_cache: Path | str | None = None,
 ) -> dict:
     """The recipe for SmolLM2-135M-Instruct: instructions disjoint from the evaluation set, chat template, distil."""
     from specedge.record.smollm2 import DEFAULT_PROMPTS, load_instructions, load_smollm2
@@ -597,6 +633,7 @@ def distill_smollm2_draft(
     result = distill(
         teacher.model, prompt_ids, Path(out_dir), cfg, arch, eos_token_id=teacher.eos_token_id,
         pad_token_id=teacher.eos_token_id, teacher_info=teacher.describe(), progress=progress,
+        corpus_cache=corpus_cache,
         extra={
             "tokenizer": "SmolLM2-135M-Instruct's tokenizer (49152 tokens; from the GGUF via transformers)",
             "instructions": "specedge.record.distill.distillation_instructions (templated; disjoint from "
