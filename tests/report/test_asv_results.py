@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from specedge.report.asv_results import latest_run
+from specedge.report.asv_results import all_results, latest
 
 COLUMNS = ["result", "params", "version", "started_at", "duration"]
 
@@ -21,30 +21,34 @@ def _write(root, machine, name, date, results):
         "env_vars": {}, "result_columns": COLUMNS, "results": results, "durations": {}, "version": 2}))
 
 
-def test_latest_run_is_the_newest_file_expanded_by_parameters(tmp_path):
+def test_results_expand_by_parameters_and_latest_keeps_the_newest_value_of_each(tmp_path):
     root = tmp_path / "results"
-    _write(root, "box", "aaaaaaaa-virtualenv.json", 1000,
-           {"optimizer.Time.time_dp": [[0.5, 0.9], [["10", "100"]], "v", 1, 1.0]})
+    _write(root, "box", "aaaaaaaa-virtualenv.json", 1000, {
+        "optimizer.Time.time_dp": [[0.5, 0.9], [["10", "100"]], "v", 1, 1.0],
+        "optimizer.Gap.track_gap": [[0.002], [], "v", 1, 1.0],
+    })
     _write(root, "box", "bbbbbbbb-virtualenv.json", 2000, {
         "optimizer.Time.time_dp": [[0.01, None], [["10", "100"]], "v", 1, 1.0],
-        "optimizer.Gap.track_gap": [[0.002], [], "v", 1, 1.0],
     })
     (root / "benchmarks.json").write_text(json.dumps({
         "optimizer.Time.time_dp": {"type": "time", "unit": "seconds", "param_names": ["tasks"]},
         "optimizer.Gap.track_gap": {"type": "track", "unit": "fraction", "param_names": []},
         "version": 2}))
-    run = latest_run(root)
-    assert run is not None and run.files == 2
-    assert run.commit.startswith("bbbbbbbb")
-    rows = run.rows.set_index(["benchmark", "params"])
-    assert rows.loc[("optimizer.Time.time_dp", "tasks=10"), "value"] == pytest.approx(0.01)
-    assert rows.loc[("optimizer.Time.time_dp", "tasks=100"), "value"] != rows.loc[
-        ("optimizer.Time.time_dp", "tasks=100"), "value"]  # None (failed) -> NaN
-    assert rows.loc[("optimizer.Gap.track_gap", ""), "unit"] == "fraction"
+    rows = all_results(root)
+    assert len(rows) == 5
+    assert list(rows["commit"].unique()) == ["aaaaaaaa", "bbbbbbbb"]  # oldest first
+    failed = rows[(rows.commit == "bbbbbbbb") & (rows.params == "tasks=100")]
+    assert failed["value"].isna().all()  # None (failed) -> NaN
+    now = latest(rows).set_index(["benchmark", "params"])
+    assert now.loc[("optimizer.Time.time_dp", "tasks=10"), "value"] == pytest.approx(0.01)
+    assert now.loc[("optimizer.Time.time_dp", "tasks=10"), "commit"] == "bbbbbbbb"
+    # the failed newer run does not hide the older measurement
+    assert now.loc[("optimizer.Time.time_dp", "tasks=100"), "value"] == pytest.approx(0.9)
+    assert now.loc[("optimizer.Gap.track_gap", ""), "unit"] == "fraction"
 
 
-def test_no_results_gives_none(tmp_path):
-    assert latest_run(tmp_path / "absent") is None
+def test_no_or_unreadable_results_give_an_empty_frame(tmp_path):
+    assert all_results(tmp_path / "absent").empty
     (tmp_path / "results" / "m").mkdir(parents=True)
     (tmp_path / "results" / "m" / "broken.json").write_text("{not json")
-    assert latest_run(tmp_path / "results") is None
+    assert all_results(tmp_path / "results").empty

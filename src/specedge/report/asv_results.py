@@ -11,23 +11,12 @@ from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-
-@dataclass(frozen=True)
-class AsvRun:
-    """The newest results file found and its rows (one per benchmark and parameter combination)."""
-
-    path: Path
-    machine: str
-    commit: str
-    date_ms: int
-    env: str
-    rows: pd.DataFrame
-    files: int
+#: Columns of :func:`all_results`.
+ROW_COLUMNS = ["benchmark", "type", "params", "value", "unit", "commit", "date", "machine", "env"]
 
 
 def find_results_dir(start: Path | None = None) -> Path:
@@ -49,50 +38,55 @@ def _load(path: Path) -> dict | None:
     return data
 
 
-def latest_run(results_dir: Path | None = None) -> AsvRun | None:
-    """The most recent asv results file (by its ``date``), expanded to rows; None when there is none."""
+def all_results(results_dir: Path | None = None) -> pd.DataFrame:
+    """Every stored asv result as rows (benchmark, type, params, value, unit, commit, date, machine, env),
+    oldest first; an empty frame when there are none. ``date`` is a UTC timestamp (asv's commit date)."""
     results_dir = Path(results_dir) if results_dir is not None else find_results_dir()
     if not results_dir.is_dir():
-        return None
-    candidates = []
-    for path in results_dir.glob("*/*.json"):
+        return pd.DataFrame(columns=ROW_COLUMNS)
+    meta = _load_plain(results_dir / "benchmarks.json") if (results_dir / "benchmarks.json").is_file() else None
+    meta = meta if isinstance(meta, dict) else {}
+    rows = []
+    for path in sorted(results_dir.glob("*/*.json")):
         if path.name == "machine.json":
             continue
         data = _load(path)
-        if data is not None:
-            candidates.append((int(data.get("date") or 0), path, data))
-    if not candidates:
-        return None
-    candidates.sort(key=lambda c: (c[0], str(c[1])))
-    date_ms, path, data = candidates[-1]
-    meta = {}
-    bench_json = results_dir / "benchmarks.json"
-    if bench_json.is_file():
-        loaded = _load_plain(bench_json)
-        meta = loaded if isinstance(loaded, dict) else {}
-    columns = data["result_columns"]
-    rows = []
-    for name, values in data["results"].items():
-        record = dict(zip(columns, values))
-        params = record.get("params") or []
-        result = record.get("result")
-        if not isinstance(result, list):
-            result = [result]
-        combos = list(itertools.product(*params)) if params else [()]
-        info = meta.get(name, {}) if isinstance(meta.get(name), dict) else {}
-        names = info.get("param_names", [f"p{i}" for i in range(len(params))])
-        for combo, value in zip(combos, result):
-            rows.append({
-                "benchmark": name,
-                "type": info.get("type", name.rsplit(".", 1)[-1].split("_", 1)[0]),
-                "params": ", ".join(f"{n}={v}" for n, v in zip(names, combo)),
-                "value": float(value) if isinstance(value, (int, float)) else float("nan"),
-                "unit": info.get("unit", ""),
-            })
-    return AsvRun(path=path, machine=str(data.get("params", {}).get("machine", path.parent.name)),
-                  commit=str(data.get("commit_hash", ""))[:12], date_ms=date_ms, env=str(data.get("env_name", "")),
-                  rows=pd.DataFrame(rows, columns=["benchmark", "type", "params", "value", "unit"]),
-                  files=len(candidates))
+        if data is None:
+            continue
+        columns = data["result_columns"]
+        machine = str(data.get("params", {}).get("machine", path.parent.name))
+        for name, values in data["results"].items():
+            record = dict(zip(columns, values))
+            params = record.get("params") or []
+            result = record.get("result")
+            if not isinstance(result, list):
+                result = [result]
+            combos = list(itertools.product(*params)) if params else [()]
+            info = meta.get(name) if isinstance(meta.get(name), dict) else {}
+            names = info.get("param_names", [f"p{i}" for i in range(len(params))])
+            for combo, value in zip(combos, result):
+                rows.append({
+                    "benchmark": name,
+                    "type": info.get("type", name.rsplit(".", 1)[-1].split("_", 1)[0]),
+                    "params": ", ".join(f"{n}={v}" for n, v in zip(names, combo)),
+                    "value": float(value) if isinstance(value, (int, float)) else float("nan"),
+                    "unit": info.get("unit", ""),
+                    "commit": str(data.get("commit_hash", ""))[:8],
+                    "date": pd.to_datetime(int(data.get("date") or 0), unit="ms", utc=True),
+                    "machine": machine,
+                    "env": str(data.get("env_name", "")),
+                })
+    frame = pd.DataFrame(rows, columns=ROW_COLUMNS)
+    return frame.sort_values(["date", "benchmark", "params"], kind="stable").reset_index(drop=True)
+
+
+def latest(results: pd.DataFrame) -> pd.DataFrame:
+    """The newest value of each (machine, benchmark, params): what a partial ``asv run`` left current."""
+    if results.empty:
+        return results
+    ok = results[results["value"].notna()]
+    return (ok.groupby(["machine", "benchmark", "params"], sort=True).tail(1)
+            .sort_values(["machine", "benchmark", "params"]).reset_index(drop=True))
 
 
 def _load_plain(path: Path):

@@ -248,7 +248,8 @@ def _drive(pipe: _Pipe, url: str, screenshot: Path | None, width_px: int, height
     for ev in pipe.events:
         method, params = ev.get("method"), ev.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+            args = params.get("args", [])
+            console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
         elif method == "Runtime.exceptionThrown":
             det = params.get("exceptionDetails", {})
             exceptions.append(det.get("exception", {}).get("description") or det.get("text", "exception"))

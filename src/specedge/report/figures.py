@@ -6,6 +6,8 @@ runs with the non-interactive Agg backend; seaborn and matplotlib are imported i
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -42,6 +44,16 @@ def _setup():
 
     sns.set_theme(style="whitegrid", context="notebook", font_scale=0.85)
     return plt, sns
+
+
+@contextlib.contextmanager
+def _library_deprecations_silenced():
+    """seaborn 0.13 calls matplotlib APIs that matplotlib 3.11 deprecates (boxplot's ``vert``, ``set_bad``);
+    the warnings are about seaborn's internals, not our calls, so they are silenced around those calls only."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        yield
 
 
 def _label(name: str) -> str:
@@ -241,8 +253,9 @@ def reduction_heatmap(reductions: pd.DataFrame, baseline: str):
     fig, axes = plt.subplots(len(pairs), 1, figsize=(0.85 * cols + 4.5, len(pairs) * (0.3 * rows + 1.6)),
                              squeeze=False)
     for n, (ax, pair, grid) in enumerate(zip(axes[:, 0], pairs, grids)):
-        sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
-                    annot_kws={"fontsize": 7}, cbar_kws={"label": f"vs {baseline} (%)", "extend": "both"})
+        with _library_deprecations_silenced():
+            sns.heatmap(grid, annot=True, fmt=".1f", cmap="RdBu", center=0, vmin=-lim, vmax=lim, ax=ax,
+                        annot_kws={"fontsize": 7}, cbar_kws={"label": f"vs {baseline} (%)", "extend": "both"})
         ax.set_title(pair, fontsize=10)
         ax.set_xlabel("")
         ax.set_ylabel("")
@@ -313,7 +326,8 @@ def optimizer_gap(gaps: pd.DataFrame):
     data = gaps.copy()
     data["gap_pct"] = data["gap"] * 100
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * data["policy"].nunique() + 1.5))
-    sns.boxplot(data, y="policy", x="gap_pct", ax=ax, color="#dde6f2", fliersize=0)
+    with _library_deprecations_silenced():
+        sns.boxplot(data, y="policy", x="gap_pct", ax=ax, color="#dde6f2", fliersize=0)
     sns.stripplot(data, y="policy", x="gap_pct", ax=ax, size=3.5, color="#2a5db0", alpha=0.7)
     ax.set_xlabel("makespan above the oracle's (%)")
     ax.set_ylabel("")
@@ -327,8 +341,24 @@ def plan_time(cells: pd.DataFrame):
     data["plan_ms"] = data["plan_wall_s"] * 1e3
     order = data.groupby("policy")["plan_ms"].median().sort_values().index.tolist()
     fig, ax = plt.subplots(figsize=(7.5, 0.38 * len(order) + 1.4))
-    sns.boxplot(data, y="policy", x="plan_ms", order=order, ax=ax, color="#dde6f2", fliersize=2)
+    with _library_deprecations_silenced():
+        sns.boxplot(data, y="policy", x="plan_ms", order=order, ax=ax, color="#dde6f2", fliersize=2)
     ax.set_xscale("log")
     ax.set_xlabel("plan(scenario) wall time (ms)")
     ax.set_ylabel("")
     return fig, data
+
+
+def asv_history(history: pd.DataFrame):
+    """asv time benchmarks by commit date (log scale), one line per benchmark and parameter set."""
+    plt, sns = _setup()
+    data = history.copy()
+    data["series"] = data["benchmark"].str.rsplit(".", n=1).str[-1] + " " + data["params"].astype(str)
+    fig, ax = plt.subplots(figsize=(8.5, 4.0))
+    sns.lineplot(data, x="date", y="value", hue="series", marker="o", ax=ax, errorbar=None)
+    ax.set_yscale("log")
+    ax.set_xlabel("commit date")
+    ax.set_ylabel("seconds")
+    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.autofmt_xdate()
+    return fig, data.drop(columns="series")

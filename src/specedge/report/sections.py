@@ -254,7 +254,7 @@ DEFAULT_GAP_POLICIES = ("paper-dp", "dp-refined")
 
 def optimizer(ctx: Context, comparison_cells: pd.DataFrame | None = None) -> None:
     from specedge import experiments
-    from specedge.report.asv_results import find_results_dir, latest_run
+    from specedge.report.asv_results import all_results, find_results_dir, latest
 
     opt = ctx.cfg.optimizer
     k = int(opt.get("tasks", 8))
@@ -298,24 +298,30 @@ def optimizer(ctx: Context, comparison_cells: pd.DataFrame | None = None) -> Non
                           + ", measured while the sweep ran on this machine's worker processes — indicative only; "
                             "asv below measures it properly.")
         sec.figure("optimizer-plan-time", figures.plan_time(ok), title="Planning time per policy")
-    run = latest_run()
-    if run is None:
+    results = all_results()
+    if results.empty:
         sec.note(f"No asv results found in {find_results_dir()}. Produce them with `asv run --python=same "
                  "--quick` (this commit, in the current environment) or `asv run main~5..main` (history, asv "
                  "builds each commit), then rebuild the report; `asv publish` and `asv preview` show the history "
                  "as asv's own web pages.")
-    else:
-        import datetime as _dt
-
-        when = _dt.datetime.fromtimestamp(run.date_ms / 1000, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        rows = run.rows.copy()
-        rows["optimizer"] = rows["benchmark"].str.contains("optim|polic|dp|oracle|gap", case=False, regex=True)
-        rows = rows.sort_values(["optimizer", "benchmark", "params"], ascending=[False, True, True])
-        sec.text(f"Latest asv results: commit `{run.commit}` on machine `{run.machine}` ({run.env}), {when}; "
-                 f"{run.files} result file(s) in {run.path.parent.parent}.")
-        sec.table("optimizer-asv", rows, title="asv benchmarks (latest run)",
-                  caption="`time_*` in seconds, `peakmem_*` in bytes, `track_*` in the unit asv reports; the "
-                          "optimizer's benchmarks first.")
+        return
+    current = latest(results)
+    current = current.assign(optimizer=current["benchmark"].str.contains("optim|polic|dp|oracle|gap", case=False))
+    current = current.sort_values(["optimizer", "machine", "benchmark", "params"],
+                                  ascending=[False, True, True, True]).reset_index(drop=True)
+    current["date"] = current["date"].dt.strftime("%Y-%m-%d %H:%M")
+    machines = ", ".join(sorted(results["machine"].unique()))
+    sec.text(f"asv results in {find_results_dir()}: {results['commit'].nunique()} commit(s), "
+             f"{results['benchmark'].nunique()} benchmark(s), machine(s) {machines}. "
+             "The table gives each benchmark's newest value (a partial `asv run` leaves older ones current).")
+    sec.table("optimizer-asv", current, title="asv benchmarks: newest value of each",
+              caption="`time_*` in seconds, `peakmem_*` in bytes, `track_*` in the unit asv reports; the "
+                      "optimizer's benchmarks first; `commit` and `date` say which run measured it.")
+    history = results[results["type"].eq("time") & results["value"].notna()]
+    history = history[history.groupby(["machine", "benchmark", "params"])["commit"].transform("nunique") > 1]
+    if not history.empty:
+        sec.figure("optimizer-asv-history", figures.asv_history(history), title="asv history of the time benchmarks",
+                   caption="Each line: one benchmark and parameter set, by the date of the commit asv measured.")
 
 
 # ---------------------------------------------------------------------------------------------- section 3

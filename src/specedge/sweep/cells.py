@@ -3,9 +3,10 @@
 :func:`evaluate_cell` is a plain module-level function (so that process pools and Dask workers can import it).
 It uses only the public pieces: :meth:`specedge.scenario.Scenario.from_preset`, the policy registry
 (:func:`specedge.policies.get_policy`) and replay (:func:`specedge.policies.replay`, i.e. :func:`specedge.evaluate`
-with the policy's controller when it adapts l between rounds). Everything it returns is a deterministic function of the cell (preset, pair,
-acceptance source, policy, seed, replications, overrides) — except ``plan_wall_s``, the policy's wall time,
-which is a measurement and is excluded when two runs are compared (:data:`TIMING_METRICS`).
+with the policy's controller when it adapts l between rounds). Everything it returns is a deterministic function
+of the cell (preset, pair, acceptance source, policy, seed, replications, overrides) — except ``plan_wall_s``,
+the policy's wall time, which is a measurement and is excluded when two runs are compared
+(:data:`TIMING_METRICS`).
 """
 
 from __future__ import annotations

@@ -163,7 +163,8 @@ class Grid:
         merged.update(data)
         unknown = sorted(set(merged) - set(GRID_FIELDS))
         if unknown:
-            raise GridError(f"{source}: unknown field(s) {', '.join(unknown)}; grid fields are {', '.join(GRID_FIELDS)}")
+            raise GridError(f"{source}: unknown field(s) {', '.join(unknown)}; grid fields are "
+                            f"{', '.join(GRID_FIELDS)}")
         missing = [k for k in ("presets", "pairs", "acceptance", "policies") if k not in merged]
         if missing:
             raise GridError(f"{source}: missing field(s) {', '.join(missing)} (each a list of strings)")
