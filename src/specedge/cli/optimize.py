@@ -43,7 +43,8 @@ def optimize_cmd(
     """Plan with a policy and report the replayed makespan of the plan."""
     import time
 
-    from specedge.cli.replay import _parse_set
+    from specedge.cli.options import parse_assignments
+    from specedge.errors import PolicyError
     from specedge.policies import available_policies, available_presets, get_policy, optimize, policy_name, replay
     from specedge.policies.base import DEFAULT_POLICY
 
@@ -57,9 +58,11 @@ def optimize_cmd(
         return
     from specedge.scenario import Scenario
 
-    pol = get_policy(policy, **_parse_params(param))
+    params = parse_assignments(param, "--param", example="l_max=8", error=PolicyError)
+    overrides = parse_assignments(set_, "--set", example="bandwidth_hz=25e6")
+    pol = get_policy(policy, **params)
     sc = Scenario.from_preset(preset, pair=pair, alpha=alpha, tasks=tasks, seed=seed,
-                              acceptance=trace or acceptance, store=store, **_parse_set(set_))
+                              acceptance=trace or acceptance, store=store, **overrides)
     started = time.perf_counter()
     plan = optimize(sc, pol)
     plan_s = time.perf_counter() - started
@@ -107,25 +110,6 @@ def optimize_cmd(
     console.print(table)
     if out is not None:
         Console(stderr=True).print(f"plan written to {out}")
-
-
-def _parse_params(items: list[str]) -> dict:
-    """``--param KEY=VALUE`` items; VALUE is read as a TOML value (7, 0.5, true, "x"), else kept as text."""
-    import tomllib
-
-    from specedge.errors import PolicyError
-
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise PolicyError(f"--param {item!r}: expected KEY=VALUE, e.g. --param l_max=8")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        out[key.strip()] = value
-    return out
 
 
 def _jsonable(x):

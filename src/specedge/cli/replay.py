@@ -10,28 +10,14 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from specedge.cli import app
+from specedge.cli.options import parse_assignments
 from specedge.errors import InputError
-
-
-def _parse_set(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. --set bandwidth_hz=25e6")
-        try:
-            value = tomllib.loads(f"v = {raw.strip()}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = raw.strip()
-        out[key.strip()] = value
-    return out
 
 
 @app.command("replay")
@@ -57,7 +43,8 @@ def replay_cmd(
 
     the_plan = Plan.load(plan)
     sc = Scenario.from_preset(preset, pair=pair, alpha=alpha, tasks=tasks, seed=seed,
-                              acceptance=trace or acceptance, store=store, **_parse_set(set_))
+                              acceptance=trace or acceptance, store=store,
+                              **parse_assignments(set_, "--set", example="bandwidth_hz=25e6"))
     result = evaluate(sc, the_plan, replications=replications, seed=seed)
     if tasks_out is not None:
         if tasks_out.suffix == ".parquet":
