@@ -77,7 +77,7 @@ def serve_real_cmd(
                                    "id, 'expected', or 'auto' (the pair's recorded trace at -T, else expected)."),
     measure: bool = typer.Option(False, "--measure-compute", help="Re-measure both models' compute traces with the "
                                  "serving engine on the node cores right before the run; the run records their ids."),
-    compute_repeats: int = typer.Option(10, "--compute-repeats", help="Timed passes per configuration when measuring."),
+    compute_repeats: int = typer.Option(5, "--compute-repeats", help="Timed passes per configuration when measuring."),
     measure_mode: str = typer.Option("co-run", "--measure-mode", help="'co-run' (both models measured at once, "
                                      "each on its core, as in a pipelined run) or 'alone' (one after the other)."),
     cores: str = typer.Option("0,1", "--cores", help="Draft core,verify core ('none' leaves affinities alone)."),
@@ -124,15 +124,20 @@ def serve_real_cmd(
         from specedge.policies.base import get_policy, policy_name
 
         source = _pair_acceptance(st, draft_name, target_name, temperature) if acceptance == "auto" else acceptance
-        if measure and not dry_run:  # plan on the traces the run is judged with: a grid for any batch and l <= 10
-            nominal = Plan.from_dict({"batches": [list(range(sc.num_tasks))], "speculation_length": 10,
-                                      "bandwidth_hz": list(sc.uniform_bandwidth_hz())})
-            compute_ids = _measure(measure_pair, run_grid, sc, nominal, draft_src, target_src, st, core_pair,
-                                   compute_repeats, stamp, console, measure_mode)
+        from specedge.errors import DatasetNotFoundError
         from specedge.fidelity.predictors import latest_compute_trace
 
-        traces = compute_ids or {"draft": latest_compute_trace(st, draft_name),
-                                 "verify": latest_compute_trace(st, target_name)}
+        try:
+            traces = {"draft": latest_compute_trace(st, draft_name), "verify": latest_compute_trace(st, target_name)}
+        except DatasetNotFoundError:
+            if not measure or dry_run:
+                raise
+            # no traces to plan with yet: measure a nominal plan's grid (batches of up to 8, l = 6) first
+            nominal = Plan.from_dict({"batches": [list(range(i, min(i + 8, sc.num_tasks)))
+                                                  for i in range(0, sc.num_tasks, 8)],
+                                      "speculation_length": 6, "bandwidth_hz": list(sc.uniform_bandwidth_hz())})
+            traces = _measure(measure_pair, run_grid, sc, nominal, draft_src, target_src, st, core_pair,
+                              compute_repeats, stamp + "-planning", console, measure_mode)
         planning = build_scenario(pair, tasks=tasks, seed=seed, store=st, acceptance=source,
                                   **{"compute_model": "fitted", "draft_compute_trace": traces["draft"],
                                      "verify_compute_trace": traces["verify"], **overrides})
@@ -149,7 +154,7 @@ def serve_real_cmd(
         text = json.dumps(plan.to_dict(), indent=2)
         sys.stdout.write(text + "\n") if as_json else console.print(text)
         return
-    if measure and compute_ids is None:
+    if measure:  # right before the run, on the plan's own grid
         compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_src, target_src, st, core_pair,
                                compute_repeats, stamp, console, measure_mode)
     encoder = load_model(target_src)

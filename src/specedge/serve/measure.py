@@ -18,14 +18,15 @@ import numpy as np
 #: Batch sizes the grid draws from (plus the plan's largest batch): members leave a batch, so b takes every
 #: value from the largest batch down to 1 and the predictors interpolate between these.
 GRID_BATCH_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)
-#: Timed passes per configuration and untimed warm-up passes before them.
-GRID_REPEATS = 10
-GRID_WARMUP = 2
+#: Timed passes per configuration and untimed warm-up passes before them (few, so that the traces are measured
+#: close in time to the run they are held against).
+GRID_REPEATS = 5
+GRID_WARMUP = 1
 
 
 def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP):
     """A :class:`ComputeGrid` covering the passes a run of ``plan`` makes: batch sizes 1..max batch, verify
-    widths 2..max l + 1 (draft passes that feed two tokens fall here too), and contexts in powers of two from
+    widths 2 (draft passes that feed two tokens) and each l + 1 of the plan, and contexts in powers of two from
     below the shortest prompt to above the longest prompt + output (prefill widths use the same values)."""
     from specedge.record.compute_trace import ComputeGrid
 
@@ -37,7 +38,8 @@ def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP
     c_lo = 2 ** int(np.floor(np.log2(max(lo, 2))))
     c_hi = 2 ** int(np.ceil(np.log2(hi)))
     contexts = tuple(int(c) for c in 2 ** np.arange(int(np.log2(c_lo)), int(np.log2(c_hi)) + 1))
-    return ComputeGrid(batch_sizes=batch_sizes, new_tokens=tuple(range(2, l_max + 2)), context_tokens=contexts,
+    widths = tuple(sorted({2} | {int(l) + 1 for l in plan.speculation_length}))
+    return ComputeGrid(batch_sizes=batch_sizes, new_tokens=widths, context_tokens=contexts,
                        repeats=repeats, warmup=warmup)
 
 
