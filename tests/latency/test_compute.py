@@ -15,6 +15,7 @@ from specedge.latency.compute import (
     MeasuredCompute,
     RooflineCompute,
     fit_affine,
+    fit_roofline,
 )
 from specedge.latency.flops import forward_flops
 
@@ -75,6 +76,22 @@ def test_roofline_switches_between_memory_and_compute_bound():
     # never below either bound
     b = np.array([1, 4, 16, 64])
     assert np.all(pred.latency_s(b, 8, 256) >= 1.0 / 1.0 * b * forward_flops(LLAMA_7B, 8, 256) / 158.5e12)
+
+
+def test_fit_roofline_recovers_efficiencies_and_overhead():
+    truth = RooflineCompute(LLAMA_68M, RTX_4500, compute_efficiency=0.3, memory_efficiency=0.6, overhead_s=2e-4)
+    b, x, c = (a.ravel() for a in np.meshgrid([1, 4, 16, 64, 256], [1, 8, 128, 512], [0, 256, 1024]))
+    frame = pd.DataFrame({"batch_size": b, "new_tokens": x, "context_tokens": c,
+                          "latency_ms": truth.latency_s(b, x, c) * 1e3})
+    fit = fit_roofline(LLAMA_68M, RTX_4500, frame)
+    assert fit.compute.compute_efficiency == pytest.approx(0.3, rel=1e-3)
+    assert fit.compute.memory_efficiency == pytest.approx(0.6, rel=1e-3)
+    assert fit.compute.overhead_s == pytest.approx(2e-4, rel=1e-3)
+    assert fit.r2 > 0.9999 and fit.num_rows == len(frame)
+    # both regimes are present in this grid, and the fit tells them apart
+    bound = fit.memory_bound(b, x, c)
+    assert bound.any() and not bound.all()
+    assert bound[(b == 1) & (x == 1)].all()
 
 
 def _grid_trace():

@@ -178,6 +178,78 @@ class RooflineCompute:
         return np.maximum(t_compute, t_memory) + self.overhead_s
 
 
+@dataclass(frozen=True)
+class RooflineFit:
+    """Result of a least-squares fit of the roofline model to compute-trace rows.
+
+    ``compute`` is the fitted predictor; its efficiencies are relative to the device card's peak FLOP/s and
+    memory bandwidth, so a fit says how far the measured passes are from the card's roofline.
+    """
+
+    compute: RooflineCompute
+    r2: float
+    residuals_s: np.ndarray = field(repr=False)
+    num_rows: int
+
+    @property
+    def rmse_s(self) -> float:
+        return float(np.sqrt(np.mean(self.residuals_s**2)))
+
+    def memory_bound(self, batch_size, new_tokens, context_tokens) -> np.ndarray:
+        """True where the fitted memory term exceeds the compute term."""
+        rc = self.compute
+        b = np.asarray(batch_size, dtype=np.float64)
+        flops = b * forward_flops(rc.model, new_tokens, context_tokens, ffn_factor=rc.ffn_factor)
+        moved = pass_bytes(rc.model, b, new_tokens, context_tokens, bytes_per_value=rc.kv_bytes_per_value,
+                           use_gqa=rc.kv_use_gqa)
+        return (moved / (rc.memory_efficiency * rc.device.memory_bandwidth_bytes_per_s)
+                > flops / (rc.compute_efficiency * rc.device.peak_flops))
+
+
+def fit_roofline(
+    model: ModelCard,
+    device: DeviceCard,
+    frame: pd.DataFrame,
+    *,
+    ffn_factor: float = 1.0,
+    kv_bytes_per_value: float = 2.0,
+    kv_use_gqa: bool = False,
+    source: str = "trace",
+) -> RooflineFit:
+    """Least-squares fit of T = max(b F / (e_c peak), bytes / (e_m bandwidth)) + c2 over every row.
+
+    Fits (e_c, e_m, c2) in log space (all three stay positive) with :func:`scipy.optimize.least_squares`
+    on relative residuals, so that short and long passes weigh alike. Efficiencies above 1 are possible: they
+    mean the card's peak understates what the measured device reached.
+    """
+    from scipy.optimize import least_squares
+
+    _check_trace(frame, source)
+    b = frame["batch_size"].to_numpy(np.float64)
+    x = frame["new_tokens"].to_numpy(np.float64)
+    c = frame["context_tokens"].to_numpy(np.float64)
+    y = frame["latency_ms"].to_numpy(np.float64) / 1e3
+    t_compute = b * forward_flops(model, x, c, ffn_factor=ffn_factor) / device.peak_flops
+    t_memory = (pass_bytes(model, b, x, c, bytes_per_value=kv_bytes_per_value, use_gqa=kv_use_gqa)
+                / device.memory_bandwidth_bytes_per_s)
+
+    def predict(p):
+        inv_ec, inv_em, c2 = np.exp(p)
+        return np.maximum(t_compute * inv_ec, t_memory * inv_em) + c2
+
+    start = np.log([max(1.0, float(np.median(y / np.maximum(t_compute, 1e-30))) / 4), 2.0,
+                    max(float(y.min()) / 2, 1e-7)])
+    sol = least_squares(lambda p: (predict(p) - y) / y, start, method="trf")
+    inv_ec, inv_em, c2 = np.exp(sol.x)
+    residuals = y - predict(sol.x)
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(residuals**2)) / ss_tot if ss_tot > 0 else float("nan")
+    fitted = RooflineCompute(model=model, device=device, compute_efficiency=float(1 / inv_ec),
+                             memory_efficiency=float(1 / inv_em), overhead_s=float(c2), ffn_factor=ffn_factor,
+                             kv_bytes_per_value=kv_bytes_per_value, kv_use_gqa=kv_use_gqa)
+    return RooflineFit(compute=fitted, r2=r2, residuals_s=residuals, num_rows=len(y))
+
+
 # --------------------------------------------------------------------------------------------- measured
 class ComputeExtrapolationError(ScenarioError):
     """A measured-compute query outside the measured grid (and extrapolation was not allowed)."""

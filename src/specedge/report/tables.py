@@ -178,13 +178,13 @@ def compute_fits(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.D
 
     Returns (fit table, points): the fit table has one row per (dataset, model, predictor) with its constants,
     R² and RMSE; the points table has the measured median and each predictor's prediction per configuration.
-    The affine fit is :func:`specedge.latency.compute.fit_affine`; the roofline is fitted here by least squares
-    over (compute efficiency, memory efficiency, overhead) against the device card named in the trace — both
-    are descriptive fits of the measurements, reported with where each misses.
+    The fits are :func:`specedge.latency.compute.fit_affine` and :func:`specedge.latency.compute.fit_roofline`
+    (compute efficiency, memory efficiency and overhead against the device card named in the trace) — both are
+    descriptive fits of the measurements, reported with where each misses.
     """
     from specedge.errors import ScenarioError
     from specedge.latency.cards import load_device_card, load_model_card
-    from specedge.latency.compute import fit_affine
+    from specedge.latency.compute import fit_affine, fit_roofline
 
     fit_rows, point_rows = [], []
     for name, frame in frames.items():
@@ -214,51 +214,15 @@ def compute_fits(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.D
                 fit_rows.append({"dataset": name, "model": model_name, "device": device_name,
                                  "predictor": "roofline", "note": f"no device card: {exc}"})
                 continue
-            roof = _fit_roofline(model, device, part)
+            roof = fit_roofline(model, device, part, source=name)
             fit_rows.append({"dataset": name, "model": model_name, "device": device_name, "predictor": "roofline",
-                             "compute_efficiency": roof["compute_efficiency"],
-                             "memory_efficiency": roof["memory_efficiency"], "c2_s": roof["overhead_s"],
-                             "r2": roof["r2"], "rmse_ms": roof["rmse_s"] * 1e3, "rows": len(part), "note": ""})
-            point_rows.append(points.assign(predictor="roofline", predicted_ms=roof["predict_s"](b, x, c) * 1e3))
+                             "compute_efficiency": roof.compute.compute_efficiency,
+                             "memory_efficiency": roof.compute.memory_efficiency, "c2_s": roof.compute.overhead_s,
+                             "r2": roof.r2, "rmse_ms": roof.rmse_s * 1e3, "rows": roof.num_rows, "note": ""})
+            point_rows.append(points.assign(predictor="roofline", predicted_ms=roof.compute.latency_s(b, x, c) * 1e3))
     fits = pd.DataFrame(fit_rows)
     points = pd.concat(point_rows, ignore_index=True) if point_rows else pd.DataFrame()
     if not points.empty:
         points = points.drop(columns=["latency_ms"])
         points["relative_error"] = points["predicted_ms"] / points["measured_ms"] - 1.0
     return fits, points
-
-
-def _fit_roofline(model, device, part: pd.DataFrame) -> dict:
-    """Least-squares roofline: T = max(bF / (e_c peak), bytes / (e_m bw)) + c2, in log-parameters."""
-    from scipy.optimize import least_squares
-
-    from specedge.latency.flops import forward_flops, pass_bytes
-
-    b = part["batch_size"].to_numpy(np.float64)
-    x = part["new_tokens"].to_numpy(np.float64)
-    c = part["context_tokens"].to_numpy(np.float64)
-    y = part["latency_ms"].to_numpy(np.float64) / 1e3
-
-    def terms(b, x, c):
-        return (b * forward_flops(model, x, c) / device.peak_flops,
-                pass_bytes(model, b, x, c) / device.memory_bandwidth_bytes_per_s)
-
-    tc, tm = terms(b, x, c)
-
-    def predict(p, tc, tm):
-        inv_ec, inv_em, c2 = np.exp(p)
-        return np.maximum(tc * inv_ec, tm * inv_em) + c2
-
-    start = np.log([max(1.0, float(np.median(y / np.maximum(tc, 1e-30))) / 4), 2.0, max(float(y.min()) / 2, 1e-7)])
-    sol = least_squares(lambda p: (predict(p, tc, tm) - y) / y, start, method="trf")
-    inv_ec, inv_em, c2 = np.exp(sol.x)
-    resid = y - predict(sol.x, tc, tm)
-    ss_tot = float(np.sum((y - y.mean()) ** 2))
-    return {
-        "compute_efficiency": float(1 / inv_ec),
-        "memory_efficiency": float(1 / inv_em),
-        "overhead_s": float(c2),
-        "r2": 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else math.nan,
-        "rmse_s": float(np.sqrt(np.mean(resid**2))),
-        "predict_s": lambda b, x, c: predict(sol.x, *terms(b, x, c)),
-    }
