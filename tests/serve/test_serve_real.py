@@ -43,6 +43,10 @@ def test_the_run_records_tasks_jobs_passes_and_rounds(tiny_run):
     assert set(draft["phase"]) == {"prefill", "decode"} and set(verify["phase"]) == {"verify"}
     assert (draft["phase"] == "prefill").sum() == 2  # one per batch, round 0
     assert (passes["end_s"] > passes["start_s"]).all()
+    assert (passes["cpu_s"] > 0).all()  # the node thread's CPU time during each pass
+    usage = md["cpu_usage"]
+    assert set(usage["nodes"]) == {"draft", "verify"} and usage["window_s"] > 0
+    assert all(u["process_cpu_s"] > 0 for u in usage["nodes"].values())
     # one verify pass per verification round of each batch; each draft job is l passes
     jobs = parts["job"]
     assert len(verify) == (jobs["node"] == "verify").sum() == rounds.groupby(["batch", "round"]).ngroups

@@ -230,6 +230,11 @@ def fidelity_cmd(
     out.print(f"best predictor: {result.best()}; time outside passes: draft {d['draft_outside_pass_share']:.1%}, "
               f"verify {d['verify_outside_pass_share']:.1%}; pipe delay median {d['pipe_delay_median_s'] * 1e6:.0f} µs; "
               f"load average at run {result.run.get('load_average_before')}")
+    if "verify_pass_wall_over_cpu" in d:
+        cores = d.get("core_load") or {}
+        out.print(f"pass wall/CPU time: draft {d['draft_pass_wall_over_cpu']:.2f}, verify "
+                  f"{d['verify_pass_wall_over_cpu']:.2f}; other work on the node cores during the run: "
+                  + ", ".join(f"{r} core {c['core']} {c['foreign_share']:.0%}" for r, c in cores.items()))
     passes = Table(title="single-pass prediction at the run's own shapes")
     for col in ("predictor", "node", "passes", "median |pass err|", "Σpred/Σmeas"):
         passes.add_column(col)

@@ -165,6 +165,12 @@ def overheads(jobs: pd.DataFrame, passes: pd.DataFrame) -> dict:
     idle = (prev_end.isna() | (prev_end < d["end_s"])).to_numpy()
     delay = (v["ready_s"] - d["end_s"]).to_numpy()[idle]
     out["pipe_delay_median_s"] = float(np.median(delay)) if delay.size else float("nan")
+    if "cpu_s" in passes.columns and passes["cpu_s"].notna().any():
+        for node in ("draft", "verify"):
+            p = passes[(passes["node"] == node) & passes["cpu_s"].notna()]
+            wall = (p["end_s"] - p["start_s"]).to_numpy()
+            # wall time of passes in which the node's thread did not run: preemption by other processes
+            out[f"{node}_pass_wall_over_cpu"] = float(wall.sum() / p["cpu_s"].sum()) if len(p) else float("nan")
     out["pipe_delay_p90_s"] = float(np.percentile(delay, 90)) if delay.size else float("nan")
     return out
 
@@ -273,6 +279,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "pass_errors": pass_errors(parts["pass"], predictors).to_dict(orient="records"),
         **overheads(parts["job"], parts["pass"]),
         "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),
+        "core_load": (meta.get("cpu_usage") or {}).get("cores"),
     }
     run_summary = {
         "pair": meta.get("pair"),

@@ -11,7 +11,8 @@ Four record types share one Arrow schema (columns a record type does not use are
 | `job`   | (node, batch, round) stage job      | node, batch, round, batch_size, speculation_length, ready_s (inputs   |
 |         |                                     | available at the node), start_s, end_s                               |
 | `pass`  | forward pass                        | node, phase, batch, round, batch_size, new_tokens, context_tokens,    |
-|         |                                     | start_s, end_s                                                        |
+|         |                                     | start_s, end_s, cpu_s (the node thread's CPU time during the pass:    |
+|         |                                     | end_s - start_s - cpu_s is time the core ran something else)          |
 | `round` | (task, verification round)          | task, batch, round, drafted, accepted, tokens (committed, the last    |
 |         |                                     | round truncated at the output length), end_s                          |
 
@@ -61,6 +62,7 @@ RUN_SCHEMA = pa.schema(
         pa.field("ready_s", pa.float64(), nullable=True),
         pa.field("start_s", pa.float64(), nullable=True),
         pa.field("end_s", pa.float64(), nullable=True),
+        pa.field("cpu_s", pa.float64(), nullable=True),
         pa.field("first_token_s", pa.float64(), nullable=True),
         pa.field("completion_s", pa.float64(), nullable=True),
     ]
@@ -114,7 +116,7 @@ def check_run(table: pa.Table, source: str, locate: Callable[[int], str]) -> Non
             i = int(np.flatnonzero(wrong)[0])
             _fail(source, f"{locate(i)}, field '{col}'", f"{v[i]:g}; expected >= 1")
     for col in ("task", "batch", "round", "context_tokens", "accepted", "upload_s", "ready_s", "start_s", "end_s",
-                "first_token_s", "completion_s"):
+                "cpu_s", "first_token_s", "completion_s"):
         v = frame[col].to_numpy(dtype=np.float64, na_value=np.nan)
         wrong = v < 0
         if wrong.any():
@@ -190,6 +192,6 @@ def split_records(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
     out = {}
     for record, cols in REQUIRED.items():
         part = frame[frame["record"] == record]
-        extra = [c for c in ("phase", "new_tokens", "context_tokens") if record == "pass" and c not in cols]
+        extra = [c for c in ("cpu_s",) if record == "pass" and c in frame.columns]
         out[record] = part[list(dict.fromkeys(cols + tuple(extra)))].reset_index(drop=True)
     return out

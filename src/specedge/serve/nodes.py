@@ -209,12 +209,14 @@ class _Node:
     def forward(self, batch: _Batch, tokens, counts, phase: str, round_: int):
         """One timed ragged pass of ``tokens`` (B, x) with ``counts`` real tokens per row; returns the logits."""
         context = batch.cache.extent()
+        cpu = time.thread_time()
         start = self.now()
         logits = self.engine.forward(tokens, counts, batch.cache)
         end = self.now()
+        cpu = time.thread_time() - cpu
         self.passes.append({"node": self.role, "phase": phase, "batch": batch.index, "round": round_,
                             "batch_size": int(tokens.shape[0]), "new_tokens": int(tokens.shape[1]),
-                            "context_tokens": context, "start_s": start, "end_s": end})
+                            "context_tokens": context, "start_s": start, "end_s": end, "cpu_s": cpu})
         return logits
 
     def records(self) -> dict:
@@ -434,8 +436,13 @@ def node_main(cfg: NodeConfig, coord: Connection, peer: Connection) -> None:
     node = (DraftNode if cfg.role == "draft" else VerifyNode)(cfg, coord, peer)
     try:
         node.setup()
+        cpu = time.process_time()
+        wall = time.monotonic()
         node.serve()
-        coord.send(NodeRecords(cfg.role, node.records()))
+        records = node.records()
+        records["usage"] = {"process_cpu_s": time.process_time() - cpu, "wall_s": time.monotonic() - wall,
+                            "serve_start_s": wall - node.now.t0}
+        coord.send(NodeRecords(cfg.role, records))
     except BaseException:  # noqa: BLE001 - reported to the coordinator, which stops the run cleanly
         try:
             coord.send(NodeRecords(cfg.role, {}, error=traceback.format_exc()))

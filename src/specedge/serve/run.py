@@ -32,6 +32,40 @@ READY_TIMEOUT_S = 300.0
 WARMUP_PASSES = 8
 
 
+def cpu_times() -> dict[int, dict[str, float]]:
+    """Per-core busy and steal seconds since boot from /proc/stat (empty where it cannot be read)."""
+    try:
+        lines = open("/proc/stat").read().splitlines()
+    except OSError:
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for line in lines:
+        name, *vals = line.split()
+        if name.startswith("cpu") and name[3:].isdigit():
+            v = [int(x) for x in vals[:8]]
+            user, nice, system, idle, iowait, irq, softirq, steal = v + [0] * (8 - len(v))
+            out[int(name[3:])] = {"busy_s": (user + nice + system + irq + softirq + steal) / tick,
+                                  "steal_s": steal / tick}
+    return out
+
+
+def core_load(before: dict, after: dict, window_s: float, nodes: dict, cores) -> dict:
+    """What else ran on the nodes' cores during the run: per node, its core's busy share of the window, its own
+    share (the node process's CPU time), and the rest ("foreign": other processes, the coordinator, the
+    hypervisor's steal)."""
+    out = {}
+    for role, core in zip(("draft", "verify"), cores):
+        if core is None or core not in before or core not in after or window_s <= 0:
+            continue
+        busy = (after[core]["busy_s"] - before[core]["busy_s"]) / window_s
+        own = nodes.get(role, {}).get("process_cpu_s", float("nan")) / window_s
+        out[role] = {"core": core, "busy_share": round(busy, 4), "own_share": round(own, 4),
+                     "foreign_share": round(busy - own, 4),
+                     "steal_share": round((after[core]["steal_s"] - before[core]["steal_s"]) / window_s, 4)}
+    return out
+
+
 class ServeError(SpecedgeError):
     """A node failed or the run timed out (exit status 1)."""
 
@@ -161,6 +195,7 @@ def serve_real(setup: ServeSetup, *, progress: Callable[[str], None] | None = No
         if setup.cores[0] is not None:
             os.sched_setaffinity(0, {setup.cores[0]})
         t0 = time.monotonic() + START_DELAY_S
+        stat_before, stat_t = cpu_times(), time.monotonic()
         for conn in conns.values():
             conn.send(Start(t0))
         say(f"serving {k} tasks in {len(plan.batches)} batches")
@@ -176,6 +211,7 @@ def serve_real(setup: ServeSetup, *, progress: Callable[[str], None] | None = No
                                                          int(sc.tasks["output_tokens"].iloc[task])),
                                             float(upload[task])))
         records: dict[str, NodeRecords] = _recv_all(conns, procs, NodeRecords, time.monotonic() + setup.timeout_s)
+        stat_after, window_s = cpu_times(), time.monotonic() - stat_t
     finally:
         os.sched_setaffinity(0, old_affinity)
         for proc in procs.values():
@@ -191,6 +227,10 @@ def serve_real(setup: ServeSetup, *, progress: Callable[[str], None] | None = No
     load_after = os.getloadavg()
     parts = _assemble(setup, prep, records, sent_s)
     metadata = _metadata(setup, ready, parts, load_before, load_after, wall_s)
+    usage = {role: r.records.get("usage", {}) for role, r in records.items()}
+    metadata["cpu_usage"] = {"window_s": round(window_s, 4), "nodes": usage,
+                             "cores": core_load(stat_before, stat_after, window_s, usage, setup.cores),
+                             "source": "/proc/stat per-core jiffies over the run window, node process CPU time"}
     return RealRun(parts=parts, metadata=metadata)
 
 
