@@ -6,6 +6,7 @@ transformers are imported inside the commands only.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -66,6 +67,7 @@ def smollm2_acceptance_cmd(
     prompt_list = chat_prompts(target, instructions)
     source = (f"{len(instructions)} instructions of {prompts} (specedge's own, Apache-2.0), each one user turn "
               "in SmolLM2's chat template (its default system prompt, add_generation_prompt=True)")
+    load_before = os.getloadavg()
     with _Reporter(every=8) as reporter:
         rec = record_acceptance(
             target, drafter, prompt_list, dataset_id=dataset, gamma=gamma, temperature=temperature,
@@ -73,6 +75,8 @@ def smollm2_acceptance_cmd(
             progress=lambda done, total, info: reporter(dataset, done, total, info),
         )
     md = dict(rec.metadata)
+    # the machine may be shared: the 1-minute load average before and after says how contended wall_ms is
+    md["load_average_1min"] = {"before": load_before[0], "after": os.getloadavg()[0], "cpu_count": os.cpu_count()}
     summary = acceptance_summary(rec.frame)
     md["summary"] = summary
     md["per_category"] = per_category(rec.frame, instructions)
@@ -168,11 +172,14 @@ def smollm2_compute_cmd(
         repeats=repeats, warmup=warmup,
     )
     lm = load_smollm2()
+    load_before = os.getloadavg()
     with _Reporter(every=5) as reporter:
         frame, md = measure_compute(
             lm, grid, dataset_id=dataset, device=device, threads=threads, seed=seed, note=note,
             progress=lambda done, total, info: reporter(dataset, done, total, info),
         )
     md["licence"] = LICENCE
+    # the machine may be shared: the 1-minute load average before and after says how contended the timings are
+    md["load_average_1min"] = {"before": load_before[0], "after": os.getloadavg()[0], "cpu_count": os.cpu_count()}
     console.print(f"{dataset}: {len(frame):,} passes timed in {md['recording_wall_s']:.0f} s on {md['device']}")
     _write(frame, dataset, "compute", md, store, replace)
