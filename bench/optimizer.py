@@ -15,10 +15,7 @@ Profile with ``asv profile --python=same "optimizer.PaperDP.time_paper_dp" "100,
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-# asv runs an installed wheel: point the card loader at this checkout's models/
-os.environ.setdefault("SPECEDGE_MODELS", str(Path(__file__).resolve().parents[1] / "models"))
 
 LARGE = os.environ.get("SPECEDGE_BENCH_LARGE", "") not in ("", "0")
 PAIRS = ["llama-68m/llama-7b", "tinyllama-1.1b/llama-7b"]

@@ -10,15 +10,11 @@ generated here, not a recording). ``make_case`` is shared with bench/test_replay
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-# asv runs an installed wheel: point the card loader at this checkout's models/
-os.environ.setdefault("SPECEDGE_MODELS", str(Path(__file__).resolve().parents[1] / "models"))
 
 BATCH = 10
 SPECULATION_LENGTH = 7
