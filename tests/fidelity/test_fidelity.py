@@ -97,7 +97,7 @@ def test_report_table_and_figure(tiny_run):
 
     table, fig = fidelity_report(store=tiny_run["store"])
     assert set(table["predictor"]) == {"affine", "roofline", "measured", STAGE_TIMES}
-    assert (table["run"] == RUN_ID).all() and table["plan"].iloc[0] == "2×2 l=2,3"
+    assert (table["run"] == RUN_ID).all() and table["plan"].iloc[0] == "2+1 l=2,3"
     assert len(fig.axes) >= 3 and fig.axes[0].get_title() == "affine"
     assert len(fig.axes[0].collections) >= 2  # the ±10% band and the tasks
 

@@ -26,10 +26,12 @@ def _run_ids(store, run_ids):
 
 
 def _label(result) -> str:
+    """A plan's short name: its batch sizes ("4×6" when equal, else "10+14") and its speculation lengths."""
     plan = result.run["plan"]
     sizes = plan["batch_sizes"]
     ls = sorted(set(plan["speculation_length"]))
-    return f"{len(sizes)}×{max(sizes)} l={','.join(map(str, ls))}"
+    batching = f"{len(sizes)}×{sizes[0]}" if len(set(sizes)) == 1 else "+".join(map(str, sizes))
+    return f"{batching} l={','.join(map(str, ls))}"
 
 
 def compare_runs(run_ids=None, *, store=None, acceptance: str = "observed") -> list:
@@ -70,7 +72,7 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
     if not include_stage_times:
         data = data[data["predictor"] != STAGE_TIMES]
     predictors = list(dict.fromkeys(data["predictor"])) or ["(no runs)"]
-    fig = Figure(figsize=(4.2 * len(predictors), 4.2), layout="constrained")
+    fig = Figure(figsize=(4.2 * len(predictors) + 2.0, 4.2), layout="constrained")
     axes = fig.subplots(1, len(predictors), squeeze=False)[0]
     hi = float(np.nanmax(data[["measured_s", "predicted_s"]].to_numpy())) * 1.05 if len(data) else 1.0
     line = np.linspace(0.0, hi, 2)
@@ -81,8 +83,11 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
         if len(part):
             sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", style="pair", ax=ax, s=28)
         ax.set(xlim=(0, hi), ylim=(0, hi), title=name, xlabel="measured latency (s)", ylabel="predicted latency (s)")
-        if ax is not axes[-1] and ax.get_legend() is not None:
-            ax.get_legend().remove()
+        if ax.get_legend() is not None:
+            if ax is axes[-1]:
+                sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+            else:
+                ax.get_legend().remove()
     return fig
 
 
