@@ -37,7 +37,8 @@ def test_the_run_records_tasks_jobs_passes_and_rounds(tiny_run):
     assert committed.tolist() == tasks["output_tokens"].tolist()
     assert (rounds["accepted"] <= rounds["drafted"]).all()
     assert rounds.groupby("task")["round"].max().add(1).tolist() == tasks["round"].tolist()
-    assert set(rounds.loc[rounds["batch"] == 0, "drafted"]) == {3} and set(rounds.loc[rounds["batch"] == 1, "drafted"]) == {2}
+    assert set(rounds.loc[rounds["batch"] == 0, "drafted"]) == {3}
+    assert set(rounds.loc[rounds["batch"] == 1, "drafted"]) == {2}
     passes = parts["pass"]
     draft, verify = passes[passes["node"] == "draft"], passes[passes["node"] == "verify"]
     assert set(draft["phase"]) == {"prefill", "decode"} and set(verify["phase"]) == {"verify"}

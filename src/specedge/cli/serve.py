@@ -176,7 +176,8 @@ def serve_real_cmd(
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
         console.print(f"wrote run dataset [bold]{info.id}[/] ({info.rows:,} rows): makespan {run.makespan_s:.3f} s, "
-                      f"mean latency {summary['mean_latency_s']:.3f} s, τ = {summary['tau_mean_tokens_per_round']:.2f}")
+                      f"mean latency {summary['mean_latency_s']:.3f} s, "
+                      f"τ = {summary['tau_mean_tokens_per_round']:.2f}")
 
 
 def _measure(measure_pair, run_grid, sc, plan, draft, target, st, cores, repeats, stamp, console, mode) -> dict:
@@ -228,7 +229,8 @@ def fidelity_cmd(
     out.print(table)
     d = result.diagnostics
     out.print(f"best predictor: {result.best()}; time outside passes: draft {d['draft_outside_pass_share']:.1%}, "
-              f"verify {d['verify_outside_pass_share']:.1%}; pipe delay median {d['pipe_delay_median_s'] * 1e6:.0f} µs; "
+              f"verify {d['verify_outside_pass_share']:.1%}; "
+              f"pipe delay median {d['pipe_delay_median_s'] * 1e6:.0f} µs; "
               f"load average at run {result.run.get('load_average_before')}")
     if "verify_pass_wall_over_cpu" in d:
         cores = d.get("core_load") or {}

@@ -2,19 +2,16 @@
 
 Four record types share one Arrow schema (columns a record type does not use are null):
 
-| record  | one row per                         | columns used                                                          |
-|---------|-------------------------------------|-----------------------------------------------------------------------|
-| `task`  | task                                | task, request_id, batch, speculation_length, input_tokens,            |
-|         |                                     | output_tokens, upload_s (scheduled by the emulated uplink), ready_s   |
-|         |                                     | (when the draft node received it), first_token_s, completion_s, round |
-|         |                                     | (rounds it took)                                                      |
-| `job`   | (node, batch, round) stage job      | node, batch, round, batch_size, speculation_length, ready_s (inputs   |
-|         |                                     | available at the node), start_s, end_s                               |
-| `pass`  | forward pass                        | node, phase, batch, round, batch_size, new_tokens, context_tokens,    |
-|         |                                     | start_s, end_s, cpu_s (the node thread's CPU time during the pass:    |
-|         |                                     | end_s - start_s - cpu_s is time the core ran something else)          |
-| `round` | (task, verification round)          | task, batch, round, drafted, accepted, tokens (committed, the last    |
-|         |                                     | round truncated at the output length), end_s                          |
+- ``task``, one row per task: task, request_id, batch, speculation_length, input_tokens, output_tokens, upload_s
+  (scheduled by the emulated uplink), ready_s (when the draft node received it), first_token_s, completion_s,
+  round (the rounds it took);
+- ``job``, one row per (node, batch, round) stage job: node, batch, round, batch_size, speculation_length,
+  ready_s (its inputs were available at the node), start_s, end_s;
+- ``pass``, one row per forward pass: node, phase, batch, round, batch_size, new_tokens, context_tokens, start_s,
+  end_s, cpu_s (the node thread's CPU time during the pass: end_s - start_s - cpu_s is time the core ran
+  something else);
+- ``round``, one row per (task, verification round): task, batch, round, drafted, accepted, tokens (committed;
+  the last round is truncated at the output length), end_s.
 
 Times are seconds since the run's origin t0 (the instant the emulated uplink starts), on the machine's monotonic
 clock, which every process of the run shares. ``round`` rows are an acceptance trace of the run itself: replaying

@@ -158,9 +158,10 @@ class _Node:
         if not rtt:
             return {}
         rtt = np.asarray(rtt)
-        return {"rounds": PING_ROUNDS, "rtt_median_s": float(np.median(rtt)), "rtt_p90_s": float(np.percentile(rtt, 90)),
-                "one_way_median_s": float(np.median(rtt) / 2), "message": f"DraftJob (b={b}, l={l}, q "
-                f"{'sent' if q is not None else 'not sent'}) there, VerifyResult back"}
+        sent = "sent" if q is not None else "not sent"
+        return {"rounds": PING_ROUNDS, "rtt_median_s": float(np.median(rtt)),
+                "rtt_p90_s": float(np.percentile(rtt, 90)), "one_way_median_s": float(np.median(rtt) / 2),
+                "message": f"DraftJob (b={b}, l={l}, q {sent}) there, VerifyResult back"}
 
     def capacity(self, members) -> int:
         inputs = max(self.cfg.input_tokens[i] for i in members)

@@ -102,7 +102,8 @@ def check_plan(sc, plan) -> None:
 
     prepare(sc, plan)
     if plan.mode not in SERVED_MODES:
-        raise PlanError(f"plan: mode {plan.mode!r} cannot be served for real; expected one of {', '.join(SERVED_MODES)}")
+        raise PlanError(f"plan: mode {plan.mode!r} cannot be served for real; expected one of "
+                        f"{', '.join(SERVED_MODES)}")
 
 
 def plan_sha256(plan) -> str:
