@@ -112,3 +112,21 @@ def test_a_pair_written_target_first_is_read_as_draft_target(capsys):
     assert _pair("stdlib-bytegpt-3m/stdlib-bytegpt-0.3m") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m"
     assert "serving stdlib-bytegpt-0.3m as the draft" in capsys.readouterr().err
     assert _pair("stdlib-bytegpt-0.3m/stdlib-bytegpt-3m") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m"
+
+
+def test_a_sampled_run_at_temperature_one(tiny_run, tmp_path):
+    """T = 1: draft distributions travel with the tokens and each task has its own generators."""
+    root = tiny_run["root"]
+    args = ["serve-real", "--pair", PAIR, "--plan", str(tiny_run["plan"]), "--tasks", str(NUM_TASKS), "-T", "1",
+            "--checkpoints", str(root / "checkpoints"), "--store", str(tmp_path / "s"), "--dataset", "run-t1",
+            "--cores", "none"]
+    for s in SETS:
+        args += ["--set", s]
+    assert main(args) == 0
+    store = open_store(tmp_path / "s")
+    md = store.info("run-t1").metadata
+    assert md["temperature"] == 1.0 and "speculative sampling" in md["sampler"]
+    assert "q sent" in md["pipe"]["message"]
+    parts = split_records(store.read("run-t1"))
+    rounds, tasks = parts["round"], parts["task"].sort_values("task")
+    assert rounds.groupby("task")["tokens"].sum().sort_index().tolist() == tasks["output_tokens"].tolist()
