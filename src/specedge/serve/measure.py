@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -24,23 +25,62 @@ GRID_REPEATS = 5
 GRID_WARMUP = 1
 
 
-def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP):
-    """A :class:`ComputeGrid` covering the passes a run of ``plan`` makes: batch sizes 1..max batch, verify
-    widths 2 (draft passes that feed two tokens) and each l + 1 of the plan, and contexts in powers of two from
-    below the shortest prompt to above the longest prompt + output (prefill widths use the same values)."""
+@dataclass(frozen=True)
+class RunGrid:
+    """Two measurement grids: ``prefill`` (c = 0, widths x from ``prefill.context_tokens``) and ``cached`` (decode
+    and verify passes on top of ``cached.context_tokens`` cached tokens). Split so that prefill widths stop at the
+    longest prompt while cached contexts reach prompt + output."""
+
+    prefill: object
+    cached: object
+
+    @property
+    def batch_sizes(self):
+        return self.cached.batch_sizes
+
+    @property
+    def new_tokens(self):
+        return self.cached.new_tokens
+
+    @property
+    def context_tokens(self):
+        return self.cached.context_tokens
+
+    @property
+    def prefill_widths(self):
+        return self.prefill.context_tokens
+
+    def points(self):
+        return self.prefill.points() + self.cached.points()
+
+
+def _powers_of_two(lo: int, hi: int) -> tuple[int, ...]:
+    """Powers of two from the largest one <= lo to the smallest one >= hi."""
+    a = int(np.floor(np.log2(max(lo, 2))))
+    b = int(np.ceil(np.log2(max(hi, 2))))
+    return tuple(int(2**e) for e in range(a, b + 1))
+
+
+def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP) -> RunGrid:
+    """The grids covering the passes a run of ``plan`` makes: batch sizes 1..max batch; prefill widths in powers of
+    two around the prompts (up to the longest prompt + l + 1, the first verification); verify widths 2 (draft passes
+    that feed two tokens) and each l + 1 of the plan; cached contexts in powers of two from the shortest prompt to
+    the longest prompt + output."""
     from specedge.record.compute_trace import ComputeGrid
 
     b_max = max(len(b) for b in plan.batches)
     batch_sizes = tuple(sorted({b for b in GRID_BATCH_SIZES if b < b_max} | {b_max}))
     l_max = max(plan.speculation_length)
     lo = int(sc.tasks["input_tokens"].min())
-    hi = int(sc.tasks["input_tokens"].max() + sc.tasks["output_tokens"].max()) + 2 * l_max + 2
-    c_lo = 2 ** int(np.floor(np.log2(max(lo, 2))))
-    c_hi = 2 ** int(np.ceil(np.log2(hi)))
-    contexts = tuple(int(c) for c in 2 ** np.arange(int(np.log2(c_lo)), int(np.log2(c_hi)) + 1))
+    i_max = int(sc.tasks["input_tokens"].max())
+    hi = i_max + int(sc.tasks["output_tokens"].max()) + 2 * l_max + 2
     widths = tuple(sorted({2} | {int(l) + 1 for l in plan.speculation_length}))
-    return ComputeGrid(batch_sizes=batch_sizes, new_tokens=widths, context_tokens=contexts,
-                       repeats=repeats, warmup=warmup)
+    prefill = ComputeGrid(batch_sizes=batch_sizes, new_tokens=widths,
+                          context_tokens=_powers_of_two(lo, i_max + l_max + 1), phases=("prefill",),
+                          repeats=repeats, warmup=warmup)
+    cached = ComputeGrid(batch_sizes=batch_sizes, new_tokens=widths, context_tokens=_powers_of_two(lo, hi),
+                         phases=("decode", "verify"), repeats=repeats, warmup=warmup)
+    return RunGrid(prefill, cached)
 
 
 #: How the two models are measured: "co-run" (both at once, each on its node's core, so each pass sees the other
@@ -56,11 +96,17 @@ def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_me
 
     if core is not None:
         os.sched_setaffinity(0, {int(core)})
+    import pandas as pd
+
     lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
-    frame, meta = measure_compute(lm, grid, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,
-                                  note=note)
-    meta = {**meta, "core": core, "load_average": [round(x, 2) for x in os.getloadavg()],
-            "engine": lm.describe()["engine"], **stamp_meta}
+    parts = []
+    for part in (grid.prefill, grid.cached):
+        frame, meta = measure_compute(lm, part, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,
+                                      note=note)
+        parts.append(frame)
+    frame = pd.concat(parts, ignore_index=True)
+    meta = {**meta, "grid": {"prefill": asdict(grid.prefill), "cached": asdict(grid.cached)}, "core": core,
+            "load_average": [round(x, 2) for x in os.getloadavg()], "engine": lm.describe()["engine"], **stamp_meta}
     return lm, frame, meta
 
 
