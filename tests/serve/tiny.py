@@ -18,7 +18,6 @@ PAIR = f"{DRAFT}/{TARGET}"
 SETS = ["input_tokens_min=8", "input_tokens_max=16", "output_tokens_min=8", "output_tokens_max=20"]
 RUN_ID = "run-tiny"
 NUM_TASKS = 3
-_CACHE: dict = {}
 
 
 def _model(seed: int, noise: float) -> ByteGPT:
@@ -64,9 +63,11 @@ def plan_file(path: Path) -> Path:
 
 
 def served(tmp_path_factory) -> dict:
-    """Serve the tiny pair once (CLI, with --measure-compute) and return the paths; cached for the session."""
-    if "run" in _CACHE:
-        return _CACHE["run"]
+    """Serve the tiny pair once (CLI, with --measure-compute) and return the paths; cached for the session on the
+    session-wide ``tmp_path_factory`` (this module may be imported under two names by the two test folders)."""
+    cached = getattr(tmp_path_factory, "_specedge_tiny_run", None)
+    if cached is not None:
+        return cached
     root = write_models(tmp_path_factory.mktemp("tiny-models"))
     existing = [p for p in os.environ.get("SPECEDGE_MODELS", "").split(os.pathsep) if p]
     os.environ["SPECEDGE_MODELS"] = os.pathsep.join([str(root)] + existing)
@@ -80,5 +81,6 @@ def served(tmp_path_factory) -> dict:
     code = main(args)
     torch.set_num_threads(1)
     assert code == 0
-    _CACHE["run"] = {"root": root, "store": store, "plan": plan, "args": args}
-    return _CACHE["run"]
+    cached = {"root": root, "store": store, "plan": plan, "args": args}
+    tmp_path_factory._specedge_tiny_run = cached
+    return cached
