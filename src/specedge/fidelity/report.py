@@ -59,6 +59,13 @@ def fidelity_table(run_ids=None, *, store=None, acceptance: str = "observed", re
     return pd.DataFrame(rows)
 
 
+def fidelity_points(results) -> pd.DataFrame:
+    """Per-task predicted and measured latency of every (run, predictor), labelled with the plan and pair."""
+    frames = [r.tasks.assign(plan=_label(r), pair=r.run.get("pair")) for r in results]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["predictor", "measured_s", "predicted_s", "plan", "pair"])
+
+
 def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", results=None,
                     include_stage_times: bool = False):
     """Predicted vs measured latency per task (seaborn scatter), one panel per predictor; returns the Figure."""
@@ -66,9 +73,7 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
     from matplotlib.figure import Figure
 
     results = results if results is not None else compare_runs(run_ids, store=store, acceptance=acceptance)
-    frames = [r.tasks.assign(plan=_label(r), pair=r.run.get("pair")) for r in results]
-    data = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["predictor", "measured_s", "predicted_s", "plan", "pair"])
+    data = fidelity_points(results)
     if not include_stage_times:
         data = data[data["predictor"] != STAGE_TIMES]
     predictors = list(dict.fromkeys(data["predictor"])) or ["(no runs)"]

@@ -159,6 +159,8 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
             sections.traces(ctx)
         if cfg.optimizer.get("enabled", True):
             sections.optimizer(ctx, comparison_cells)
+        if cfg.fidelity.get("enabled", True):
+            sections.fidelity(ctx)
     elapsed = time.perf_counter() - started
     cell_cpu_s = sum(_CELL_CPU_S)
     own_cpu_s = time.process_time() - cpu_started

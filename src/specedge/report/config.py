@@ -29,6 +29,8 @@
     enabled = true
     [optimizer]                     # section 5: optimality gap on small instances + asv results
     enabled = true
+    [fidelity]                      # section 6: replay vs the real serving runs in the store (if any)
+    enabled = true
     tasks = 8
     instances = 5
     policies = ["paper"]
@@ -48,13 +50,14 @@ from typing import Any
 from specedge.sweep.grid import Grid, GridError, read_toml
 
 BUILTIN = ("default", "quick")
-TOP_LEVEL = ("base", "report", "comparison", "sweeps", "headline", "traces", "optimizer")
+TOP_LEVEL = ("base", "report", "comparison", "sweeps", "headline", "traces", "optimizer", "fidelity")
 REPORT_FIELDS = ("title", "workers")
 SWEEP_EXTRA = ("title", "x", "x_scale", "x_label", "metric", "caption", "enabled")
 SECTION_FIELDS = {
     "headline": ("enabled", "preset", "seed"),
     "traces": ("enabled", "max_datasets"),
     "optimizer": ("enabled", "tasks", "instances", "policies", "seed"),
+    "fidelity": ("enabled",),
 }
 
 
@@ -85,6 +88,7 @@ class ReportConfig:
     headline: dict[str, Any] = field(default_factory=dict)
     traces: dict[str, Any] = field(default_factory=dict)
     optimizer: dict[str, Any] = field(default_factory=dict)
+    fidelity: dict[str, Any] = field(default_factory=dict)
     source: str = ""
 
 
@@ -190,7 +194,7 @@ def parse_config(data: Mapping[str, Any], *, source: str, name: str = "report") 
         raise GridError(f"{source} [report]: field 'title' must be a string")
     return ReportConfig(name=name, title=title, workers=workers, comparison=comparison, baselines=baselines,
                         sweeps=tuple(sweeps), headline=sections["headline"], traces=sections["traces"],
-                        optimizer=opt, source=source)
+                        optimizer=opt, fidelity=sections["fidelity"], source=source)
 
 
 def _table(value: Any, where: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""The report's five sections, each filling a :class:`~specedge.report.document.Section` from computed data.
+"""The report's sections, each filling a :class:`~specedge.report.document.Section` from computed data.
 
 1. policy comparison (a sweep grid with Monte Carlo replications), 2. the paper's figure sweeps, 3. the paper's
 headline numbers against specedge's (:mod:`specedge.experiments`), 4. the traces (acceptance statistics, the
-i.i.d. fit, compute fits), 5. the optimizer (optimality gap against the oracle, asv results).
+i.i.d. fit, compute fits), 5. the optimizer (optimality gap against the oracle, asv results), 6. fidelity (replay
+against the real serving runs in the store, :mod:`specedge.fidelity`).
 """
 
 from __future__ import annotations
@@ -354,3 +355,30 @@ def headline(ctx: Context) -> None:
             verdict = f"specedge {row.specedge_value:+.1f}% at the largest α"
         sec.text(f"**{row.claim}** — {verdict}. " + ("Agrees with the paper." if row.agrees
                                                       else str(row.explanation)))
+
+
+def fidelity(ctx: Context) -> None:
+    """Section 6: how well replay predicted the real two-node runs stored in the trace store."""
+    from specedge.fidelity.report import compare_runs, fidelity_figure, fidelity_points, fidelity_table
+    from specedge.traces.store import open_store
+
+    sec = ctx.report.section(
+        "fidelity", "Fidelity: replay against real runs",
+        "Each real run (`specedge serve-real`: a draft-node and a verify-node process, each on its own core) is "
+        "replayed with the acceptance it actually saw and with each compute predictor fitted to the compute traces "
+        "measured for that run; the table gives per-task latency errors |predicted − measured| / measured (median, "
+        "p90) and the makespan error. `stage-times` replays the recursion with the measured job durations: it "
+        "isolates the pipeline model from the compute model.",
+    )
+    runs = [i.id for i in open_store(ctx.store).list() if i.kind == "run"]
+    if not runs:
+        sec.note("The trace store holds no real run. Record one with `specedge serve-real` (see the README).")
+        return
+    stage = ctx.stages.stage("6. fidelity", 1)
+    results = compare_runs(runs, store=ctx.store)
+    if stage:
+        stage(1, 1)
+    sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
+    sec.figure("fidelity", (fidelity_figure(results=results), fidelity_points(results)),
+               title="Predicted vs measured task latency",
+               caption="One panel per compute predictor; the grey band is ±10%.")
