@@ -193,3 +193,15 @@ def test_corrupt_catalog_is_a_clean_error(store):
 
     with pytest.raises(CatalogError, match="catalog.json"):
         store.list()
+
+
+def test_a_kind_registered_by_entry_point_loads_on_first_use():
+    """``run`` datasets (specedge.serve) are readable by the store without the caller importing specedge.serve."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from specedge.traces import schema; "
+            "assert 'specedge.serve.dataset' not in sys.modules; "
+            "print(schema.get_kind('run').name)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "run"

@@ -126,10 +126,24 @@ def get_kind(name: str) -> KindSpec:
     """The spec of a registered kind; InputError naming the known kinds otherwise."""
     from specedge.errors import InputError
 
+    if name not in _KINDS:
+        _load_kind_plugin(name)
     try:
         return _KINDS[name]
     except KeyError:
         raise InputError(f"unknown trace kind {name!r}; known kinds: {', '.join(sorted(_KINDS))}") from None
+
+
+#: Entry-point group of modules that register further kinds when imported (e.g. ``run`` from specedge.serve),
+#: so the store can read them without importing anything above it.
+KIND_ENTRY_POINTS = "specedge.trace_kinds"
+
+
+def _load_kind_plugin(name: str) -> None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=KIND_ENTRY_POINTS, name=name):
+        ep.load()
 
 
 def kinds() -> tuple[str, ...]:
