@@ -138,7 +138,8 @@ def distill_draft_cmd(
         result = distill_smollm2_draft(out, cfg, arch, progress=reporter, corpus_cache=corpus_cache)
     console.print(
         f"{out}: {result['parameters']:,} parameters, held-out teacher-argmax agreement "
-        f"{result['held_out']['top1_agreement']:.3f}, Σ_topk min(p, q) {result['held_out']['expected_acceptance']:.3f}; "
+        f"{result['held_out']['top1_agreement']:.3f}, Σ_topk min(p, q) "
+        f"{result['held_out']['expected_acceptance']:.3f}; "
         f"corpus {result['corpus']['generated_tokens']:,} tokens ({result['corpus']['wall_s'] / 60:.1f} min wall, "
         f"{result['corpus']['cpu_s'] / 60:.1f} min CPU), training {result['train_wall_s'] / 60:.1f} min wall "
         f"({result['train_cpu_s'] / 60:.1f} min CPU)"

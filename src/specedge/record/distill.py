@@ -284,7 +284,8 @@ def generate_corpus(
     teacher.eval()
     corpus = DistillCorpus()
     started, cpu_started = time.perf_counter(), time.process_time()
-    batches = [list(range(i, min(i + cfg.gen_batch, len(prompt_ids)))) for i in range(0, len(prompt_ids), cfg.gen_batch)]
+    total = len(prompt_ids)
+    batches = [list(range(i, min(i + cfg.gen_batch, total))) for i in range(0, total, cfg.gen_batch)]
     for bi, rows in enumerate(batches):
         sampled = cfg.sample_every > 0 and bi % cfg.sample_every == cfg.sample_every - 1
         width = max(len(prompt_ids[r]) for r in rows)
@@ -595,7 +596,8 @@ def distill(
     model, result = train_draft(corpus, arch, cfg, teacher_embedding=emb, progress=progress)
     # held-out metrics of the weights as stored (rounded to the checkpoint dtype)
     stored = ByteGPT(arch)
-    stored.load_state_dict({k: v.to(_STORE_DTYPES[cfg.checkpoint_dtype]).float() for k, v in model.state_dict().items()})
+    store_dtype = _STORE_DTYPES[cfg.checkpoint_dtype]
+    stored.load_state_dict({k: v.to(store_dtype).float() for k, v in model.state_dict().items()})
     _, held_rows = split_rows(corpus, cfg)
     result["held_out"] = evaluate(stored, corpus, held_rows)
     result["corpus"] = corpus.describe()

@@ -157,12 +157,10 @@ class SmolLM2LM(HFCausalLM):
 def load_smollm2(dtype: str = "fp32") -> SmolLM2LM:
     """Load SmolLM2-135M-Instruct (model and tokenizer) from the installed GGUF, offline."""
     directory = package_dir()
-    try:
-        import accelerate  # noqa: F401  transformers needs it to load a GGUF
-        import gguf  # noqa: F401
-    except ImportError as exc:
-        raise InputError(f"loading a GGUF with transformers needs the packages gguf and accelerate ({exc}); "
-                         "install specedge's 'record' extra") from exc
+    missing = [m for m in ("gguf", "accelerate") if importlib.util.find_spec(m) is None]
+    if missing:  # transformers needs both to load a GGUF
+        raise InputError(f"loading a GGUF with transformers needs the packages gguf and accelerate (missing: "
+                         f"{', '.join(missing)}); install specedge's 'record' extra")
     import transformers
 
     verbosity = transformers.logging.get_verbosity()
