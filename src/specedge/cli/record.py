@@ -90,6 +90,17 @@ def _ints(text: str, option: str) -> tuple[int, ...]:
     return values
 
 
+def compute_grid(batch_sizes: str, new_tokens: str, contexts: str, phases: str, repeats: int, warmup: int):
+    """The ComputeGrid of the comma-separated ``--batch-sizes/--new-tokens/--contexts/--phases`` options."""
+    from specedge.record.compute_trace import ComputeGrid
+
+    return ComputeGrid(
+        batch_sizes=_ints(batch_sizes, "--batch-sizes"), new_tokens=_ints(new_tokens, "--new-tokens"),
+        context_tokens=_ints(contexts, "--contexts"), phases=tuple(p.strip() for p in phases.split(",") if p.strip()),
+        repeats=repeats, warmup=warmup,
+    )
+
+
 def _write(frame, dataset_id: str, kind: str, metadata: dict, store_path: Path | None, replace: bool) -> None:
     from specedge.traces.store import open_store
 
@@ -167,14 +178,10 @@ def compute_cmd(
     replace: bool = typer.Option(False, "--replace"),
 ) -> None:
     """Time forward passes (prefill, decode, verify) over a batch × new-token × context grid on this machine."""
-    from specedge.record.compute_trace import ComputeGrid, measure_compute
+    from specedge.record.compute_trace import measure_compute
     from specedge.record.lm import load_lm
 
-    grid = ComputeGrid(
-        batch_sizes=_ints(batch_sizes, "--batch-sizes"), new_tokens=_ints(new_tokens, "--new-tokens"),
-        context_tokens=_ints(contexts, "--contexts"), phases=tuple(p.strip() for p in phases.split(",") if p.strip()),
-        repeats=repeats, warmup=warmup,
-    )
+    grid = compute_grid(batch_sizes, new_tokens, contexts, phases, repeats, warmup)
     lm = load_lm(model, name=name, dtype=dtype)
     with _Reporter(every=1) as reporter:
         frame, md = measure_compute(

@@ -163,15 +163,11 @@ def smollm2_compute_cmd(
     replace: bool = typer.Option(False, "--replace"),
 ) -> None:
     """Compute trace of SmolLM2-135M-Instruct (fp32, dequantised GGUF) on this CPU: prefill, decode, verify."""
-    from specedge.cli.record import _ints
-    from specedge.record.compute_trace import ComputeGrid, measure_compute
+    from specedge.cli.record import compute_grid
+    from specedge.record.compute_trace import measure_compute
     from specedge.record.smollm2 import LICENCE, load_smollm2
 
-    grid = ComputeGrid(
-        batch_sizes=_ints(batch_sizes, "--batch-sizes"), new_tokens=_ints(new_tokens, "--new-tokens"),
-        context_tokens=_ints(contexts, "--contexts"), phases=tuple(p.strip() for p in phases.split(",") if p.strip()),
-        repeats=repeats, warmup=warmup,
-    )
+    grid = compute_grid(batch_sizes, new_tokens, contexts, phases, repeats, warmup)
     lm = load_smollm2()
     load_before = os.getloadavg()
     with _Reporter(every=5) as reporter:

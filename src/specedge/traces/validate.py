@@ -191,9 +191,8 @@ def _dictionary_codes(col: pa.ChunkedArray) -> np.ndarray:
     return enc.indices.to_numpy(zero_copy_only=False)
 
 
-def check_acceptance(table: pa.Table, source: str, locate: Locate) -> None:
-    """drafted >= 1, 0 <= accepted <= drafted, turn/round/prompt_tokens/temperature/wall_ms >= 0, and
-    (request_id, turn, round) unique."""
+def _check_drafted_accepted(table: pa.Table, source: str, locate: Locate) -> tuple[np.ndarray, np.ndarray]:
+    """drafted >= 1 and 0 <= accepted <= drafted, row by row; returns the two columns as arrays."""
     _check_range(table, "drafted", 1, source, locate)
     _check_range(table, "accepted", 0, source, locate)
     drafted = _numpy(table.column("drafted"))
@@ -202,6 +201,13 @@ def check_acceptance(table: pa.Table, source: str, locate: Locate) -> None:
     if i is not None:
         fail(source, f"{locate(i)}, field 'accepted'",
              f"accepted {accepted[i]} > drafted {drafted[i]}; expected 0 <= accepted <= drafted")
+    return drafted, accepted
+
+
+def check_acceptance(table: pa.Table, source: str, locate: Locate) -> None:
+    """drafted >= 1, 0 <= accepted <= drafted, turn/round/prompt_tokens/temperature/wall_ms >= 0, and
+    (request_id, turn, round) unique."""
+    _check_drafted_accepted(table, source, locate)
     for name in ("turn", "round", "prompt_tokens", "temperature", "wall_ms"):
         _check_range(table, name, 0, source, locate)
     for name in ("request_id",):
@@ -240,15 +246,8 @@ def check_compute(table: pa.Table, source: str, locate: Locate) -> None:
 
 def check_aggregate(table: pa.Table, source: str, locate: Locate) -> None:
     """drafted >= 1, 0 <= accepted <= drafted, count >= 0 with a positive total, (drafted, accepted) unique."""
-    _check_range(table, "drafted", 1, source, locate)
-    _check_range(table, "accepted", 0, source, locate)
+    drafted, accepted = _check_drafted_accepted(table, source, locate)
     _check_range(table, "count", 0, source, locate)
-    drafted = _numpy(table.column("drafted"))
-    accepted = _numpy(table.column("accepted"))
-    i = _first(accepted > drafted)
-    if i is not None:
-        fail(source, f"{locate(i)}, field 'accepted'",
-             f"accepted {accepted[i]} > drafted {drafted[i]}; expected 0 <= accepted <= drafted")
     if int(_numpy(table.column("count")).sum()) <= 0:
         fail(source, "field 'count'", "all counts are 0; expected at least one round")
     _check_unique([drafted, accepted], "drafted, accepted", source, locate)
