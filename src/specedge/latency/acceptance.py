@@ -13,7 +13,9 @@ accept if the draft were unbounded. Four sources:
 A recorded round with ``accepted < drafted`` saw a rejection at position accepted + 1, so G = accepted exactly and
 replay at any l is exact. A round with ``accepted == drafted`` only says G >= drafted: replay at l <= drafted is
 exact (truncation), at l > drafted the extra acceptances are *extrapolated* by an i.i.d. tail with the dataset's
-conditional alpha at its last positions (``alpha_tail``), and such rounds are flagged (``cap`` < l).
+conditional alpha at its last positions (``alpha_tail``), and such rounds are flagged (``cap`` < l). ``alpha_tail``
+pools the last positions until :data:`~specedge.latency.acceptance_tail.TAIL_MIN_ROUNDS` rounds support it and is
+strictly below 1 (:mod:`specedge.latency.acceptance_tail`).
 
 Randomness is canonical so that every implementation replays the same numbers: per replication, a generator gives
 first the trace assignment (trace sources), then uniforms in round-major order, K per round, only if the source
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from specedge.errors import TraceValidationError
+from specedge.latency.acceptance_tail import TAIL_MIN_ROUNDS, TailEstimate, position_trials, tail_alpha
 
 #: ``cap`` value of a round whose G is exact at any l (a rejection was observed, or G is sampled).
 NO_CAP = 2**30
@@ -80,7 +83,8 @@ class AcceptanceStats:
     - ``tau``: mean tokens per round at the recorded lengths, 1 + mean(accepted) (None for expected/iid);
     - ``draft_acceptance_ratio``: m = sum accepted / sum drafted;
     - ``alpha_i``: conditional alpha_i = S(i) / S(i - 1), S(i) = P(accepted >= i | drafted >= i), i = 1..;
-    - ``alpha_tail``: the alpha used to extrapolate beyond the recorded draft length;
+    - ``alpha_tail``: the alpha used to extrapolate beyond the recorded draft length, < 1 (see
+      :mod:`specedge.latency.acceptance_tail`); ``tail`` holds its support (rounds, positions, interval);
     - ``per_unit_tau``: tau of each replay unit (request turn) of a trace, in unit order (see
       :meth:`TraceAcceptance.assign` for which unit a task gets).
     """
@@ -92,6 +96,7 @@ class AcceptanceStats:
     draft_acceptance_ratio: float | None = None
     alpha_i: tuple[float, ...] = ()
     alpha_tail: float | None = None
+    tail: TailEstimate | None = None
     min_drafted: int | None = None
     max_drafted: int | None = None
     num_units: int = 0
@@ -99,26 +104,20 @@ class AcceptanceStats:
     per_unit_tau: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
-def _survival_stats(drafted: np.ndarray, accepted: np.ndarray, counts: np.ndarray, tail_positions: int):
+def _survival_stats(drafted: np.ndarray, accepted: np.ndarray, counts: np.ndarray, tail_min_rounds: int):
     d_max = int(drafted.max())
-    pos = np.arange(1, d_max + 1)
     # at position i, rounds that could accept i (drafted >= i): how many accepted >= i - 1 and >= i
-    eligible = drafted[None, :] >= pos[:, None]
-    reach_prev = (accepted[None, :] >= pos[:, None] - 1) & eligible
-    reach = (accepted[None, :] >= pos[:, None]) & eligible
-    n_prev = (reach_prev * counts[None, :]).sum(axis=1).astype(np.float64)
-    n_now = (reach * counts[None, :]).sum(axis=1).astype(np.float64)
+    n_prev, n_now = position_trials(drafted, accepted, counts)
     alpha_i = tuple(float(x) for x in np.divide(n_now, n_prev, out=np.full(d_max, np.nan), where=n_prev > 0))
-    tail = slice(max(0, d_max - tail_positions), d_max)
     m = float((accepted * counts).sum() / (drafted * counts).sum())
-    alpha_tail = float(n_now[tail].sum() / n_prev[tail].sum()) if n_prev[tail].sum() > 0 else m
+    tail = tail_alpha(drafted, accepted, counts, min_rounds=tail_min_rounds)
     # most common drafted length, weighted by rounds
     values, inverse = np.unique(drafted, return_inverse=True)
     d_mode = int(values[np.argmax(np.bincount(inverse, weights=counts))])
     tau = 1.0 + float((accepted * counts).sum() / counts.sum())
     at_mode = drafted == d_mode
     tau_mode = 1.0 + float((accepted[at_mode] * counts[at_mode]).sum() / counts[at_mode].sum())
-    return alpha_i, alpha_tail, m, tau, fit_iid_alpha(tau_mode, d_mode)
+    return alpha_i, tail, m, tau, fit_iid_alpha(tau_mode, d_mode)
 
 
 class ExpectedAcceptance:
@@ -185,13 +184,13 @@ class TraceAcceptance:
     The frame's rounds are grouped into *units*, one per (request_id, turn), ordered by request_id, turn, round
     and concatenated into one stream. Task k gets a start unit (:meth:`assign`: a seeded permutation of the units,
     repeated when there are more tasks than units) and replays the stream from there; if its unit's rounds run
-    out before its output is complete it continues into the next units [A: concatenation]. ``tail_positions``
-    sets how many of the last draft positions estimate ``alpha_tail`` [A].
+    out before its output is complete it continues into the next units [A: concatenation]. ``tail_min_rounds``
+    is how many rounds must support ``alpha_tail`` (:func:`~specedge.latency.acceptance_tail.tail_alpha`) [A].
     """
 
     kind = "trace"
 
-    def __init__(self, frame: pd.DataFrame, *, name: str = "trace", tail_positions: int = 3):
+    def __init__(self, frame: pd.DataFrame, *, name: str = "trace", tail_min_rounds: int = TAIL_MIN_ROUNDS):
         _require(frame, ("request_id", "round", "drafted", "accepted"), name)
         cols = ["request_id", "turn", "round"] if "turn" in frame.columns else ["request_id", "round"]
         ordered = frame.sort_values(cols, kind="stable")
@@ -207,7 +206,8 @@ class TraceAcceptance:
         first = ordered.iloc[starts]
         self.unit_keys = tuple(zip(*(first[c].tolist() for c in cols[:-1])))
         counts = np.ones_like(drafted)
-        alpha_i, alpha_tail, m, tau, alpha = _survival_stats(drafted, accepted, counts, tail_positions)
+        alpha_i, tail, m, tau, alpha = _survival_stats(drafted, accepted, counts, tail_min_rounds)
+        alpha_tail = tail.alpha
         unit_len = np.diff(np.r_[starts, drafted.size])
         per_unit_tau = 1.0 + np.add.reduceat(accepted, starts) / unit_len
         full = accepted == drafted
@@ -215,7 +215,7 @@ class TraceAcceptance:
         self.min_full_drafted = int(drafted[full].min()) if full.any() else NO_CAP
         self.stats = AcceptanceStats(
             kind=self.kind, name=name, alpha=alpha, tau=tau, draft_acceptance_ratio=m, alpha_i=alpha_i,
-            alpha_tail=alpha_tail, min_drafted=int(drafted.min()), max_drafted=int(drafted.max()),
+            alpha_tail=alpha_tail, tail=tail, min_drafted=int(drafted.min()), max_drafted=int(drafted.max()),
             num_units=int(starts.size), num_rounds=int(drafted.size), per_unit_tau=per_unit_tau,
         )
 
@@ -248,7 +248,7 @@ class AggregateAcceptance:
 
     kind = "aggregate"
 
-    def __init__(self, frame: pd.DataFrame, *, name: str = "aggregate", tail_positions: int = 3):
+    def __init__(self, frame: pd.DataFrame, *, name: str = "aggregate", tail_min_rounds: int = TAIL_MIN_ROUNDS):
         _require(frame, ("drafted", "accepted", "count"), name)
         grouped = frame.groupby(["drafted", "accepted"], sort=True)["count"].sum().reset_index()
         drafted = grouped["drafted"].to_numpy(np.int64)
@@ -261,13 +261,12 @@ class AggregateAcceptance:
         self.name = name
         self.drafted, self.accepted, self.counts = drafted[keep], accepted[keep], counts[keep]
         self.cdf = np.cumsum(self.counts)
-        alpha_i, alpha_tail, m, tau, alpha = _survival_stats(self.drafted, self.accepted, self.counts,
-                                                             tail_positions)
-        self.alpha_tail = alpha_tail
+        alpha_i, tail, m, tau, alpha = _survival_stats(self.drafted, self.accepted, self.counts, tail_min_rounds)
+        alpha_tail = self.alpha_tail = tail.alpha
         self.stats = AcceptanceStats(
             kind=self.kind, name=name, alpha=alpha, tau=tau, draft_acceptance_ratio=m, alpha_i=alpha_i,
-            alpha_tail=alpha_tail, min_drafted=int(self.drafted.min()), max_drafted=int(self.drafted.max()),
-            num_units=0, num_rounds=int(self.counts.sum()),
+            alpha_tail=alpha_tail, tail=tail, min_drafted=int(self.drafted.min()),
+            max_drafted=int(self.drafted.max()), num_units=0, num_rounds=int(self.counts.sum()),
         )
 
     def needs_uniforms(self, max_l: int) -> bool:

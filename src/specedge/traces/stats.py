@@ -12,6 +12,10 @@ Every function takes an ``acceptance`` frame (one row per round: ``drafted``, ``
 
 Rounds with different ``drafted`` are pooled: S(i) counts every round, including rounds that drafted fewer
 than i tokens (which cannot reach i).
+
+- α_tail, the acceptance replay extrapolates with beyond the recorded draft length: the last positions pooled
+  until ``TAIL_MIN_ROUNDS`` rounds support it, Jeffreys posterior mean (< 1), Clopper–Pearson interval
+  (:func:`tail`, equations in :mod:`specedge.latency.acceptance_tail`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from specedge.errors import InputError
+from specedge.latency.acceptance_tail import TAIL_MIN_ROUNDS, TailEstimate, tail_alpha
 
 
 def _arrays(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -81,6 +86,12 @@ def conditional_alpha(frame: pd.DataFrame) -> np.ndarray:
     return np.clip(alpha, 0.0, 1.0)
 
 
+def tail(frame: pd.DataFrame, min_rounds: int = TAIL_MIN_ROUNDS) -> TailEstimate:
+    """α_tail with its support (rounds, positions, 95% interval); see :mod:`specedge.latency.acceptance_tail`."""
+    drafted, accepted, w = _arrays(frame)
+    return tail_alpha(drafted, accepted, w, min_rounds=min_rounds)
+
+
 def histogram(frame: pd.DataFrame) -> pd.DataFrame:
     """Rounds per (drafted, accepted): columns drafted, accepted, count (int64), sorted."""
     drafted, accepted, w = _arrays(frame)
@@ -131,8 +142,11 @@ def summary(frame: pd.DataFrame) -> dict[str, Any]:
     """The JSON-ready summary that ``specedge traces show --json`` prints.
 
     Keys: rounds, requests (None for aggregates), tau, acceptance_ratio, max_drafted, survival (list, index
-    i = S(i)), alpha (list, index i−1 = α_i, None where undefined), histogram (list of {drafted, accepted,
-    count}), by_category ({category: {rounds, tau, acceptance_ratio}}; empty without categories).
+    i = S(i)), alpha (list, index i−1 = α_i, None where undefined), alpha_tail (number, < 1) and
+    alpha_tail_rounds (int: distinct rounds behind it) with alpha_tail_trials, alpha_tail_positions ([first,
+    last]), alpha_tail_ci (95% Clopper–Pearson), alpha_tail_min_rounds, alpha_tail_supported, histogram (list of
+    {drafted, accepted, count}), by_category ({category: {rounds, tau, acceptance_ratio}}; empty without
+    categories).
     """
     drafted, _, _ = _arrays(frame)
     hist = histogram(frame)
@@ -145,6 +159,7 @@ def summary(frame: pd.DataFrame) -> dict[str, Any]:
         "max_drafted": int(drafted.max()),
         "survival": [float(x) for x in survival(frame)],
         "alpha": [_clean(float(x)) for x in conditional_alpha(frame)],
+        **tail(frame).to_dict(),
         "histogram": [
             {"drafted": int(d), "accepted": int(a), "count": int(c)}
             for d, a, c in zip(hist["drafted"], hist["accepted"], hist["count"])
