@@ -10,6 +10,10 @@ broadcasting. Three implementations:
   because small-batch decoding is memory-bound;
 - :class:`MeasuredCompute`: linear interpolation over a compute trace's (batch, new tokens, context) grid, one grid
   per phase, refusing to extrapolate unless told to.
+
+Each may carry a per-job host overhead (``job_overhead``, :mod:`specedge.latency.host_overhead`) [A]: time a
+node spends on a stage job outside its forward passes. ``latency_s`` stays one pass; the stage-time functions of
+:mod:`specedge.latency.rounds` add the overhead once per job.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pandas as pd
 from specedge.errors import ScenarioError
 from specedge.latency.cards import DeviceCard, ModelCard
 from specedge.latency.flops import flops_coefficients, forward_flops, pass_bytes
+from specedge.latency.host_overhead import JobOverhead
 
 
 @runtime_checkable
@@ -64,6 +69,8 @@ class AffineCompute:
     c2_s: float
     ffn_factor: float = 1.0
     fit: AffineFit | None = field(default=None, compare=False, repr=False)
+    #: per-job host overhead this node pays besides its passes (:mod:`specedge.latency.host_overhead`) [A]
+    job_overhead: JobOverhead | None = None
 
     def latency_s(self, batch_size, new_tokens, context_tokens) -> np.ndarray:
         flops = forward_flops(self.model, new_tokens, context_tokens, ffn_factor=self.ffn_factor)
@@ -167,6 +174,8 @@ class RooflineCompute:
     ffn_factor: float = 1.0
     kv_bytes_per_value: float = 2.0
     kv_use_gqa: bool = False
+    #: per-job host overhead this node pays besides its passes (:mod:`specedge.latency.host_overhead`) [A]
+    job_overhead: JobOverhead | None = None
 
     def latency_s(self, batch_size, new_tokens, context_tokens) -> np.ndarray:
         b = np.asarray(batch_size, dtype=np.float64)
@@ -309,6 +318,8 @@ class MeasuredCompute:
     grids: dict = field(repr=False)
     allow_extrapolation: bool = False
     source: str = "trace"
+    #: per-job host overhead this node pays besides its passes (:mod:`specedge.latency.host_overhead`) [A]
+    job_overhead: JobOverhead | None = None
 
     @classmethod
     def from_trace(cls, model: ModelCard, frame: pd.DataFrame, *, allow_extrapolation: bool = False,

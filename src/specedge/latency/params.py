@@ -16,11 +16,20 @@ def _p(unit: str, tag: str, doc: str):
     return field(metadata={"unit": unit, "tag": tag, "doc": doc})
 
 
+def _hp(unit: str, doc: str):
+    """A host-overhead parameter [A]: default 0 (the paper's model) where a preset does not set it."""
+    return field(default=0.0, metadata={"unit": unit, "tag": "A", "doc": doc})
+
+
 #: Values a string-valued switch may take.
 CHOICES = {
     "release": ("all-uploads", "batch-uploads"),
     "compute_model": ("affine", "roofline", "fitted", "measured"),
 }
+
+#: The host-overhead parameters (default 0 when a preset does not give them).
+HOST_OVERHEAD_PARAMS = tuple(f"{node}_job_overhead{term}" for node in ("sbs", "mbs")
+                             for term in ("_s", "_per_seq_s", "_per_token_s"))
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,17 @@ class ScenarioParams:
         "s", "P/A", "one-way SBS<->MBS delay per message; paper ignores it (0); a round pays it twice")
     downlink_s_per_token: float = _p(
         "s", "P/A", "time to deliver one committed token to its user; paper ignores the downlink (0)")
+    # ---- host overhead per stage job (specedge.latency.host_overhead): t_host(b, x) = a + s b + t b x, where b is
+    # the job's batch size and x the tokens per sequence it moves (l for SD jobs, 1 for AD); 0 = the paper's model.
+    # Defaults (0) apply when a preset does not set them.
+    sbs_job_overhead_s: float = _hp("s", "SBS host time per draft job outside its passes (sampling, cache "
+                                    "bookkeeping, sending): the constant a; paper 0, fitted from real runs")
+    sbs_job_overhead_per_seq_s: float = _hp("s", "SBS host time per draft job per sequence in the batch: s")
+    sbs_job_overhead_per_token_s: float = _hp("s", "SBS host time per draft job per drafted token (b l): t")
+    mbs_job_overhead_s: float = _hp("s", "MBS host time per verify job outside its passes (acceptance, cache "
+                                    "crops, sending the result): the constant a; paper 0, fitted from real runs")
+    mbs_job_overhead_per_seq_s: float = _hp("s", "MBS host time per verify job per sequence in the batch: s")
+    mbs_job_overhead_per_token_s: float = _hp("s", "MBS host time per verify job per checked draft token (b l): t")
 
     def __post_init__(self) -> None:
         for name, choices in CHOICES.items():
@@ -95,7 +115,7 @@ class ScenarioParams:
             if not getattr(self, name) > 0:
                 raise ScenarioError(f"parameter {name} must be > 0, got {getattr(self, name)!r}")
         for name in ("min_distance_m", "sbs_layer_overhead_s", "mbs_layer_overhead_s", "fronthaul_delay_s",
-                     "downlink_s_per_token"):
+                     "downlink_s_per_token", *HOST_OVERHEAD_PARAMS):
             if not getattr(self, name) >= 0:
                 raise ScenarioError(f"parameter {name} must be >= 0, got {getattr(self, name)!r}")
         for lo, hi in (("input_tokens_min", "input_tokens_max"), ("output_tokens_min", "output_tokens_max"),
@@ -113,7 +133,7 @@ class ScenarioParams:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise ScenarioError(f"{source}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        missing = [k for k in known if k not in values]
+        missing = [k for k in known if k not in values and k not in HOST_OVERHEAD_PARAMS]
         if missing:
             raise ScenarioError(f"{source}: missing parameter(s) {', '.join(missing)}")
         coerced = {}

@@ -6,7 +6,8 @@ rounds, keeps b members throughout, and its KV context at round n is C_n = I_max
 :mod:`specedge.latency.rounds`. In AD mode a round is one target pass committing one token (N = O_max).
 
 All functions broadcast their array arguments (candidate batches); no Python loop over rounds: closed-form sums
-when the predictor is affine, a (candidates x rounds) grid otherwise.
+when the predictor is affine, a (candidates x rounds) grid otherwise. Every job also pays the predictors'
+per-job host overhead (:mod:`specedge.latency.host_overhead`, 0 in the paper's model) [A].
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 from specedge.latency import rounds as _rounds
 from specedge.latency.acceptance import expected_tokens_per_round as _L
 from specedge.latency.compute import AffineCompute
+from specedge.latency.host_overhead import job_overhead_s
 
 
 def expected_tokens_per_round(l, alpha) -> np.ndarray:
@@ -81,6 +83,7 @@ def batch_stage_times_s(sc, batch_size, input_max_tokens, output_max_tokens, spe
             rest = _affine_sum(sc.verify_compute, b, 1.0, i + 1.0, 1.0, later)
         else:
             rest = _grid_sum(lambda rr: sc.verify_compute.latency_s(b[..., None], 1.0, i[..., None] + rr), later)
+        rest = rest + later * job_overhead_s(sc.verify_compute, b, 1.0)  # host overhead of the later jobs [A]
         return np.zeros(b.shape), first + rest, n.astype(np.int64)
     L = _L(l, a)
     draft_first = _rounds.sd_draft_s(sc.draft_compute, b, i, i, l, True)
@@ -91,12 +94,13 @@ def batch_stage_times_s(sc, batch_size, input_max_tokens, output_max_tokens, spe
         p, q = dpred.coefficients(b, 1.0)
         sum_c = later * i + L * 0.5 * later * n  # sum_{n=1}^{N-1} (I + n L)
         draft_rest = later * l * p + q * (l * sum_c + later * 0.5 * l * (l - 1.0))
+        draft_rest = draft_rest + later * job_overhead_s(dpred, b, l)  # host overhead of the later jobs [A]
     else:
         draft_rest = _grid_sum(
             lambda rr: _rounds.sd_draft_s(dpred, b[..., None], i[..., None] + rr * L[..., None], i[..., None],
                                           l[..., None], False), later)
     if isinstance(vpred, AffineCompute):
-        verify_rest = _affine_sum(vpred, b, l + 1.0, i + L, L, later)
+        verify_rest = _affine_sum(vpred, b, l + 1.0, i + L, L, later) + later * job_overhead_s(vpred, b, l)
     else:
         verify_rest = _grid_sum(
             lambda rr: _rounds.sd_verify_s(vpred, b[..., None], i[..., None] + rr * L[..., None], i[..., None],

@@ -12,6 +12,10 @@ speculation length l:
 - AD (target alone): first round a prefill pass x = I, c = 0 (yields the first token); later rounds one decode
   pass x = 1, c = C.
 
+Host overhead [A]: every stage job also pays the predictor's per-job host overhead (``pred.job_overhead``,
+:mod:`specedge.latency.host_overhead`), t_host(b, x) = a + s b + t b x with x = l for SD draft and verify jobs and
+x = 1 for AD jobs; it is 0 unless the scenario sets it (the paper's model has none).
+
 Every function takes equal-shape arrays (one entry per round) and returns seconds. With an affine predictor the
 sums over the draft passes are closed-form; any other predictor is evaluated on a (rounds x passes) grid.
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from specedge.latency.compute import AffineCompute
+from specedge.latency.host_overhead import job_overhead_s
 
 
 def _f(a) -> np.ndarray:
@@ -52,18 +57,19 @@ def sd_draft_s(pred, batch_size, context_tokens, input_tokens, speculation_lengt
     prefill = np.zeros(b.shape)
     if first.any():
         prefill[first] = pred.latency_s(b[first], i[first], 0.0)
-    return decode + prefill
+    return decode + prefill + job_overhead_s(pred, b, l)
 
 
 def sd_verify_s(pred, batch_size, context_tokens, input_tokens, speculation_length, first) -> np.ndarray:
     """Verification time of SD rounds: x = l + 1 at c = C, or x = I + l + 1 at c = 0 in the first round."""
     b, c, i, l, first = np.broadcast_arrays(_f(batch_size), _f(context_tokens), _f(input_tokens),
                                             _f(speculation_length), np.asarray(first, dtype=bool))
-    return pred.latency_s(b, np.where(first, i + l + 1.0, l + 1.0), np.where(first, 0.0, c))
+    return (pred.latency_s(b, np.where(first, i + l + 1.0, l + 1.0), np.where(first, 0.0, c))
+            + job_overhead_s(pred, b, l))
 
 
 def ad_round_s(pred, batch_size, context_tokens, input_tokens, first) -> np.ndarray:
     """One AD pass: prefill (x = I, c = 0) in the first round, else x = 1 at c = C."""
     b, c, i, first = np.broadcast_arrays(_f(batch_size), _f(context_tokens), _f(input_tokens),
                                          np.asarray(first, dtype=bool))
-    return pred.latency_s(b, np.where(first, i, 1.0), np.where(first, 0.0, c))
+    return pred.latency_s(b, np.where(first, i, 1.0), np.where(first, 0.0, c)) + job_overhead_s(pred, b, 1.0)
