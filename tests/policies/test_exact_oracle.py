@@ -75,3 +75,23 @@ def test_optimality_gap_on_a_few_paper_instances():
     assert (paper >= -1e-7).all()  # a single-l plan over sorted contiguous batches cannot beat the oracle
     assert best.max() <= 3.0 and np.median(best) <= 0.5
     assert (best.to_numpy() <= paper.to_numpy() + 1e-9).all()
+
+
+def test_oracle_searches_the_sorted_order_it_claims():
+    """Sorted by input, ties by output then index (written here, not taken from dp.sorted_order): every entry of
+    the oracle's table is the replay of that partition of that order."""
+    import pandas as pd
+
+    tasks = pd.DataFrame({"input_tokens": [50, 20, 50, 20, 35], "output_tokens": [100, 300, 40, 60, 200],
+                          "distance_m": [100.0, 300.0, 200.0, 50.0, 400.0]})
+    sc = small(5, pair=PAIRS[0]).with_tasks(tasks)
+    claimed = [3, 1, 4, 2, 0]  # inputs 20, 20, 35, 50, 50; the two 20s by output 60 < 300, the 50s by 40 < 100
+    res = search(sc, l_max=3)
+    assert res.order.tolist() == claimed
+    bw = sc.optimal_bandwidth_hz()
+    for c, part in enumerate(res.partitions):
+        for r, l in enumerate(res.l_values):
+            batches = [[claimed[x] for x in range(j, i)] for j, i in part]
+            plan = {"batches": batches, "speculation_length": int(l), "bandwidth_hz": bw.tolist(),
+                    "mode": "sd-pipeline"}
+            assert res.makespan_s[r, c] == pytest.approx(evaluate(sc, plan).latency_s, rel=1e-9), (part, l)
