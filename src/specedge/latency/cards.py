@@ -73,6 +73,11 @@ class DeviceCard:
     memory_bytes: float
     measured: bool
     source: str
+    #: Power drawn when powered but not computing, and while running passes (W). Optional: 0 = not given; the
+    #: energy model (:mod:`specedge.multicell.energy`) refuses a card without them. The card's comments cite them.
+    idle_power_w: float = 0.0
+    busy_power_w: float = 0.0
+    power_source: str = ""
 
 
 def search_path() -> list[Path]:
