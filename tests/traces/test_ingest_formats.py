@@ -78,10 +78,10 @@ def test_vllm_json_round_trip(st_):
         else:
             expected += counts_from_survival(fields["num_drafts"], np.asarray(fields["num_accepted_tokens_per_pos"]))
     assert agg["count"].tolist() == expected.tolist() and (agg["drafted"] == 4).all()
-    assert stats.rounds(agg) == sum(r.get("spec_decode", r)["num_drafts"] for r in records)
-    assert info.metadata["reported_num_accepted_tokens"] == sum(
-        r.get("spec_decode", r)["num_accepted_tokens"] for r in records)
-    assert int((agg["accepted"] * agg["count"]).sum()) == info.metadata["reported_num_accepted_tokens"]
+    numbers = info.metadata["tool_numbers"]
+    assert stats.rounds(agg) == numbers["rounds"] == sum(r.get("spec_decode", r)["num_drafts"] for r in records)
+    assert numbers["accepted_tokens"] == sum(r.get("spec_decode", r)["num_accepted_tokens"] for r in records)
+    assert int((agg["accepted"] * agg["count"]).sum()) == numbers["accepted_tokens"]
 
 
 def test_vllm_prometheus_round_trip(st_):
@@ -89,35 +89,40 @@ def test_vllm_prometheus_round_trip(st_):
     agg = st_.read("vp")
     assert _survival_counts(agg) == [1500, 1090, 690]  # engines 0 + 1, per position
     assert int(agg["count"].sum()) == 2000
-    assert info.metadata["model_name"] == "meta-llama/Llama-3.1-8B-Instruct"
-    assert info.metadata["reported_num_draft_tokens"] == 6000 and info.metadata["drafted"] == 3
-    assert stats.acceptance_ratio(agg) == pytest.approx(3280 / 6000)
+    assert info.metadata["model_name"] == "meta-llama/Llama-3.1-8B-Instruct" and info.metadata["drafted"] == 3
+    assert info.metadata["tool_numbers"]["draft_tokens"] == 3500 + 2400  # fewer than 3 x 2000: short drafts
 
 
 def test_sglang_histogram_round_trip(st_):
     info = ingest(st_, "sglang", SAMPLES / "sglang.jsonl", "sg")
     agg = st_.read("sg")
-    assert agg["count"].tolist() == [5, 9, 3, 3] and info.metadata["histogram"] == "recorded"
-    assert info.metadata["drafted_inferred"] is True and info.metadata["reported_spec_verify_ct"] == 20
+    assert agg["count"].tolist() == [2 + 5, 3 + 1, 1 + 2, 4] and info.metadata["histogram"] == "recorded"
+    assert info.metadata["drafted"] == 3 and info.metadata["drafted_inferred"] is False  # 54 proposed / 18 rounds
+    assert info.metadata["sglang_requests_without_spec"] == 1 and info.metadata["tool_numbers"]["rounds"] == 18
 
 
 def test_sglang_totals_are_fitted_and_flagged(st_):
     info = ingest(st_, "sglang", SAMPLES / "sglang_totals.jsonl", "sgt")
     agg = st_.read("sgt")
     assert info.metadata["histogram"] == "fitted" and "FITTED" in info.metadata["note_histogram"]
-    assert info.metadata["drafted"] == 4 and info.metadata["drafted_inferred"] is True  # 800 / 200
+    assert info.metadata["drafted"] == 4 and info.metadata["drafted_inferred"] is False  # 800 / 200
     assert int(agg["count"].sum()) == 200 and int((agg["accepted"] * agg["count"]).sum()) == 300
 
 
-def test_llamacpp_totals_kept_verbatim_and_histogram_fitted(st_):
+def test_llamacpp_without_variant_is_totals_only(st_):
     info = ingest(st_, "llamacpp", SAMPLES / "llamacpp.txt", "ll")
+    assert info.kind == "totals" and info.metadata["reported"] == {"n_draft": 16, "n_predict": 132,
+                                                                    "n_drafted": 145, "n_accept": 109}
+    assert info.metadata["tool_numbers"]["rounds"] is None and "--variant" in info.metadata["note_rounds"]
+
+
+def test_llamacpp_variant_fits_a_flagged_histogram_with_the_right_rounds(st_):
+    info = ingest(st_, "llamacpp", SAMPLES / "llamacpp.txt", "ll", variant="speculative")
     agg = st_.read("ll")
-    assert info.metadata["reported"] == {"n_draft": 16, "n_predict": 132, "n_drafted": 145, "n_accept": 109}
     assert info.metadata["histogram"] == "fitted"
-    assert int(agg["count"].sum()) == 132 - 109  # rounds = n_predict - n_accept
+    assert int(agg["count"].sum()) == 132 - 109 - 1  # the first token is sampled without a draft
     assert int((agg["accepted"] * agg["count"]).sum()) == 109
-    assert stats.tau(agg) == pytest.approx(132 / 23)
-    assert info.metadata["drafted"] == 6 and info.metadata["drafted_inferred"] is True  # round(145 / 23)
+    assert info.metadata["drafted"] == 7 and info.metadata["drafted_inferred"] is True  # round(145 / 22)
 
 
 @pytest.mark.parametrize("name, kind", [("acceptance.csv", "acceptance"), ("compute.csv", "compute"),

@@ -21,6 +21,10 @@ traces_app = typer.Typer(help="List, inspect, validate and verify the trace stor
 app.add_typer(traces_app, name="traces")
 
 FORMATS_HELP = "specbench, vllm, sglang, llamacpp, csv or parquet"
+BASELINE_HELP = ("vllm: an earlier Prometheus scrape of the same server, subtracted from FILE (counters are "
+                 "cumulative since the server started).")
+VARIANT_HELP = ("llamacpp: the program that printed the summary, speculative or speculative-simple (they count "
+                "rounds differently).")
 STORE_HELP = "Trace store directory (default: $SPECEDGE_STORE, else the repository's traces/)."
 
 
@@ -89,15 +93,21 @@ def show_cmd(
     from specedge.traces import stats
     from specedge.traces.store import open_store
 
+    from specedge.traces.ingest.numbers import KEY, derived
+
     st = open_store(store)
     info = st.info(dataset_id, version)
     frame = st.read(dataset_id, version=version)
     if info.kind in ("acceptance", "aggregate"):
         summary = stats.summary(frame)
+        summary["numbers_from"] = "table"
     elif info.kind == "compute":
         summary = {"groups": _compute_summary(frame)}
     else:
         summary = {}
+    if isinstance(info.metadata.get(KEY), dict):
+        # The tool's own counts decide rounds, tau and m; a histogram fitted or padded for replay never does.
+        summary.update(derived(info.metadata[KEY]), numbers_from="tool")
     if as_json:
         _print_json({**info.to_dict(), **summary})
         return
@@ -116,9 +126,11 @@ def show_cmd(
         head = Table(title="derived statistics")
         for col in ("rounds", "requests", "τ = 1 + mean accepted", "m = Σacc/Σdrafted", "max drafted"):
             head.add_column(col, justify="right")
-        head.add_row(f"{summary['rounds']:,}", _fmt(summary["requests"]), _fmt(summary["tau"]),
+        head.add_row(_fmt(summary["rounds"]), _fmt(summary["requests"]), _fmt(summary["tau"]),
                      _fmt(summary["acceptance_ratio"]), str(summary["max_drafted"]))
         out.print(head)
+        for name, why in summary.get("inferred", {}).items():
+            out.print(f"{name} INFERRED: {why}", highlight=False)
         pos = Table(title="by position i")
         for col in ("i", "S(i) = P(accepted ≥ i)", "α_i = S(i)/S(i−1)"):
             pos.add_column(col, justify="right")
@@ -139,6 +151,14 @@ def show_cmd(
             for name, s in summary["by_category"].items():
                 cat.add_row(name, f"{s['rounds']:,}", _fmt(s["tau"]), _fmt(s["acceptance_ratio"]))
             out.print(cat)
+    elif info.kind == "totals":
+        head = Table(title="the tool's totals (no histogram; '-' = not defined by the file)")
+        for col in ("rounds", "τ = 1 + A/R", "m = A/D"):
+            head.add_column(col, justify="right")
+        head.add_row(_fmt(summary.get("rounds")), _fmt(summary.get("tau")), _fmt(summary.get("acceptance_ratio")))
+        out.print(head)
+        for name, why in summary.get("inferred", {}).items():
+            out.print(f"{name} INFERRED: {why}", highlight=False)
     elif info.kind == "compute":
         comp = Table(title="latency_ms by configuration")
         for col in ("model", "device", "dtype", "phase", "samples", "median", "min", "max"):
@@ -155,13 +175,15 @@ def validate_cmd(
     file: Path = typer.Argument(..., help="The file to check."),
     fmt: str = typer.Option(..., "--format", help=f"Input format: {FORMATS_HELP}."),
     drafted: Optional[int] = typer.Option(None, "--drafted", help="Draft length (formats that lack it)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help=BASELINE_HELP),
+    variant: Optional[str] = typer.Option(None, "--variant", help=VARIANT_HELP),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Check a file as `specedge ingest` would, without writing anything."""
     from specedge.traces.ingest import parse
 
     with _err().status(f"validating {file} ..."):
-        parsed = parse(fmt, file, drafted=drafted)
+        parsed = parse(fmt, file, drafted=drafted, baseline=baseline, variant=variant)
     extra = ", ".join(f"{k}={v}" for k, v in parsed.metadata.items() if not k.startswith("note"))
     _out().print(f"ok: {file} is a valid {fmt} file: {parsed.rows:,} {parsed.kind} rows"
                  + (f" ({extra})" if extra else ""), highlight=False)
@@ -204,6 +226,8 @@ def ingest_cmd(
                                                                   "repeatable."),
     replace: bool = typer.Option(False, "--replace", help="Add a new version of an existing id (the old one is "
                                                           "kept)."),
+    baseline: Optional[Path] = typer.Option(None, "--baseline", help=BASELINE_HELP),
+    variant: Optional[str] = typer.Option(None, "--variant", help=VARIANT_HELP),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Validate FILE and add it to the store as a new dataset."""
@@ -213,7 +237,8 @@ def ingest_cmd(
     st = open_store(store)
     user_meta = ing.parse_meta_items(meta)
     with _err().status(f"ingesting {file} as {fmt} ..."):
-        info = ing.ingest(st, fmt, file, dataset, drafted=drafted, meta=user_meta, replace=replace)
+        info = ing.ingest(st, fmt, file, dataset, drafted=drafted, meta=user_meta, replace=replace,
+                          baseline=baseline, variant=variant)
     flags = []
     if info.metadata.get("drafted_inferred"):
         flags.append(f"drafted inferred = {info.metadata.get('drafted')}")

@@ -1,11 +1,13 @@
 """The v1 trace schemas as Arrow schemas, and the registry of trace kinds.
 
-A *kind* is a named Arrow schema plus a semantic validator. Three kinds ship with specedge:
+A *kind* is a named Arrow schema plus a semantic validator. Four kinds ship with specedge:
 
 - ``acceptance``: one row per verification round (the pair drafted/accepted and its context);
 - ``compute``: one row per measured forward pass (latency samples);
 - ``aggregate``: an accepted-count histogram (``drafted``, ``accepted``, ``count``) for sources that only
-  carry counters or histograms; replay samples rounds from it.
+  carry counters or histograms; replay samples rounds from it;
+- ``totals``: accepted and draft token totals (rounds where known) for sources with neither rounds nor a
+  histogram (llama-server, vLLM's interval log line).
 
 Later code adds kinds with :func:`register_kind` (e.g. a ``run`` kind for measured serving runs) without
 touching the store. Column names and dtypes follow ``design/traces.md``. Three acceptance columns are
@@ -65,6 +67,19 @@ AGGREGATE_SCHEMA = pa.schema(
         pa.field("drafted", pa.int16(), nullable=False),
         pa.field("accepted", pa.int16(), nullable=False),
         pa.field("count", pa.int64(), nullable=False),
+    ]
+)
+
+#: Totals only (kind ``totals``): one row per unit the source reports (a run, a request, an engine, a log
+#: interval): its draft tokens and accepted tokens, and its rounds where the source counts them (null
+#: otherwise: llama-server and vLLM's interval log do not). No histogram, so replay cannot sample from it.
+TOTALS_SCHEMA = pa.schema(
+    [
+        pa.field("dataset", pa.string(), nullable=False),
+        pa.field("unit", pa.string(), nullable=False),
+        pa.field("rounds", pa.int64(), nullable=True),
+        pa.field("accepted_tokens", pa.int64(), nullable=False),
+        pa.field("draft_tokens", pa.int64(), nullable=True),
     ]
 )
 
@@ -171,6 +186,7 @@ def _register_builtin() -> None:
     register_kind("acceptance", ACCEPTANCE_SCHEMA, v.check_acceptance)
     register_kind("compute", COMPUTE_SCHEMA, v.check_compute)
     register_kind("aggregate", AGGREGATE_SCHEMA, v.check_aggregate)
+    register_kind("totals", TOTALS_SCHEMA, v.check_totals, detect_columns=("unit", "accepted_tokens"))
 
 
 _register_builtin()

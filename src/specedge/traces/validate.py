@@ -251,3 +251,24 @@ def check_aggregate(table: pa.Table, source: str, locate: Locate) -> None:
     if int(_numpy(table.column("count")).sum()) <= 0:
         fail(source, "field 'count'", "all counts are 0; expected at least one round")
     _check_unique([drafted, accepted], "drafted, accepted", source, locate)
+
+
+def check_totals(table: pa.Table, source: str, locate: Locate) -> None:
+    """accepted_tokens >= 0, rounds >= 0 and draft_tokens >= accepted_tokens where present, unit unique."""
+    _check_range(table, "accepted_tokens", 0, source, locate)
+    for name in ("rounds", "draft_tokens"):
+        col = table.column(name)
+        if col.null_count < table.num_rows:
+            values = _numpy(col, fill=0)
+            i = _first(values < 0)
+            if i is not None:
+                fail(source, f"{locate(i)}, field '{name}'", f"{int(values[i])}; expected >= 0")
+    drafted = table.column("draft_tokens")
+    if drafted.null_count < table.num_rows:
+        d = _numpy(drafted, fill=-1)
+        a = _numpy(table.column("accepted_tokens"))
+        i = _first((d >= 0) & (a > d))
+        if i is not None:
+            fail(source, f"{locate(i)}, field 'accepted_tokens'",
+                 f"{int(a[i])} accepted tokens > {int(d[i])} draft tokens")
+    _check_unique([_dictionary_codes(table.column("unit"))], "unit", source, locate)

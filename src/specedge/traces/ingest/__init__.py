@@ -1,17 +1,25 @@
 """Ingest traces from the formats people already have.
 
 ``parse(fmt, path, ...)`` reads and validates a file into a conformed Arrow table of one trace kind, without
-touching any store; ``ingest(store, fmt, path, ...)`` parses and then writes it as a new dataset. Formats:
+touching any store; ``ingest(store, fmt, path, ...)`` parses and then writes it as a new dataset. Formats
+(docs/ingest.md lists every layout, the source file and commit each was read from, and which numbers it
+defines):
 
 - ``specbench``: Spec-Bench answer JSONL (per-round rows, kind ``acceptance``);
-- ``vllm``: per-request/interval speculative-decoding metrics (JSON or JSONL) or the Prometheus text
-  exposition of the ``vllm:spec_decode_*`` counters (kind ``aggregate``);
-- ``sglang``: per-request ``meta_info`` JSONL (kind ``aggregate``);
-- ``llamacpp``: the summary ``llama-speculative`` prints (kind ``aggregate``, histogram fitted from totals
-  and flagged as such);
+- ``vllm``: Prometheus ``/metrics`` text (v1 and legacy V0 counters; ``--baseline`` subtracts an earlier
+  scrape), the server log's ``SpecDecoding metrics:`` lines, ``vllm bench serve`` output (printed block or
+  ``--save-result`` JSON), ``examples/offline_inference/spec_decode.py`` output, or JSON records of v1
+  ``SpecDecodingStats`` (kind ``aggregate`` where per-position counts give a histogram, else ``totals``);
+- ``sglang``: per-request ``meta_info`` JSONL, every layout since v0.4 (kind ``aggregate`` or ``totals``);
+- ``llamacpp``: the summary of ``llama-speculative`` / ``llama-speculative-simple`` (``--variant``), or
+  llama-server ``/completion`` responses (``timings.draft_n``) and its log lines (kind ``aggregate`` with a
+  fitted, flagged histogram, or ``totals``);
 - ``csv`` / ``parquet``: files already in a v1 schema (kind detected from the columns).
 
-Every problem raises one TraceValidationError naming the file and the line/row/field.
+Every format also records what its file defines as the tool's own numbers (metadata ``tool_numbers``, see
+:mod:`specedge.traces.ingest.numbers`): ``traces show`` reports rounds, τ and m from those, null where the
+file does not define them. Every problem raises one TraceValidationError naming the file and the
+line/row/field.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from specedge.traces.schema import get_kind
 from specedge.traces.validate import Locate, conform, row_locator
 
 FORMATS = ("specbench", "vllm", "sglang", "llamacpp", "csv", "parquet")
+#: --variant values each format accepts (a format not listed takes none).
+VARIANTS = {"llamacpp": ("speculative", "speculative-simple")}
 
 
 @dataclass(frozen=True)
@@ -209,15 +219,32 @@ def parse(
     dataset_id: str = "unnamed",
     drafted: int | None = None,
     meta: Mapping[str, Any] | None = None,
+    baseline: str | Path | None = None,
+    variant: str | None = None,
 ) -> Parsed:
-    """Read ``path`` as format ``fmt`` and validate it completely; nothing is written anywhere."""
+    """Read ``path`` as format ``fmt`` and validate it completely; nothing is written anywhere.
+
+    ``baseline`` (vllm only) is an earlier Prometheus scrape of the same server, subtracted from ``path``;
+    ``variant`` names the program that wrote the file where the format cannot tell (see :data:`VARIANTS`).
+    """
     if fmt not in FORMATS:
         raise InputError(f"unknown ingest format {fmt!r}; expected one of {', '.join(FORMATS)}")
     path = Path(path)
     if drafted is not None and drafted < 1:
         raise InputError(f"--drafted {drafted}: expected a draft length >= 1")
+    if baseline is not None and fmt != "vllm":
+        raise InputError(f"--baseline applies to vllm Prometheus scrapes only, not to {fmt}")
+    if variant is not None and variant not in VARIANTS.get(fmt, ()):
+        allowed = VARIANTS.get(fmt)
+        raise InputError(f"--variant {variant!r}: " + (f"expected one of {', '.join(allowed)} for {fmt}"
+                                                       if allowed else f"the {fmt} format has no variants"))
     meta = dict(meta or {})
-    raw = _parser(fmt)(path, drafted=drafted, meta=meta, dataset_id=dataset_id)
+    options: dict[str, Any] = {}
+    if baseline is not None:
+        options["baseline"] = Path(baseline)
+    if variant is not None:
+        options["variant"] = variant
+    raw = _parser(fmt)(path, drafted=drafted, meta=meta, dataset_id=dataset_id, **options)
     table = conform(raw.table, get_kind(raw.kind), dataset_id=dataset_id, source=str(path), locate=raw.locate)
     return Parsed(table, raw.kind, dict(raw.metadata))
 
@@ -231,6 +258,8 @@ def ingest(
     drafted: int | None = None,
     meta: Mapping[str, Any] | None = None,
     replace: bool = False,
+    baseline: str | Path | None = None,
+    variant: str | None = None,
 ):
     """Parse ``path`` and write it to ``store`` as ``dataset_id``; returns the new DatasetInfo.
 
@@ -247,7 +276,8 @@ def ingest(
         raise InputError(f"--meta source=...: the source of an ingested dataset is always 'ingested:{fmt}'")
     if not replace and dataset_id in store:
         raise store._exists(dataset_id)
-    parsed = parse(fmt, path, dataset_id=dataset_id, drafted=drafted, meta=user)
+    parsed = parse(fmt, path, dataset_id=dataset_id, drafted=drafted, meta=user, baseline=baseline,
+                   variant=variant)
     clash = sorted(set(user) & set(parsed.metadata))
     if clash:
         raise InputError(f"--meta {', '.join(clash)}: set by the {fmt} file itself ({parsed.metadata[clash[0]]!r})")
@@ -255,6 +285,8 @@ def ingest(
         "source": f"ingested:{fmt}",
         "ingested_file": path.name,
         "ingested_sha256": file_sha256(path),
+        **({"baseline_file": Path(baseline).name, "baseline_sha256": file_sha256(Path(baseline))}
+           if baseline is not None else {}),
         **parsed.metadata,
         **user,
     }

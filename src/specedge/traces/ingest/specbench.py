@@ -6,8 +6,19 @@ One line per question: ``question_id``, ``category``, ``model_id`` and ``choices
 counts the committed tokens of a step including the target's bonus/corrected token, so accepted =
 accept_length − 1 and an accept length of 0 is invalid.
 
-The draft length is not in the file: ``--drafted N`` gives it; otherwise it is inferred as the largest
-observed accepted count (at least 1) and the dataset's metadata says ``drafted_inferred: true``. The file has
+Read from hemingkx/Spec-Bench ``evaluation/eval.py`` (commit 70f8b28f018118f2dfd224a2abca9d9f834fd45b): per
+turn it appends ``int(step)`` to ``decoding_steps`` and extends ``accept_lengths`` with the forward function's
+list. Token Recycling (``evaluation/inference_recycling.py``, commit 6d56ad244a33674f6138b35a38fe3706166104a9)
+increments ``step`` after its break checks, so a turn that ends by a break has decoding_steps = len − 1: when
+the steps fall short of the accept lengths by exactly one per turn, each turn gets steps + 1 (metadata
+``decoding_steps_offset``); any other mismatch is refused (the turns could not be split).
+
+The tool's numbers [P: eval.py prints ``np.mean(accept_lengths)``]: R = number of accept lengths,
+A = Σ (accept_length − 1), so τ = 1 + A/R = mean accept length. No draft length is written (EAGLE drafts
+trees, SpS changes its draft count per round), so D and m are undefined unless ``--drafted N`` is given,
+which sets D = R·N and marks D inferred. The ``drafted`` column needs a value: ``--drafted``, else the
+largest observed accepted count (at least 1) with ``drafted_inferred: true`` — that column is a lower bound
+for replay, never the basis of a reported acceptance ratio. The file has
 no prompt lengths (``prompt_tokens`` is null) and no per-round wall time (``wall_ms`` is null);
 ``temperature`` is taken from ``--meta temperature=...`` or left null.
 """
@@ -22,11 +33,13 @@ import pyarrow as pa
 
 from specedge.errors import TraceValidationError
 from specedge.traces.ingest import Raw, int_list, iter_json_records, require, temperature_from_meta
+from specedge.traces.ingest.numbers import KEY, ToolNumbers
 
 WHAT = "a Spec-Bench answer line (question_id, category, model_id, choices[])"
 
 
 def parse(path: Path, *, drafted: int | None, meta: dict[str, Any], dataset_id: str) -> Raw:
+    offset_turns = 0
     request_ids: list[str] = []
     categories: list[str | None] = []
     counts: list[int] = []  # rounds contributed by each (line, choice)
@@ -61,10 +74,14 @@ def parse(path: Path, *, drafted: int | None, meta: dict[str, Any], dataset_id: 
                     f"{path}: {where}, field '{field_prefix}.accept_lengths[{k}]': accept length {acc[k]}; expected "
                     ">= 1 (an accept length counts the bonus token, so every step commits at least one)"
                 )
+            if sum(steps) != acc.size and acc.size - sum(steps) == len(steps) and steps:
+                steps = [s + 1 for s in steps]  # Token Recycling: step counted after the break checks
+                offset_turns += len(steps)
             if sum(steps) != acc.size:
                 raise TraceValidationError(
                     f"{path}: {where}, field '{field_prefix}.decoding_steps': the steps add up to {sum(steps)} but "
-                    f"accept_lengths has {acc.size} entries; expected them to match"
+                    f"accept_lengths has {acc.size} entries; expected them to match (or to fall short by one "
+                    "per turn, as Token Recycling writes them)"
                 )
             turns = choice.get("turns")
             if isinstance(turns, list) and len(turns) != len(steps):
@@ -107,6 +124,20 @@ def parse(path: Path, *, drafted: int | None, meta: dict[str, Any], dataset_id: 
                 f"{accepted[i]} accepted draft tokens, more than --drafted {drafted}"
             )
     metadata["drafted"] = int(drafted)
+    rounds_total, accepted_total = int(n), int(accepted.sum())
+    inferred = {}
+    draft_tokens = None
+    if not metadata["drafted_inferred"]:
+        draft_tokens = rounds_total * int(drafted)
+        inferred["draft_tokens"] = f"rounds x --drafted {drafted} (Spec-Bench writes no draft length)"
+    metadata[KEY] = ToolNumbers(
+        rounds_total, accepted_total, draft_tokens, inferred,
+        {"rounds": "number of accept_lengths", "accepted_tokens": "sum(accept_length - 1)",
+         "draft_tokens": "not in the file" if draft_tokens is None else "rounds x --drafted"},
+    ).to_metadata()
+    if offset_turns:
+        metadata["decoding_steps_offset"] = (f"+1 on each of {offset_turns} turn(s): decoding_steps = len - 1 "
+                                             "(Token Recycling counts a step after its break checks)")
     if model_ids:
         metadata["model_id"] = sorted(model_ids)[0] if len(model_ids) == 1 else sorted(model_ids)
     temperature = temperature_from_meta(meta, path)
