@@ -75,7 +75,8 @@ def served(tmp_path_factory) -> dict:
     plan = plan_file(root / "plan.json")
     args = ["serve-real", "--pair", PAIR, "--plan", str(plan), "--tasks", str(NUM_TASKS), "--seed", "0",
             "--checkpoints", str(root / "checkpoints"), "--store", str(store), "--dataset", RUN_ID,
-            "--measure-compute", "--compute-repeats", "2", "--cores", cores_arg()]
+            "--measure-compute", "--compute-repeats", "2", "--cores", cores_arg(), "--allow-noisy",
+            "--quiet-sample-s", "0.5"]
     for s in SETS:
         args += ["--set", s]
     code = main(args)

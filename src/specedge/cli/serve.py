@@ -81,6 +81,12 @@ def serve_real_cmd(
     measure_mode: str = typer.Option("co-run", "--measure-mode", help="'co-run' (both models measured at once, "
                                      "each on its core, as in a pipelined run) or 'alone' (one after the other)."),
     cores: str = typer.Option("0,1", "--cores", help="Draft core,verify core ('none' leaves affinities alone)."),
+    allow_noisy: bool = typer.Option(False, "--allow-noisy", help="Run even when other processes take more than "
+                                     "5% of a node core (sampled before measuring); the run is marked noisy."),
+    quiet_sample_s: float = typer.Option(3.0, "--quiet-sample-s", help="Seconds the node cores' foreign work is "
+                                         "sampled before measuring and before serving."),
+    use_traces: Optional[str] = typer.Option(None, "--compute-traces", help="DRAFT_ID,VERIFY_ID: compute traces "
+                                             "measured earlier (e.g. once for several runs) that the run names."),
     note: str = typer.Option("", "--note"),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Build the scenario and the plan, check them, print the "
@@ -136,8 +142,11 @@ def serve_real_cmd(
             nominal = Plan.from_dict({"batches": [list(range(i, min(i + 8, sc.num_tasks)))
                                                   for i in range(0, sc.num_tasks, 8)],
                                       "speculation_length": 6, "bandwidth_hz": list(sc.uniform_bandwidth_hz())})
+            pre = _quiet({r: c for r, c in zip(("draft", "verify"), core_pair) if c is not None}, quiet_sample_s,
+                         allow_noisy, "compute measurement", console)
             traces = _measure(measure_pair, run_grid, sc, nominal, draft_src, target_src, st, core_pair,
-                              compute_repeats, stamp + "-planning", console, measure_mode)
+                              compute_repeats, stamp + "-planning", console, measure_mode,
+                              {"foreign_work": {"before": pre}})
         planning = build_scenario(pair, tasks=tasks, seed=seed, store=st, acceptance=source,
                                   **{"compute_model": "fitted", "draft_compute_trace": traces["draft"],
                                      "verify_compute_trace": traces["verify"], **overrides})
@@ -154,9 +163,20 @@ def serve_real_cmd(
         text = json.dumps(plan.to_dict(), indent=2)
         sys.stdout.write(text + "\n") if as_json else console.print(text)
         return
+    if use_traces is not None:
+        ids = [t.strip() for t in use_traces.split(",")]
+        if measure or len(ids) != 2 or not all(ids):
+            raise InputError("--compute-traces: expected DRAFT_ID,VERIFY_ID, and not together with --measure-compute")
+        for t in ids:
+            if st.info(t).kind != "compute":
+                raise InputError(f"--compute-traces: dataset {t!r} is not a compute trace")
+        compute_ids = {"draft": ids[0], "verify": ids[1]}
+    node_cores = {r: c for r, c in zip(("draft", "verify"), core_pair) if c is not None}
+    before = _quiet(node_cores, quiet_sample_s, allow_noisy, "compute measurement" if measure else "run", console)
     if measure:  # right before the run, on the plan's own grid
         compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_src, target_src, st, core_pair,
-                               compute_repeats, stamp, console, measure_mode)
+                               compute_repeats, stamp, console, measure_mode, {"foreign_work": {"before": before}})
+        before = _quiet(node_cores, quiet_sample_s, allow_noisy, "run", console)
     encoder = load_model(target_src)
     prompts = stdlib_task_prompts(encoder.encode, sc.tasks["input_tokens"], seed)
     setup = ServeSetup(sc, plan, draft_src, target_src, prompts.request_ids, prompts.prompt_ids,
@@ -165,13 +185,21 @@ def serve_real_cmd(
     run = serve_real(setup, progress=lambda msg: console.print(msg))
     dataset_id = dataset or f"run-{draft_name}-{target_name}-{plan_sha256(plan)[:8]}-{stamp}"
     extra = {"note": note, "policy": policy, "plan_file": str(plan_path) if plan_path else None}
+    from specedge.serve.quiet import FOREIGN_WORK_LIMIT
+
+    fw = {"before": before, **run.metadata.get("foreign_work", {})}
+    shares = [s["max"] for s in (fw.get("before"), fw.get("during")) if s]
+    fw["max"] = max(shares) if shares else None
+    fw["noisy"] = fw["max"] is None or fw["max"] > FOREIGN_WORK_LIMIT
+    extra["foreign_work"] = fw
     if compute_ids:
         extra["compute_traces"] = compute_ids
     info = write_run(run, dataset_id, store=st, extra=extra)
     summary = {"dataset": info.id, "rows": info.rows, "makespan_s": run.makespan_s,
                "mean_latency_s": float(run.tasks["completion_s"].mean()),
                "tau_mean_tokens_per_round": run.metadata["tau_mean_tokens_per_round"],
-               "load_average_before": run.metadata["load_average_before"], "compute_traces": compute_ids}
+               "load_average_before": run.metadata["load_average_before"], "compute_traces": compute_ids,
+               "foreign_work": fw["max"], "noisy": fw["noisy"]}
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
@@ -180,11 +208,26 @@ def serve_real_cmd(
                       f"τ = {summary['tau_mean_tokens_per_round']:.2f}")
 
 
-def _measure(measure_pair, run_grid, sc, plan, draft, target, st, cores, repeats, stamp, console, mode) -> dict:
+def _quiet(node_cores: dict, seconds: float, allow_noisy: bool, what: str, console) -> dict | None:
+    """Sample the node cores' foreign work; refuse (exit 2) above the limit unless allow_noisy (serve.quiet)."""
+    from specedge.serve.quiet import check_quiet, sample_foreign_work
+
+    if not node_cores:  # --cores none: no core to sample; the run is marked noisy (unknown)
+        return None
+    sample = sample_foreign_work(node_cores, seconds=seconds)
+    warning = check_quiet(sample, allow_noisy=allow_noisy, what=what)
+    if warning:
+        console.print(warning, soft_wrap=True)
+    return sample
+
+
+def _measure(measure_pair, run_grid, sc, plan, draft, target, st, cores, repeats, stamp, console, mode,
+             provenance=None) -> dict:
     grid = run_grid(sc, plan, repeats=repeats)
     console.print(f"measuring compute traces of the serving engine ({mode}): b {list(grid.batch_sizes)}, "
                   f"x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, {repeats} repeats")
-    ids = measure_pair(sc, plan, draft, target, store=st, cores=cores, grid=grid, stamp=stamp, mode=mode)
+    ids = measure_pair(sc, plan, draft, target, store=st, cores=cores, grid=grid, stamp=stamp, mode=mode,
+                       provenance=provenance)
     console.print(f"wrote compute traces {ids['draft']} and {ids['verify']}")
     return ids
 

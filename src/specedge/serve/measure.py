@@ -137,12 +137,13 @@ def _co_run_worker(role, card_name, source, grid, core, dataset_id, note, stamp_
 
 
 def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, stamp: str | None = None,
-                 mode: str = "co-run", note: str = "") -> dict[str, str]:
+                 mode: str = "co-run", note: str = "", provenance: dict | None = None) -> dict[str, str]:
     """Measure both models' compute traces of the serving engine on their node cores (``draft``/``target``:
     :class:`~specedge.serve.workload.ModelSource`) and write them; returns {"draft": id, "verify": id}.
 
     ``mode`` (:data:`MEASURE_MODES`): "co-run" measures both at once in two spawned processes, each keeping its
     core busy until the other is done; "alone" measures them one after the other in this process.
+    ``provenance``: extra metadata for both datasets (``serve-real`` records the foreign work sampled before).
     """
     import multiprocessing as mp
 
@@ -154,7 +155,7 @@ def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, sta
     stamp = stamp or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     jobs = {role: (role, card.name, source, grid, core, f"compute-{card.name}-serve-{stamp}",
                    note or f"serving engine on core {core}, measured right before a real run (specedge serve-real, "
-                           f"{mode})", {"measure_mode": mode})
+                           f"{mode})", {"measure_mode": mode, **(provenance or {})})
             for role, card, source, core in (("draft", sc.draft, draft, cores[0]),
                                              ("verify", sc.target, target, cores[1]))}
     results = {}

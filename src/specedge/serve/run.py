@@ -22,6 +22,7 @@ import pandas as pd
 
 from specedge.errors import InputError, SpecedgeError
 from specedge.serve.protocol import NodeConfig, NodeRecords, Ready, Start, TaskArrival, WorkloadTask
+from specedge.serve.quiet import during
 
 #: Seconds between the start signal and the run's origin t0 (both nodes are idle and waiting by then).
 START_DELAY_S = 0.2
@@ -194,7 +195,7 @@ def serve_real(setup: ServeSetup, *, progress: Callable[[str], None] | None = No
         if setup.cores[0] is not None:
             os.sched_setaffinity(0, {setup.cores[0]})
         t0 = time.monotonic() + START_DELAY_S
-        stat_before, stat_t = cpu_times(), time.monotonic()
+        stat_before, stat_t, coord_cpu = cpu_times(), time.monotonic(), time.process_time()
         for conn in conns.values():
             conn.send(Start(t0))
         say(f"serving {k} tasks in {len(plan.batches)} batches")
@@ -211,6 +212,7 @@ def serve_real(setup: ServeSetup, *, progress: Callable[[str], None] | None = No
                                             float(upload[task])))
         records: dict[str, NodeRecords] = _recv_all(conns, procs, NodeRecords, time.monotonic() + setup.timeout_s)
         stat_after, window_s = cpu_times(), time.monotonic() - stat_t
+        coord_cpu = time.process_time() - coord_cpu
     finally:
         os.sched_setaffinity(0, old_affinity)
         for proc in procs.values():
@@ -230,6 +232,11 @@ def serve_real(setup: ServeSetup, *, progress: Callable[[str], None] | None = No
     metadata["cpu_usage"] = {"window_s": round(window_s, 4), "nodes": usage,
                              "cores": core_load(stat_before, stat_after, window_s, usage, setup.cores),
                              "source": "/proc/stat per-core jiffies over the run window, node process CPU time"}
+    # foreign work during the run (specedge.serve.quiet): the coordinator runs on the draft core, so it is ours
+    own = {"draft": usage.get("draft", {}).get("process_cpu_s", 0.0) + coord_cpu,
+           "verify": usage.get("verify", {}).get("process_cpu_s", 0.0)}
+    metadata["foreign_work"] = {"during": during(stat_before, stat_after, window_s, own,
+                                                 dict(zip(("draft", "verify"), setup.cores)))}
     return RealRun(parts=parts, metadata=metadata)
 
 
