@@ -82,13 +82,16 @@ class LargeDaskSweep:
     number = 1
     repeat = 1
 
+    tmp: Path | None = None  # set by setup; asv calls teardown even when setup skips the benchmark
+
     def setup(self):
         if os.environ.get(LARGE_ENV, "") in ("", "0"):
             raise NotImplementedError(f"set {LARGE_ENV}=1 to run the 10,800-cell Dask sweep")
         self.tmp = Path(tempfile.mkdtemp(prefix="specedge-bench-dask-"))
 
     def teardown(self):
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def peakmem_driver(self):
         run_large_dask(self.tmp / "out")
