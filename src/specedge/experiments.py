@@ -14,7 +14,8 @@ specedge's own optimizers (the asv suite ``bench/optimizer.py`` tracks the latte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -41,10 +42,18 @@ def _describe(preset, pair, alpha, tasks, seed, **overrides) -> str:
     return f"preset={preset}, pair={pair}, alpha={alpha:g}, K={tasks}, seed={seed}{extra}"
 
 
+@lru_cache(maxsize=64)
+def _policy(name: str):
+    """The policy instance of a name, resolved once (a lookup scans the installed entry points)."""
+    from specedge.policies import get_policy
+
+    return get_policy(name)
+
+
 def _run(sc, policy: str):
     from specedge.policies import replay
 
-    return replay(sc, policy)
+    return replay(sc, _policy(policy))
 
 
 def _change_pct(new: float, old: float) -> float:
@@ -65,12 +74,17 @@ def _stage_totals(result) -> tuple[float, float]:
 
 # ------------------------------------------------------------------------------------------------ claims
 def bandwidth_gains(*, preset: str = "paper", tasks: int = 100, seed: int = 0, alpha: float = 0.8,
-                    bandwidth_hz: float = 25e6, pairs: Sequence[str] = PAPER_PAIRS) -> pd.DataFrame:
-    """Optimal vs uniform bandwidth across the three pairs [P: -44.9%, -29.3%, -25.2%; K=100, B=25 MHz]."""
+                    bandwidth_hz: float = 25e6, pairs: Sequence[str] = PAPER_PAIRS,
+                    overrides: Mapping | None = None) -> pd.DataFrame:
+    """Optimal vs uniform bandwidth across the three pairs [P: -44.9%, -29.3%, -25.2%; K=100, B=25 MHz].
+
+    ``overrides`` (here and in the other claim functions): scenario parameters replacing the preset's, e.g. a
+    perturbed [A] parameter (:mod:`specedge.claims` uses it for sensitivities and calibration).
+    """
     paper = {"llama-68m/llama-7b": -44.9, "tinyllama-1.1b/llama-7b": -29.3, "tinyllama-1.1b/llama-13b": -25.2}
     rows = []
     for pair in pairs:
-        sc = _scenario(preset, pair, alpha, tasks, seed, bandwidth_hz=bandwidth_hz)
+        sc = _scenario(preset, pair, alpha, tasks, seed, **{**(overrides or {}), "bandwidth_hz": bandwidth_hz})
         opt = _run(sc, PAPER_POLICY)
         uni = _run(sc, "uniform-bandwidth")
         ours = _change_pct(opt.latency_s, uni.latency_s)
@@ -106,7 +120,7 @@ def _batching_why(sc, dp_res, other_res, other_name: str) -> str:
 
 
 def batching_gains(*, preset: str = "paper", pair: str = "tinyllama-1.1b/llama-7b", alpha: float = 0.8,
-                   seed: int = 0) -> pd.DataFrame:
+                   seed: int = 0, overrides: Mapping | None = None) -> pd.DataFrame:
     """DP vs max batching [P: up to -21.4%, K=90] and DP vs heuristic batching [P: -19.6% at max input 1792,
     -20.5% at max output 1024], 1.1B/7B, alpha 0.8."""
     rows = []
@@ -116,7 +130,7 @@ def batching_gains(*, preset: str = "paper", pair: str = "tinyllama-1.1b/llama-7
         ("DP vs heuristic batching (max output 1024)", -20.5, "heuristic-batching", 100, {"output_tokens_max": 1024}),
     ]
     for claim, paper, other, tasks, over in cases:
-        sc = _scenario(preset, pair, alpha, tasks, seed, **over)
+        sc = _scenario(preset, pair, alpha, tasks, seed, **{**(overrides or {}), **over})
         dp_res = _run(sc, PAPER_POLICY)
         other_res = _run(sc, other)
         ours = _change_pct(dp_res.latency_s, other_res.latency_s)
@@ -126,12 +140,12 @@ def batching_gains(*, preset: str = "paper", pair: str = "tinyllama-1.1b/llama-7
 
 
 def pipeline_gains(*, preset: str = "paper", pair: str = "tinyllama-1.1b/llama-7b", alpha: float = 0.8,
-                   tasks: int = 100, seed: int = 0) -> pd.DataFrame:
+                   tasks: int = 100, seed: int = 0, overrides: Mapping | None = None) -> pd.DataFrame:
     """Pipeline vs no pipeline [P: -31.6% at max input 512, about -30.7% at max output 1792], 1.1B/7B."""
     rows = []
     for claim, paper, over in (("pipeline vs no pipeline (max input 512)", -31.6, {"input_tokens_max": 512}),
                                ("pipeline vs no pipeline (max output 1792)", -30.7, {"output_tokens_max": 1792})):
-        sc = _scenario(preset, pair, alpha, tasks, seed, **over)
+        sc = _scenario(preset, pair, alpha, tasks, seed, **{**(overrides or {}), **over})
         pipe = _run(sc, PAPER_POLICY)
         serial = _run(sc, "sd-serial")
         ours = _change_pct(pipe.latency_s, serial.latency_s)
@@ -146,7 +160,7 @@ def pipeline_gains(*, preset: str = "paper", pair: str = "tinyllama-1.1b/llama-7
 
 
 def sd_vs_ad(*, preset: str = "paper", alphas: Sequence[float] = (0.5, 0.6, 0.7, 0.8, 0.9), tasks: int = 100,
-             seed: int = 0, pairs: Sequence[str] = PAPER_PAIRS) -> pd.DataFrame:
+             seed: int = 0, pairs: Sequence[str] = PAPER_PAIRS, overrides: Mapping | None = None) -> pd.DataFrame:
     """SD vs AD across alpha [P: SD lower for all three pairs and every alpha; the gap grows with alpha].
 
     One row per pair: ``paper_value`` is -1 (a direction, SD lower), ``specedge_value`` the change at the largest
@@ -157,7 +171,7 @@ def sd_vs_ad(*, preset: str = "paper", alphas: Sequence[float] = (0.5, 0.6, 0.7,
     for pair in pairs:
         changes = []
         for a in alphas:
-            sc = _scenario(preset, pair, a, tasks, seed)
+            sc = _scenario(preset, pair, a, tasks, seed, **(overrides or {}))
             changes.append(_change_pct(_run(sc, PAPER_POLICY).latency_s, _run(sc, "ad").latency_s))
         changes = np.array(changes)
         lower = bool((changes < 0).all())

@@ -31,6 +31,7 @@ from specedge.latency.acceptance import (
 )
 from specedge.latency.cards import DeviceCard, ModelCard, load_device_card, parse_pair
 from specedge.latency.compute import AffineCompute, MeasuredCompute, RooflineCompute
+from specedge.latency.host_overhead import JobOverhead, with_job_overhead
 from specedge.latency.params import ScenarioParams, assumptions_table
 
 __all__ = ["Scenario", "ScenarioParams", "available_presets", "load_preset", "assumptions_table"]
@@ -45,7 +46,8 @@ def available_presets() -> list[str]:
 
 
 def load_preset(name: str | Path, _seen: tuple = ()) -> dict[str, Any]:
-    """The preset's merged table (``base`` resolved): keys ``pair``, ``alpha``, ``description``, ``params``."""
+    """The preset's merged table (``base`` resolved): keys ``pair``, ``alpha``, ``description``, ``params``,
+    ``calibrated``."""
     path = Path(name) if str(name).endswith(".toml") else PRESETS_DIR / f"{name}.toml"
     if not path.is_file():
         raise ScenarioError(f"unknown preset {str(name)!r}; known presets: {', '.join(available_presets())}")
@@ -55,13 +57,17 @@ def load_preset(name: str | Path, _seen: tuple = ()) -> dict[str, Any]:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
-    unknown = sorted(set(data) - {"base", "description", "pair", "alpha", "params"})
+    unknown = sorted(set(data) - {"base", "description", "pair", "alpha", "params", "calibrated"})
     if unknown:
         raise ScenarioError(f"{path}: unknown key(s) {', '.join(unknown)}")
     merged: dict[str, Any] = {"params": {}}
     if "base" in data:
         merged = load_preset(data["base"], _seen + (path,))
     merged["params"] = {**merged["params"], **data.get("params", {})}
+    # [calibrated]: parameter -> the claims its value was solved to match (docs/model.md); a parameter this
+    # preset sets itself is no longer the base's calibrated value
+    inherited = {k: v for k, v in merged.get("calibrated", {}).items() if k not in data.get("params", {})}
+    merged["calibrated"] = {**inherited, **data.get("calibrated", {})}
     for key in ("description", "pair", "alpha"):
         if key in data:
             merged[key] = data[key]
@@ -146,6 +152,7 @@ def _predictors(p: ScenarioParams, draft, target, sbs: DeviceCard, mbs: DeviceCa
             frame = _compute_frame(store, trace, model, device, role)
             out.append(MeasuredCompute.from_trace(model, frame, allow_extrapolation=p.allow_compute_extrapolation,
                                                   source=trace))
+        out[-1] = with_job_overhead(out[-1], JobOverhead.from_params(p, role))  # [A], 0 in the paper's model
     return tuple(out)
 
 
