@@ -79,12 +79,15 @@ def optimize_cmd(
         "mode": plan.mode,
         "num_batches": len(plan.batches),
         "planning_s": plan_s,
-        "scenario": repr(sc),
+        "scenario": dict(plan.scenario),
         "meta": dict(plan.meta),
         "summary": result.summary,
     }
+    from specedge.cli.notices import extrapolation_warning, warn
+
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, default=_jsonable) + "\n")
+        warn(extrapolation_warning(result))
         return
     from rich.console import Console
     from rich.table import Table
@@ -108,6 +111,7 @@ def optimize_cmd(
     for k, v in rows:
         table.add_row(k, v)
     console.print(table)
+    warn(extrapolation_warning(result))
     if out is not None:
         Console(stderr=True).print(f"plan written to {out}")
 

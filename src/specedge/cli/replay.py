@@ -35,9 +35,11 @@ def replay_cmd(
     set_: list[str] = typer.Option([], "--set", help="Override a scenario parameter, KEY=VALUE (repeatable)."),
     tasks_out: Optional[Path] = typer.Option(None, "--tasks-out", help="Write the per-task table (.csv/.parquet)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (latency_s and the summary)."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replay a plan made for another scenario (pair, preset, tasks, seed, --set)."),
 ) -> None:
     """Replay a plan: per-task timings, makespan, latency percentiles, TTFT, TPOT, planned vs replayed."""
-    from specedge.plan import Plan
+    from specedge.plan import Plan, scenario_record
     from specedge.replay import evaluate
     from specedge.scenario import Scenario
 
@@ -45,6 +47,13 @@ def replay_cmd(
     sc = Scenario.from_preset(preset, pair=pair, alpha=alpha, tasks=tasks, seed=seed,
                               acceptance=trace or acceptance, store=store,
                               **parse_assignments(set_, "--set", example="bandwidth_hz=25e6"))
+    from specedge.cli.notices import extrapolation_warning, warn
+
+    differences = the_plan.check_scenario(sc, force=force, source=str(plan))
+    if differences:
+        warn(f"{plan} was made for another scenario ({'; '.join(differences)}); replayed anyway (--force)")
+    elif not the_plan.scenario:
+        warn(f"{plan} records no scenario (a hand-written plan?); it cannot be checked against this one")
     result = evaluate(sc, the_plan, replications=replications, seed=seed)
     if tasks_out is not None:
         if tasks_out.suffix == ".parquet":
@@ -54,8 +63,9 @@ def replay_cmd(
         else:
             raise InputError(f"--tasks-out {tasks_out}: expected a .csv or .parquet file name")
     if as_json:
-        data = {"scenario": repr(sc), "plan": str(plan), **result.to_dict()}
+        data = {"scenario": scenario_record(sc), "plan": str(plan), **result.to_dict()}
         sys.stdout.write(json.dumps(data, indent=2, default=float) + "\n")
+        warn(extrapolation_warning(result))
         return
     from rich.console import Console
     from rich.table import Table
@@ -72,7 +82,4 @@ def replay_cmd(
         shown = f"{value:.4f}" if isinstance(value, float) else str(value)
         table.add_row(key, shown, "" if ci is None else f"{ci:.4f}")
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
-    if result.extrapolated:
-        Console(stderr=True).print(
-            f"[yellow]warning:[/] {int(summary['extrapolated_rounds'])} round(s) replayed beyond the recorded draft "
-            "length (acceptance extrapolated from the trace's alpha tail)")
+    warn(extrapolation_warning(result))

@@ -47,4 +47,4 @@ def optimize(scenario, policy=None, **params):
     if not isinstance(plan, Plan):
         raise PolicyError(f"policy {policy_name(pol)!r} returned {type(plan).__name__}, not a specedge.plan.Plan")
     plan.validate(scenario.num_tasks)
-    return plan
+    return plan.with_scenario(scenario)  # the plan records what it was made for (specedge.plan.scenario_record)
