@@ -22,7 +22,8 @@ latency model, cards, acceptance sources and compute predictors are reused, not 
 - users in a common plane (each cell's SBS at ``position_m``), so association to a cell can be decided
   (:mod:`specedge.multicell.association`).
 
-Presets are TOML files in ``specedge/multicell/presets/`` (see ``multi-cell.toml``); ``--cells N`` repeats the
+Presets are TOML files in ``specedge/multicell/presets/`` (see ``multi-cell.toml``; an optional ``[params]`` table
+overrides base-preset scenario parameters for every cell); ``--cells N`` repeats the
 listed cells cyclically when N is larger than the list [A] (:meth:`Topology.with_num_cells`).
 """
 
@@ -126,6 +127,8 @@ class Topology:
     drafting: str = "sbs"
     #: energy of moving one bit over a fronthaul link (J/bit) [A]; see :mod:`specedge.multicell.energy`
     fronthaul_j_per_bit: float = 0.0
+    #: scenario parameters every cell sets on top of the base preset (pairs, from the preset's [params] table)
+    params: tuple = ()
 
     def __post_init__(self) -> None:
         if not self.cells:
@@ -174,7 +177,7 @@ class Topology:
         """
         from specedge.scenario import Scenario
 
-        values = {**self.cell_overrides(cell), **overrides}
+        values = {**dict(self.params), **self.cell_overrides(cell), **overrides}
         n = self.cells[cell].num_users if tasks is None else tasks
         alpha = self.cells[cell].alpha if alpha is None else alpha
         return Scenario.from_preset(self.base_preset, pair=self.pair(cell), alpha=alpha, tasks=n,
@@ -231,7 +234,7 @@ def load_topology(name: str | Path) -> Topology:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path.name}: not valid TOML ({exc})") from None
-    allowed = {"description", "base", "drafting", "fronthaul_j_per_bit", "payload", "mbs", "cells"}
+    allowed = {"description", "base", "drafting", "fronthaul_j_per_bit", "payload", "mbs", "cells", "params"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise ScenarioError(f"{path.name}: unknown key(s) {', '.join(unknown)}; expected {', '.join(sorted(allowed))}")
@@ -246,4 +249,5 @@ def load_topology(name: str | Path) -> Topology:
     return Topology(name=path.stem, description=str(data.get("description", "")),
                     base_preset=str(data.get("base", "paper")), cells=tuple(cells), mbs=tuple(mbs),
                     payload=payload, drafting=str(data.get("drafting", "sbs")),
-                    fronthaul_j_per_bit=float(data.get("fronthaul_j_per_bit", 0.0)))
+                    fronthaul_j_per_bit=float(data.get("fronthaul_j_per_bit", 0.0)),
+                    params=tuple(sorted(dict(data.get("params", {})).items())))
