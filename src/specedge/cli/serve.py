@@ -242,8 +242,15 @@ def fidelity_cmd(
     fronthaul: str = typer.Option("scenario", "--fronthaul", help="One-way node-to-node delay to replay with: "
                                   "'scenario' (the run's, the paper's 0), 'measured' (the pipe's, measured before "
                                   "the run) or seconds."),
+    host_overhead: str = typer.Option("pair", "--host-overhead", help="Per-job host overhead the predictors carry: "
+                                      "'pair' (fitted on the pair's other quiet runs, else this run), 'self' (this "
+                                      "run's job vs pass records) or 'none' (the paper's model)."),
+    rank: bool = typer.Option(False, "--rank", help="Rank fidelity over every run in the store: per pair, the "
+                              "scenario with the most plans, Kendall's tau of predicted vs measured makespans."),
+    predictor: str = typer.Option("measured", "--predictor", help="With --rank: the compute predictor ranked."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: per predictor median_task_error, "
-                                 "p90_task_error, makespan_error (fractions), plus diagnostics."),
+                                 "p90_task_error, makespan_error (fractions), plus noisy, foreign_work and "
+                                 "diagnostics (with --rank: the list of pairs)."),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Replay a real run's plan with its observed acceptance and each compute predictor; compare with the run."""
@@ -252,8 +259,14 @@ def fidelity_cmd(
 
     if (draft_trace is None) != (verify_trace is None):
         raise InputError("give both --draft-trace and --verify-trace, or neither")
+    if host_overhead not in ("pair", "self", "none"):
+        raise InputError(f"--host-overhead {host_overhead!r}: expected pair, self or none")
+    if rank:
+        _rank(run_id, predictor, host_overhead, store, as_json)
+        return
     traces = (draft_trace, verify_trace) if draft_trace else None
-    result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces, fronthaul=fronthaul)
+    result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces, fronthaul=fronthaul,
+                         host_overhead=host_overhead)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
         return
@@ -287,3 +300,38 @@ def fidelity_cmd(
         passes.add_row(r["predictor"], r["node"], str(r["passes"]), f"{r['median_pass_error']:.1%}",
                        f"{r['sum_ratio']:.3f}")
     out.print(passes)
+    fw = result.run.get("foreign_work")
+    ovh = d.get("host_overhead") or {}
+    out.print(f"foreign work on the node cores: {'unknown' if fw is None else f'{fw:.0%}'}"
+              + (" — NOISY: measured under load, left out of headline numbers" if result.noisy else " (quiet)")
+              + f"; host overhead: {ovh.get('source')}"
+              + "".join(f", {n} {ovh[n]['a_s'] * 1e3:.3f} ms + {ovh[n]['per_seq_s'] * 1e6:.1f} µs·b + "
+                        f"{ovh[n]['per_token_s'] * 1e6:.2f} µs·b·l" for n in ("draft", "verify") if n in ovh))
+
+
+def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> None:
+    from specedge.errors import InputError
+    from specedge.fidelity.predictors import PREDICTORS
+    from specedge.fidelity.repeats import rank_fidelity
+
+    if run_id is not None:
+        raise InputError("--rank ranks every run in the store; give no RUN_ID")
+    if predictor not in PREDICTORS:
+        raise InputError(f"--predictor {predictor!r}: expected one of {', '.join(PREDICTORS)}")
+    pairs = rank_fidelity(store, predictor=predictor, host_overhead=host_overhead)
+    if as_json:
+        sys.stdout.write(json.dumps(pairs, indent=2) + "\n")
+        return
+    out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
+    for entry in pairs:
+        table = Table(title=f"{entry['pair']} ({entry['scenario']}): Kendall τ {entry['kendall_tau']}, same best "
+                            f"{entry['same_best']} ({predictor}, observed acceptance)")
+        for col in ("plan", "runs", "predicted makespan s", "measured makespan s", "from recorded acceptance s",
+                    "noisy"):
+            table.add_column(col)
+        for p in entry["plans"]:
+            rec = p["predicted_from_recorded_acceptance_s"]
+            table.add_row(p["policy"], str(len(p["run_ids"])), f"{p['predicted_makespan_s']:.3f}",
+                          f"{p['measured_makespan_s']:.3f}", "-" if rec is None else f"{rec:.3f}",
+                          "yes" if p["noisy"] else "no")
+        out.print(table)

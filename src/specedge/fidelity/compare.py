@@ -15,6 +15,17 @@ makespan. Diagnostics say where the error comes from: the pass-level error of ea
 pass shapes, the share of each node's job time spent outside forward passes (sampling, bookkeeping, pickling),
 the pipe's one-way delay, and ``stage-times``: the recursion of model.md section 5 fed the *measured* job
 durations, which isolates the recursion and IPC from compute prediction.
+
+Host overhead (:mod:`specedge.latency.host_overhead`): every compute predictor also carries each node's per-job
+host overhead t_host(b, x) = a + s b + t b x, *fitted* to the job vs pass records of (``host_overhead=``)
+``"pair"``: the pair's other quiet runs in the store (this run's own records when there are none), ``"self"``:
+this run's records, ``"none"``: no overhead (the paper's model), or a {"draft", "verify"} mapping of
+:class:`~specedge.latency.host_overhead.JobOverhead`.
+
+Noise: a run whose node cores had more than :data:`specedge.serve.quiet.FOREIGN_WORK_LIMIT` foreign work before or
+during it is ``noisy`` (:func:`run_noise`); it is still compared but left out of headline numbers. Each predictor
+row also carries a two-sample Kolmogorov–Smirnov test (:func:`scipy.stats.ks_2samp`) of predicted against measured
+per-task latencies: ``ks_statistic`` (the largest gap between the two empirical CDFs) and ``ks_pvalue``.
 """
 
 from __future__ import annotations
@@ -54,6 +65,63 @@ def observed_acceptance(rounds: pd.DataFrame, num_tasks: int, name: str = "obser
     return ObservedAcceptance(frame, name=name)
 
 
+def run_noise(meta: dict) -> tuple[bool, float | None]:
+    """(noisy, foreign work): the larger node's foreign-work share before or during the run (serve.quiet).
+
+    Runs recorded before the sampler existed give their during-run share from ``cpu_usage`` (which counted the
+    coordinator as foreign, so it is an upper bound); a run with neither is noisy (unknown)."""
+    from specedge.serve.quiet import FOREIGN_WORK_LIMIT
+
+    fw = meta.get("foreign_work") or {}
+    shares = [s["max"] for s in (fw.get("before"), fw.get("during")) if isinstance(s, dict) and "max" in s]
+    if not shares:
+        cores = (meta.get("cpu_usage") or {}).get("cores") or {}
+        shares = [float(c["foreign_share"]) for c in cores.values() if "foreign_share" in c]
+    if not shares:
+        return True, None
+    worst = max(0.0, max(shares))
+    return worst > FOREIGN_WORK_LIMIT, worst
+
+
+def pair_runs(store, meta: dict, *, quiet_only: bool = True, exclude: str | None = None) -> list[str]:
+    """Ids of the run datasets of the same pair (and temperature) in the store, quiet ones only by default."""
+    out = []
+    for i in store.list():
+        if i.kind != "run" or i.id == exclude or i.metadata.get("pair") != meta.get("pair"):
+            continue
+        if i.metadata.get("temperature") != meta.get("temperature"):
+            continue
+        if quiet_only and run_noise(i.metadata)[0]:
+            continue
+        out.append(i.id)
+    return sorted(out)
+
+
+def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[dict | None, dict]:
+    """({"draft": JobOverhead, "verify": JobOverhead} or None, description) for ``how`` (see the module
+    docstring)."""
+    from specedge.latency.host_overhead import JobOverhead, fit_run_overheads
+    from specedge.serve.dataset import split_records
+
+    if how in (None, "none"):
+        return None, {"source": "none"}
+    if isinstance(how, dict):
+        return {n: how[n] for n in ("draft", "verify")}, {"source": "given",
+                                                          **{n: vars(how[n]) for n in ("draft", "verify")}}
+    if how not in ("pair", "self"):
+        raise InputError(f"host overhead {how!r}: expected 'pair', 'self' or 'none'")
+    others = pair_runs(store, meta, exclude=run_id) if how == "pair" else []
+    if others:
+        fits = fit_run_overheads([split_records(store.read(r)) for r in others], source=f"fitted on {len(others)} "
+                                 "other quiet run(s) of the pair")
+        source = {"source": "pair", "runs": others}
+    else:
+        fits = fit_run_overheads([parts], source="fitted on this run's own job and pass records")
+        source = {"source": "self", "runs": [run_id]}
+    return ({n: f.overhead for n, f in fits.items()},
+            {**source, **{n: f.to_dict() for n, f in fits.items()}})
+
+
 def latest_run(store) -> str:
     runs = [i for i in store.list() if i.kind == "run"]
     if not runs:
@@ -84,6 +152,10 @@ class FidelityResult:
             preds[name] = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
         return {"run": self.run_id, **self.run, "best_predictor": self.best(), "predictors": preds,
                 "diagnostics": self.diagnostics}
+
+    @property
+    def noisy(self) -> bool:
+        return bool(self.run.get("noisy", True))
 
 
 # ------------------------------------------------------------------------------------------------ pieces
@@ -196,13 +268,18 @@ def fronthaul_of(meta: dict, fronthaul: str | float) -> float | None:
 
 
 def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "observed", predictors=None,
-                compute_traces: tuple[str, str] | None = None, fronthaul: str | float = "scenario") -> FidelityResult:
+                compute_traces: tuple[str, str] | None = None, fronthaul: str | float = "scenario",
+                host_overhead="pair") -> FidelityResult:
     """Replay run ``run_id`` (latest run when None) with each compute predictor and compare with the run.
 
     ``fronthaul``: see :func:`fronthaul_of` (the stage-times diagnostic uses the same delay).
     ``predictors``: a list of :class:`~specedge.fidelity.predictors.PredictorPair` replacing the three built from
     the compute traces; ``compute_traces``: (draft dataset, verify dataset) overriding the run's metadata.
+    ``host_overhead``: see the module docstring ("none" leaves the predictors as built or given).
     """
+    from scipy.stats import ks_2samp
+
+    from specedge.latency.host_overhead import with_job_overhead
     from specedge.fidelity.predictors import build_predictors, compute_rows, grid_coverage, latest_compute_trace
     from specedge.plan import Plan
     from specedge.replay import evaluate
@@ -233,6 +310,10 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         coverage = grid_coverage(parts["pass"], draft_rows, verify_rows)
     else:
         traces, coverage = ("custom", "custom"), {}
+    overhead, overhead_info = host_overheads(st, run_id, meta, parts, host_overhead)
+    if overhead is not None:
+        predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
+                              verify=with_job_overhead(p.verify, overhead["verify"])) for p in predictors]
     measured = task_rows["completion_s"].to_numpy(np.float64)
     measured_ttft = task_rows["first_token_s"].to_numpy(np.float64)
     meas_makespan = float(measured.max())
@@ -240,6 +321,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
 
     def add(name, pred, pred_ttft, rounds_match, note):
         err = _errors(pred, measured)
+        ks = ks_2samp(pred, measured)
         rows.append({
             "predictor": name,
             "median_task_error": float(np.median(err)),
@@ -250,6 +332,8 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
             "predicted_makespan_s": float(pred.max()),
             "measured_makespan_s": meas_makespan,
             "rounds_match": bool(rounds_match),
+            "ks_statistic": float(ks.statistic),
+            "ks_pvalue": float(ks.pvalue),
             "note": note,
         })
         per_task.append(pd.DataFrame({"task": task_rows["task"].to_numpy(), "predictor": name,
@@ -280,7 +364,10 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         **overheads(parts["job"], parts["pass"]),
         "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),
         "core_load": (meta.get("cpu_usage") or {}).get("cores"),
+        "host_overhead": overhead_info,
+        "foreign_work": meta.get("foreign_work"),
     }
+    noisy, foreign = run_noise(meta)
     run_summary = {
         "pair": meta.get("pair"),
         "plan": {"batch_sizes": [len(b) for b in plan.batches], "speculation_length": list(plan.speculation_length),
@@ -289,6 +376,10 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "temperature": meta.get("temperature"),
         "load_average_before": meta.get("load_average_before"),
         "date": meta.get("date"),
+        "noisy": noisy,
+        "foreign_work": foreign,
+        "plan_sha256": meta.get("plan_sha256"),
+        "policy": meta.get("policy") or (meta.get("plan") or {}).get("meta", {}).get("policy"),
     }
     return FidelityResult(run_id=run_id, table=pd.DataFrame(rows), tasks=pd.concat(per_task, ignore_index=True),
                           diagnostics=diagnostics, run=run_summary)

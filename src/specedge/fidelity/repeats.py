@@ -1,0 +1,231 @@
+"""Fidelity over many runs: repeats of one plan (the noise floor), prediction before running, and rank fidelity.
+
+Runs are grouped by *scenario* (pair, preset, K, seed, temperature, overrides: the same tasks and prompts) and,
+within a scenario, by *plan* (``plan_sha256``): the runs of one plan are its repeats.
+
+Noise floor of a plan measured R >= 2 times (per-task completion m_rk, makespan M_r = max_k m_rk), the error one
+repeat makes against the repeats' mean, in the same units as a prediction error:
+
+    task_spread     = median over r, k of |m_rk − mean_r m_rk| / mean_r m_rk
+    makespan_spread = median over r of |M_r − mean M| / mean M        (and makespan_cv = std M / mean M, ddof 1)
+
+Prediction before running: replay with the pair's *recorded* acceptance trace (tasks assigned to recorded requests
+by replay's seeded rule) instead of the run's own rounds, so acceptance is predicted too; its errors are reported
+per run and as the median over a plan's repeats.
+
+Rank fidelity of a scenario with P >= 2 plans: predicted makespan of each plan (median over its repeats) against
+the measured one (median over its repeats); Kendall's τ (:func:`scipy.stats.kendalltau`, τ-b) between the two and
+whether replay's best plan (smallest predicted makespan) is the measured best. Quiet runs only when a plan has any;
+a plan measured only under noise is used and flagged.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from specedge.fidelity.compare import STAGE_TIMES, compare_run, run_noise
+
+#: The compute predictor rank fidelity and headline numbers use unless told otherwise.
+RANK_PREDICTOR = "measured"
+
+
+def scenario_key(meta: dict) -> str:
+    """A readable key of the tasks a run served (same key = same tasks, prompts and sampler)."""
+    scen = meta.get("scenario") or {}
+    over = {k: v for k, v in sorted((scen.get("overrides") or {}).items()) if "compute" not in k}
+    text = f"{scen.get('preset', 'paper')} K={scen.get('num_tasks')} seed={scen.get('seed')} " \
+           f"T={meta.get('temperature')}"
+    return text + (f" {json.dumps(over, sort_keys=True)}" if over else "")
+
+
+def plan_label(meta: dict) -> str:
+    """The plan's policy name, or its shape ("4×6 l=6") when it came from a plan file."""
+    plan = meta.get("plan") or {}
+    policy = meta.get("policy") or (plan.get("meta") or {}).get("policy")
+    if policy:
+        return str(policy)
+    sizes = [len(b) for b in plan.get("batches", [])]
+    ls = plan.get("speculation_length", [])
+    ls = sorted(set(ls if isinstance(ls, list) else [ls]))
+    batching = f"{len(sizes)}×{sizes[0]}" if sizes and len(set(sizes)) == 1 else "+".join(map(str, sizes))
+    return f"plan {batching} l={','.join(map(str, ls))}"
+
+
+def run_index(store, run_ids=None) -> pd.DataFrame:
+    """One row per run: run, pair, scenario, plan_sha256, plan (label), noisy, foreign_work, makespan_s, created."""
+    rows = []
+    wanted = None if run_ids is None else set(run_ids)
+    for i in store.list():
+        if i.kind != "run" or (wanted is not None and i.id not in wanted):
+            continue
+        meta = i.metadata
+        noisy, foreign = run_noise(meta)
+        rows.append({"run": i.id, "pair": meta.get("pair"), "scenario": scenario_key(meta),
+                     "plan_sha256": meta.get("plan_sha256"), "plan": plan_label(meta), "noisy": noisy,
+                     "foreign_work": foreign, "makespan_s": meta.get("makespan_s"), "created": i.created})
+    cols = ["run", "pair", "scenario", "plan_sha256", "plan", "noisy", "foreign_work", "makespan_s", "created"]
+    return pd.DataFrame(rows, columns=cols).sort_values(["pair", "scenario", "plan", "run"]).reset_index(drop=True)
+
+
+def noise_floor(completions: np.ndarray) -> dict:
+    """Spread of R repeats of one plan from their per-task completion times (R x K; see the module docstring)."""
+    m = np.asarray(completions, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] < 2:
+        return {"repeats": int(m.shape[0]) if m.ndim == 2 else 0, "task_spread": float("nan"),
+                "makespan_spread": float("nan"), "makespan_cv": float("nan")}
+    mean = m.mean(axis=0)
+    spans = m.max(axis=1)
+    return {"repeats": int(m.shape[0]),
+            "task_spread": float(np.median(np.abs(m - mean) / mean)),
+            "makespan_spread": float(np.median(np.abs(spans - spans.mean()) / spans.mean())),
+            "makespan_cv": float(spans.std(ddof=1) / spans.mean())}
+
+
+def plan_noise_floor(store, run_ids) -> dict:
+    """:func:`noise_floor` of the given runs of one plan, read from their ``task`` records."""
+    from specedge.serve.dataset import split_records
+
+    rows = []
+    for rid in run_ids:
+        tasks = split_records(store.read(rid))["task"].sort_values("task")
+        rows.append(tasks["completion_s"].to_numpy(np.float64))
+    if len({r.size for r in rows}) > 1:
+        raise ValueError("the repeats of a plan served different numbers of tasks")
+    return noise_floor(np.vstack(rows)) if rows else noise_floor(np.zeros((0, 0)))
+
+
+def recorded_acceptance_id(store, meta: dict) -> str | None:
+    """The pair's latest recorded acceptance dataset at the run's temperature, or None."""
+    found = [i for i in store.list() if i.kind == "acceptance" and i.source == "recorded"
+             and i.metadata.get("draft_model") == meta.get("draft_model")
+             and i.metadata.get("target_model") == meta.get("target_model")
+             and float(i.metadata.get("temperature", -1)) == float(meta.get("temperature") or 0.0)]
+    return max(found, key=lambda i: (i.created, i.id)).id if found else None
+
+
+def predict_before_running(run_id: str, *, store, host_overhead="pair"):
+    """:func:`compare_run` with the pair's recorded acceptance (None when the pair has no recorded trace)."""
+    meta = store.info(run_id).metadata
+    acc = recorded_acceptance_id(store, meta)
+    if acc is None:
+        return None
+    return compare_run(run_id, store=store, acceptance=acc, host_overhead=host_overhead)
+
+
+def _open(store):
+    from specedge.traces.store import open_store
+
+    return store if hasattr(store, "read") else open_store(store)
+
+
+class FidelityStudy:
+    """Every run of a store compared once (observed acceptance) and once before running (recorded acceptance),
+    cached, with the per-plan and per-scenario views of the module docstring."""
+
+    def __init__(self, store=None, run_ids=None, *, host_overhead="pair", recorded: bool = True, **compare):
+        """``compare``: further keyword arguments of :func:`compare_run` (e.g. ``predictors``)."""
+        self.store = _open(store)
+        self.index = run_index(self.store, run_ids)
+        self.host_overhead = host_overhead
+        self.results = {rid: compare_run(rid, store=self.store, host_overhead=host_overhead, **compare)
+                        for rid in self.index["run"]}
+        self.recorded = {}
+        if recorded:
+            for rid in self.index["run"]:
+                res = predict_before_running(rid, store=self.store, host_overhead=host_overhead)
+                if res is not None:
+                    self.recorded[rid] = res
+
+    # ------------------------------------------------------------------------------------------- per run
+    def run_rows(self, predictor: str | None = None) -> pd.DataFrame:
+        """One row per run: its best (or the named) predictor's errors, KS, the recorded-acceptance errors."""
+        rows = []
+        for row in self.index.itertuples():
+            res = self.results[row.run]
+            name = predictor or res.best()
+            t = res.table.set_index("predictor").loc[name]
+            rec = self.recorded.get(row.run)
+            r = rec.table.set_index("predictor").loc[name] if rec is not None else None
+            rows.append({"run": row.run, "pair": row.pair, "scenario": row.scenario, "plan": row.plan,
+                         "plan_sha256": row.plan_sha256, "noisy": row.noisy, "foreign_work": row.foreign_work,
+                         "predictor": name, "median_task_error": t["median_task_error"],
+                         "p90_task_error": t["p90_task_error"], "makespan_error": t["makespan_error"],
+                         "ks_statistic": t["ks_statistic"], "ks_pvalue": t["ks_pvalue"],
+                         "predicted_makespan_s": t["predicted_makespan_s"],
+                         "measured_makespan_s": t["measured_makespan_s"],
+                         "recorded_makespan_error": np.nan if r is None else r["makespan_error"],
+                         "recorded_median_task_error": np.nan if r is None else r["median_task_error"],
+                         "recorded_predicted_makespan_s": np.nan if r is None else r["predicted_makespan_s"],
+                         "stage_times_median_task_error": res.table.set_index("predictor").loc[
+                             STAGE_TIMES, "median_task_error"]})
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------------------------------------ per plan
+    def plan_rows(self, predictor: str | None = None) -> pd.DataFrame:
+        """One row per (pair, scenario, plan): repeats (quiet of all), the noise floor of the quiet repeats (all
+        when fewer than two are quiet), and the median over the used repeats of each error."""
+        runs = self.run_rows(predictor)
+        rows = []
+        for (pair, scen, sha), part in runs.groupby(["pair", "scenario", "plan_sha256"], sort=True, dropna=False):
+            quiet = part[~part["noisy"]]
+            used = quiet if len(quiet) else part
+            floor_runs = quiet if len(quiet) >= 2 else part
+            floor = plan_noise_floor(self.store, list(floor_runs["run"]))
+            rows.append({"pair": pair, "scenario": scen, "plan": part["plan"].iloc[0], "plan_sha256": sha,
+                         "repeats": len(part), "quiet_repeats": len(quiet), "noisy": len(quiet) == 0,
+                         "task_spread": floor["task_spread"], "makespan_spread": floor["makespan_spread"],
+                         "makespan_cv": floor["makespan_cv"], "floor_from_noisy": len(quiet) < 2,
+                         **{c: float(used[c].median()) for c in
+                            ("median_task_error", "makespan_error", "ks_statistic", "ks_pvalue",
+                             "recorded_makespan_error", "recorded_median_task_error", "predicted_makespan_s",
+                             "measured_makespan_s", "recorded_predicted_makespan_s")},
+                         "run_ids": list(used["run"])})
+        return pd.DataFrame(rows)
+
+    # -------------------------------------------------------------------------------------------- rank
+    def rank(self, predictor: str = RANK_PREDICTOR) -> list[dict]:
+        """Per pair, the scenario with the most plans: the contract of ``specedge fidelity --rank --json``."""
+        from scipy.stats import kendalltau
+
+        plans = self.plan_rows(predictor)
+        out = []
+        for pair, part in plans.groupby("pair", sort=True):
+            counts = part.groupby("scenario").size()
+            scen = counts.idxmax()
+            group = part[part["scenario"] == scen].sort_values("measured_makespan_s")
+            pred = group["predicted_makespan_s"].to_numpy()
+            meas = group["measured_makespan_s"].to_numpy()
+            rec = group["recorded_predicted_makespan_s"].to_numpy()
+            tau = float(kendalltau(pred, meas).statistic) if len(group) >= 2 else float("nan")
+            tau_rec = (float(kendalltau(rec, meas).statistic) if len(group) >= 2 and np.isfinite(rec).all()
+                       else float("nan"))
+            entry = {
+                "pair": pair, "scenario": scen,
+                "plans": [{"policy": r.plan, "run_ids": list(r.run_ids),
+                           "predicted_makespan_s": float(r.predicted_makespan_s),
+                           "measured_makespan_s": float(r.measured_makespan_s),
+                           "predicted_from_recorded_acceptance_s": _num(r.recorded_predicted_makespan_s),
+                           "noisy": bool(r.noisy)} for r in group.itertuples()],
+                "kendall_tau": _num(tau),
+                "same_best": bool(len(group) and np.argmin(pred) == np.argmin(meas)),
+                "kendall_tau_recorded_acceptance": _num(tau_rec),
+                "same_best_recorded_acceptance": (bool(np.argmin(rec) == np.argmin(meas))
+                                                  if len(group) and np.isfinite(rec).all() else None),
+                "predictor": predictor, "acceptance": "observed (run's own rounds)",
+                "noisy_plans": int(group["noisy"].sum()),
+            }
+            out.append(entry)
+        return out
+
+
+def _num(v):
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def rank_fidelity(store=None, *, predictor: str = RANK_PREDICTOR, host_overhead="pair") -> list[dict]:
+    """``specedge fidelity --rank --json``: :meth:`FidelityStudy.rank` over every run in the store."""
+    return FidelityStudy(store, host_overhead=host_overhead).rank(predictor)
