@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+pytest.importorskip("torch", reason="needs torch: the record extra (pip install torch==2.13.0 && pip install -e '.[record]')")
+
+
 from specedge.errors import InputError
 from specedge.record.compute_trace import ComputeGrid, measure_compute
 

@@ -3,13 +3,16 @@ and (only where the package is installed) the model card against the GGUF header
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("torch", reason="needs torch: the record extra (pip install torch==2.13.0 && pip install -e '.[record]')")
+
 import importlib.util
 import json
 from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
-import pytest
 
 from specedge.errors import InputError
 from specedge.record import smollm2

@@ -7,10 +7,12 @@ import json
 import os
 from pathlib import Path
 
-import torch
+import pytest
 
 from specedge.cli import main
-from specedge.record.bytegpt import ByteGPT, ByteGPTConfig, save_bytegpt
+
+#: Why the tests that serve for real are skipped without torch (no module here imports torch at import time).
+TORCH_REASON = "needs torch: the record extra (pip install torch==2.13.0 && pip install -e '.[record]')"
 
 DRAFT, TARGET = "tiny-serve-draft", "tiny-serve-target"
 PAIR = f"{DRAFT}/{TARGET}"
@@ -20,8 +22,11 @@ RUN_ID = "run-tiny"
 NUM_TASKS = 3
 
 
-def _model(seed: int, noise: float) -> ByteGPT:
+def _model(seed: int, noise: float):
     """A random byte-GPT with sharp, context-dependent next-byte distributions; the draft is the target + noise."""
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
+    from specedge.record.bytegpt import ByteGPT, ByteGPTConfig
+
     torch.manual_seed(seed)
     model = ByteGPT(ByteGPTConfig(d_model=32, n_layer=2, n_head=2))
     with torch.no_grad():
@@ -37,6 +42,9 @@ def _model(seed: int, noise: float) -> ByteGPT:
 
 def write_models(root: Path) -> Path:
     """Checkpoints under root/checkpoints/<name>/ and cards under root/cards/ (put root on $SPECEDGE_MODELS)."""
+    pytest.importorskip("torch", reason=TORCH_REASON)
+    from specedge.record.bytegpt import save_bytegpt
+
     (root / "cards").mkdir(parents=True, exist_ok=True)
     for name, noise in ((TARGET, 0.0), (DRAFT, 0.3)):
         model = _model(0, noise)
@@ -68,6 +76,7 @@ def served(tmp_path_factory) -> dict:
     cached = getattr(tmp_path_factory, "_specedge_tiny_run", None)
     if cached is not None:
         return cached
+    torch = pytest.importorskip("torch", reason=TORCH_REASON)
     root = write_models(tmp_path_factory.mktemp("tiny-models"))
     existing = [p for p in os.environ.get("SPECEDGE_MODELS", "").split(os.pathsep) if p]
     os.environ["SPECEDGE_MODELS"] = os.pathsep.join([str(root)] + existing)
