@@ -19,6 +19,7 @@ from typing import Optional
 import typer
 
 from specedge.cli import app
+from specedge.cli.options import acceptance_source
 
 
 @app.command("optimize")
@@ -31,13 +32,14 @@ def optimize_cmd(
     policy: Optional[str] = typer.Option(None, "--policy",
                                          help="Policy name, file.py:Class or preset (default: specedge's best)."),
     param: list[str] = typer.Option([], "--param", help="Policy parameter KEY=VALUE (repeatable)."),
-    acceptance: str = typer.Option("expected", "--acceptance", help="expected (deterministic L(l, alpha)) or iid."),
-    trace: Optional[str] = typer.Option(None, "--trace", help="Acceptance/aggregate dataset to plan and replay with."),
+    acceptance: str = typer.Option("expected", "--acceptance", help="Acceptance source: expected (deterministic L(l, alpha)), iid (sampled) or a dataset id in the store (acceptance or aggregate)."),
+    trace: Optional[str] = typer.Option(None, "--trace", hidden=True,
+                                         help="Older name of --acceptance DATASET (kept for scripts)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Trace store (default: $SPECEDGE_STORE or traces/)."),
     set_: list[str] = typer.Option([], "--set", help="Override a scenario parameter, KEY=VALUE (repeatable)."),
     replications: int = typer.Option(1, "--replications", help="Monte Carlo replications of the replay."),
     out: Optional[Path] = typer.Option(None, "--out", help="Also write the plan as JSON (for specedge replay)."),
-    list_: bool = typer.Option(False, "--list", help="List the available policies and presets, then exit."),
+    list_: bool = typer.Option(False, "--list", help="List the policies and the policy presets (policies/*.toml), then exit."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: policy, latency_s, the plan, the summary."),
 ) -> None:
     """Plan with a policy and report the replayed makespan of the plan."""
@@ -49,12 +51,15 @@ def optimize_cmd(
     from specedge.policies.base import DEFAULT_POLICY
 
     if list_:
-        data = {"policies": available_policies(), "presets": available_presets(), "default": DEFAULT_POLICY}
+        # "presets" is the older key of "policy_presets" (policy presets, not the scenario presets of --preset)
+        data = {"policies": available_policies(), "policy_presets": available_presets(), "default": DEFAULT_POLICY}
+        data["presets"] = data["policy_presets"]
         if as_json:
             sys.stdout.write(json.dumps(data, indent=2) + "\n")
         else:
             sys.stdout.write("policies: " + ", ".join(data["policies"]) + f"\ndefault: {DEFAULT_POLICY}\n"
-                             + "presets: " + (", ".join(data["presets"]) or "-") + "\n")
+                             + "policy presets (--policy NAME): " + (", ".join(data["policy_presets"]) or "-")
+                             + "\n")
         return
     from specedge.scenario import Scenario
 
@@ -62,7 +67,7 @@ def optimize_cmd(
     overrides = parse_assignments(set_, "--set", example="bandwidth_hz=25e6")
     pol = get_policy(policy, **params)
     sc = Scenario.from_preset(preset, pair=pair, alpha=alpha, tasks=tasks, seed=seed,
-                              acceptance=trace or acceptance, store=store, **overrides)
+                              acceptance=acceptance_source(acceptance, trace), store=store, **overrides)
     started = time.perf_counter()
     plan = optimize(sc, pol)
     plan_s = time.perf_counter() - started

@@ -29,3 +29,16 @@ def parse_assignments(
             value = raw.strip()
         out[key.strip()] = value
     return out
+
+
+def acceptance_source(acceptance: str, trace: str | None) -> str:
+    """The acceptance source of ``--acceptance`` (expected, iid or a dataset id), or of the older ``--trace DATASET``.
+
+    Both name the same thing; giving a dataset with ``--trace`` and another non-default ``--acceptance`` is refused.
+    """
+    if trace is None:
+        return acceptance
+    if acceptance not in ("expected", trace):
+        raise InputError(f"--trace {trace} and --acceptance {acceptance} name two acceptance sources; "
+                         "give one, with --acceptance")
+    return trace

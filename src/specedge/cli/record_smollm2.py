@@ -34,7 +34,8 @@ def smollm2_acceptance_cmd(
                               "checkpoint directory (specedge record distill-draft)."),
     dataset: str = typer.Option(..., "--dataset", help="Dataset id, e.g. smollm2-135m-pld-t0."),
     temperature: float = typer.Option(0.0, "--temperature", "-T", help="0 = greedy; > 0 = speculative sampling."),
-    gamma: int = typer.Option(12, "--gamma", help="Most draft tokens per round (prompt lookup: at most this many)."),
+    gamma: int = typer.Option(12, "--gamma", "--drafted", help="Most draft tokens per round, the traces' drafted "
+                              "(prompt lookup: at most this many)."),
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     prompts: Path = typer.Option(Path("data/prompts/instructions.jsonl"), "--prompts",
                                  help="Instruction JSONL (id, category, prompt); wrapped in the chat template."),

@@ -3,7 +3,7 @@
 Example::
 
     specedge replay --preset paper --pair llama-68m/llama-7b --alpha 0.8 --tasks 100 --seed 0 \\
-        --plan plan.json --trace published-specbench-vicuna7b-sps-68m --replications 20 --json
+        --plan plan.json --acceptance published-specbench-vicuna7b-sps-68m --replications 20 --json
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Optional
 import typer
 
 from specedge.cli import app
+from specedge.cli.options import acceptance_source
 from specedge.cli.options import parse_assignments
 from specedge.errors import InputError
 
@@ -28,8 +29,9 @@ def replay_cmd(
     alpha: Optional[float] = typer.Option(None, "--alpha", help="i.i.d. acceptance rate (default: the preset's)."),
     tasks: Optional[int] = typer.Option(None, "--tasks", help="Number of tasks K (default: the preset's)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the scenario's tasks and of the replay."),
-    acceptance: str = typer.Option("expected", "--acceptance", help="expected (deterministic L(l, alpha)) or iid."),
-    trace: Optional[str] = typer.Option(None, "--trace", help="Replay this acceptance/aggregate dataset instead."),
+    acceptance: str = typer.Option("expected", "--acceptance", help="Acceptance source: expected (deterministic L(l, alpha)), iid (sampled) or a dataset id in the store (acceptance or aggregate)."),
+    trace: Optional[str] = typer.Option(None, "--trace", hidden=True,
+                                         help="Older name of --acceptance DATASET (kept for scripts)."),
     replications: int = typer.Option(1, "--replications", help="Monte Carlo replications (confidence intervals)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Trace store (default: $SPECEDGE_STORE or traces/)."),
     set_: list[str] = typer.Option([], "--set", help="Override a scenario parameter, KEY=VALUE (repeatable)."),
@@ -45,7 +47,7 @@ def replay_cmd(
 
     the_plan = Plan.load(plan)
     sc = Scenario.from_preset(preset, pair=pair, alpha=alpha, tasks=tasks, seed=seed,
-                              acceptance=trace or acceptance, store=store,
+                              acceptance=acceptance_source(acceptance, trace), store=store,
                               **parse_assignments(set_, "--set", example="bandwidth_hz=25e6"))
     from specedge.cli.notices import extrapolation_warning, warn
 
