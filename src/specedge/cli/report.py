@@ -22,12 +22,27 @@ def _err() -> Console:
     return Console(stderr=True)
 
 
-class ProgressBar:
-    """A rich progress bar on stderr (plain log lines when stderr is not a terminal)."""
+#: Columns a progress line needs besides its label and the done/total count: bar, elapsed and remaining time
+#: (h:mm:ss each), the four spaces between the five columns and the count's slash.
+_BAR_WIDTH = 20
+_FIXED_COLUMNS = _BAR_WIDTH + 7 + 7 + 4 + 1
 
-    def __init__(self, description: str) -> None:
+
+def fit_label(label: str, width: int) -> str:
+    """``label`` cut to ``width`` characters with an ellipsis (the stage number and its start are kept)."""
+    return label if len(label) <= width else label[: max(width - 1, 1)] + "…"
+
+
+class ProgressBar:
+    """A rich progress bar on stderr (plain log lines when stderr is not a terminal).
+
+    The stage label is cut to what the terminal leaves beside the bar, count and times, so that a line fits
+    80 columns (:func:`fit_label`).
+    """
+
+    def __init__(self, description: str, console: Console | None = None) -> None:
         self.description = description
-        self.console = _err()
+        self.console = console or _err()
         self.interactive = self.console.is_terminal
         self._progress = None
         self._task = None
@@ -38,9 +53,12 @@ class ProgressBar:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
             TimeRemainingColumn
 
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), TimeRemainingColumn(), console=self.console,
-                                  disable=not self.interactive)
+        from rich.table import Column
+
+        self._progress = Progress(TextColumn("{task.description}",
+                                             table_column=Column(no_wrap=True, overflow="ellipsis")),
+                                  BarColumn(bar_width=_BAR_WIDTH), MofNCompleteColumn(), TimeElapsedColumn(),
+                                  TimeRemainingColumn(), console=self.console, disable=not self.interactive)
         self._progress.__enter__()
         return self
 
@@ -52,7 +70,8 @@ class ProgressBar:
         """Start a new bar (one per stage of the work)."""
         self.description = description
         if self._progress is not None:
-            self._task = self._progress.add_task(description, total=max(total, 1))
+            width = max(self.console.width - 1 - _FIXED_COLUMNS - len(str(total)) * 2, 12)
+            self._task = self._progress.add_task(fit_label(description, width), total=max(total, 1))
         if not self.interactive:
             print(f"[{time.perf_counter() - self._started:6.1f}s] {description} ({total})", file=sys.stderr,
                   flush=True)
