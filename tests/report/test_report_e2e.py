@@ -100,3 +100,16 @@ def test_report_page_loads_in_headless_chromium(quick_report):
     assert check.title.startswith("specedge comparison report")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert check.page_height_px > 2000
+
+
+def test_acceptance_models_table_for_every_acceptance_dataset(quick_report, report_store):
+    # contract (issue 16): `specedge report --quick --out DIR` writes DIR/tables/acceptance-models.csv
+    table = pd.read_csv(quick_report / "tables" / "acceptance-models.csv")
+    from specedge.traces.store import open_store
+
+    acc = {i.id for i in open_store(report_store).list() if i.kind in ("acceptance", "aggregate")}
+    assert set(table["dataset"]) == acc
+    assert set(table["model"]) == {"a-iid", "b-per-position"} and len(table) == 2 * len(acc)
+    assert table[["l_opt_model", "l_opt_trace", "regret_pct"]].notna().all().all()
+    assert (table["regret_pct"] >= 0).all()
+    assert 'id="acceptance-models"' in (quick_report / "report.html").read_text()

@@ -161,6 +161,9 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
             sections.optimizer(ctx, comparison_cells)
         if cfg.fidelity.get("enabled", True):
             sections.fidelity(ctx)
+        from specedge.report import acceptance_models  # section 7: the acceptance-model ladder (issue 16)
+
+        acceptance_models.section(ctx)
     elapsed = time.perf_counter() - started
     cell_cpu_s = sum(_CELL_CPU_S)
     own_cpu_s = time.process_time() - cpu_started
