@@ -120,3 +120,18 @@ def test_same_plan_as_reference_with_host_overhead():
     sol = dp.solve(sc)
     assert (sol.best_bounds, sol.best_l) == (bounds, l)
     assert sol.cost_by_l_s.min() == pytest.approx(cost, rel=1e-9)
+
+
+@pytest.mark.parametrize("opaque", [False, True], ids=["affine", "generic"])
+def test_extra_modes_in_one_pass_equal_their_own_dp(opaque):
+    sc = small(14, seed=6, pair=PAIRS[1], output_max=800)
+    if opaque:
+        object.__setattr__(sc, "draft_compute", _Opaque(sc.draft_compute))
+        object.__setattr__(sc, "verify_compute", _Opaque(sc.verify_compute))
+    both = dp.solve(sc, per_batch_l=True, extra_modes=("sd-serial",))
+    serial = dp.solve(sc, mode="sd-serial")
+    cost, bounds = both.extra["sd-serial"]
+    np.testing.assert_allclose(cost, serial.cost_by_l_s, rtol=1e-12)
+    assert bounds == serial.bounds_by_l
+    ref_bounds, ref_l, ref_cost = reference_solve(sc, mode="sd-serial")
+    assert bounds[ref_l - 1] == ref_bounds and cost.min() == pytest.approx(ref_cost, rel=1e-9)

@@ -95,3 +95,17 @@ def test_oracle_searches_the_sorted_order_it_claims():
             plan = {"batches": batches, "speculation_length": int(l), "bandwidth_hz": bw.tolist(),
                     "mode": "sd-pipeline"}
             assert res.makespan_s[r, c] == pytest.approx(evaluate(sc, plan).latency_s, rel=1e-9), (part, l)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(k=st.integers(1, 8), seed=st.integers(0, 500), mode=st.sampled_from(["sd-pipeline", "sd-serial", "ad"]),
+       data=st.data())
+def test_lower_bound_never_exceeds_the_exact_makespan(k, seed, mode, data):
+    sc = small(k, seed=seed, pair=PAIRS[seed % 3], fronthaul_delay_s=0.01 * (seed % 2))
+    order = dp.sorted_order(sc)
+    ev = ExactMakespan(sc, order, sc.optimal_bandwidth_hz(), mode)
+    cands = [plan_keys(data.draw(st.sampled_from(partitions(k))), data.draw(st.integers(1, 10)))
+             for _ in range(3)]
+    lb, exact = ev.lower_bounds(cands), ev.makespans(cands)
+    assert (lb <= exact * (1 + 1e-12)).all()
+    assert (lb > 0).all()

@@ -128,7 +128,8 @@ class DPSolution:
 
     ``bounds_by_l[k]``: the best partition [(j, i), ...] of the sorted tasks at l = ``l_values[k]``, with surrogate
     ``cost_by_l_s[k]`` (sum of c_m, upload excluded); ``per_batch``: the partition and per-batch l of the DP that
-    picks l inside each batch (None unless asked), with its cost ``per_batch_cost_s``.
+    picks l inside each batch (None unless asked), with its cost ``per_batch_cost_s``; ``extra``: the per-l DPs
+    of ``extra_modes`` (mode -> (cost_by_l_s, bounds_by_l)).
     """
 
     order: np.ndarray
@@ -138,6 +139,7 @@ class DPSolution:
     bounds_by_l: list = field(repr=False)
     per_batch: tuple | None = field(default=None, repr=False)
     per_batch_cost_s: float = float("nan")
+    extra: dict = field(default_factory=dict, repr=False)
 
     @property
     def best_index(self) -> int:
@@ -152,41 +154,79 @@ class DPSolution:
         return self.bounds_by_l[self.best_index]
 
 
-def _suffix_max_pairs(outputs: np.ndarray):
-    """For every batch end e (inclusive) and length t + 1: O_max = max(outputs[e - t .. e]) and the id of the
-    distinct (e, O_max) pair it belongs to. Returns (cm (K, K), pid (K, K), pair_end (P,), pair_omax (P,))."""
+def _suffix_max_pairs(outputs: np.ndarray, width: int):
+    """For every batch end e (inclusive) and length t + 1 <= ``width``: O_max = max(outputs[e - t .. e]) and the
+    id of the distinct (e, O_max) pair it belongs to. Returns (cm (K, W) float32, pid (K, W) int32 (-1 outside),
+    pair_end (P,), pair_omax (P,)). O(K W) time and memory instead of K^2."""
     k = outputs.size
-    e = np.arange(k)[:, None]
-    idx = e - np.arange(k)[None, :]
-    a = np.where(idx >= 0, outputs[np.maximum(idx, 0)], -np.inf)
-    cm = np.maximum.accumulate(a, axis=1)
+    idx = np.arange(k)[:, None] - np.arange(width)[None, :]
+    cm = np.where(idx >= 0, outputs.astype(np.float32)[np.maximum(idx, 0)], np.float32(-np.inf))
+    del idx
+    np.maximum.accumulate(cm, axis=1, out=cm)
     flag = np.empty(cm.shape, dtype=bool)
     flag[:, 0] = True
-    flag[:, 1:] = cm[:, 1:] > cm[:, :-1]
-    pid = np.cumsum(flag, axis=1, dtype=np.int64) - 1
+    np.greater(cm[:, 1:], cm[:, :-1], out=flag[:, 1:])
+    pid = np.cumsum(flag, axis=1, dtype=np.int32)
+    pid -= 1
     counts = flag.sum(axis=1)
-    pid += np.r_[0, np.cumsum(counts)[:-1]][:, None]
+    pid += np.r_[0, np.cumsum(counts)[:-1]].astype(np.int32)[:, None]
     rows, cols = np.nonzero(flag)
-    return cm, pid, rows, cm[rows, cols]
+    return cm, pid, rows, cm[rows, cols].astype(np.float64)
 
 
-def _feasible_lengths(sc, inputs, outputs_mem, cm_mem, mode: str, max_batch: int | None) -> np.ndarray:
-    """tmax[e]: how many batch lengths ending at e are allowed (memory fits for lengths 1..tmax[e])."""
+def _range_max_table(values: np.ndarray) -> list[np.ndarray]:
+    """Sparse table: ``table[p][i]`` = max(values[i : i + 2^p]) (O(K log K), for O(1) range maxima)."""
+    table = [values]
+    span = 1
+    while 2 * span <= values.size:
+        prev = table[-1]
+        table.append(np.maximum(prev[:-span], prev[span:]))
+        span *= 2
+    return table
+
+
+def _range_max(table, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(values[lo:hi]) for arrays of ranges with hi > lo."""
+    p = np.floor(np.log2(hi - lo)).astype(np.int64)
+    out = np.empty(lo.shape)
+    for q in np.unique(p).tolist():
+        sel = p == q
+        out[sel] = np.maximum(table[q][lo[sel]], table[q][hi[sel] - (1 << q)])
+    return out
+
+
+def _feasible_lengths(sc, inputs, outputs_mem, mode: str, max_batch: int | None) -> np.ndarray:
+    """tmax[e]: how many batch lengths ending at e (inclusive) are allowed: memory fits for lengths 1..tmax[e].
+
+    The memory need grows with the batch (b, I_max = inputs[e] for sorted inputs, O_max), so the feasible
+    lengths are a prefix; a binary search over the length for all e at once with O(1) range maxima of the
+    outputs (:func:`_range_max_table`) finds it in O(K log K), without any K x K array.
+    """
     k = inputs.size
-    tmax = np.arange(1, k + 1)
+    hi = np.arange(1, k + 1)
     if max_batch is not None:
-        tmax = np.minimum(tmax, int(max_batch))
-    if mode != "ad":
-        b = np.arange(1, k + 1)[None, :]
-        fits = memory.sbs_fits(sc, b, inputs[:, None], np.where(np.isfinite(cm_mem), cm_mem, 0.0))
-        fits &= np.isfinite(cm_mem)
-        first_bad = np.where(fits.all(axis=1), k, np.argmin(fits, axis=1))
-        tmax = np.minimum(tmax, first_bad)
-    if (tmax < 1).any():
-        e = int(np.flatnonzero(tmax < 1)[0])
+        hi = np.minimum(hi, int(max_batch))
+    if mode == "ad":
+        return hi
+    table = _range_max_table(np.asarray(outputs_mem, dtype=np.float64))
+    ends = np.arange(k)
+    lo = np.zeros(k, dtype=np.int64)  # the largest length known to fit (0: none yet)
+    while (lo < hi).any():
+        act = np.flatnonzero(lo < hi)
+        mid = (lo[act] + hi[act] + 1) // 2
+        e = ends[act]
+        ok = memory.sbs_fits(sc, mid, inputs[e], _range_max(table, e - mid + 1, e + 1))
+        lo[act] = np.where(ok, mid, lo[act])
+        hi[act] = np.where(ok, hi[act], mid - 1)
+    if (lo < 1).any():
+        e = int(np.flatnonzero(lo < 1)[0])
         raise PolicyError(f"no feasible plan: a batch of the single task with I={int(inputs[e])} does not fit the "
                           f"SBS memory (sbs_memory_bytes={sc.params.sbs_memory_bytes:g})")
-    return tmax
+    return lo
+
+
+#: Batch ends whose costs are computed in one vectorised step (affine predictors): (l, rows, W) floats.
+_BLOCK_ROWS = 32
 
 
 def _linear_in_batch(sc) -> bool:
@@ -195,16 +235,20 @@ def _linear_in_batch(sc) -> bool:
 
 def solve(sc, *, l_values: Sequence[int] = tuple(range(1, 11)), mode: str = "sd-pipeline", alpha=None,
           per_l: bool = True, per_batch_l: bool = False, max_batch: int | None = None, order=None,
-          outputs=None) -> DPSolution:
+          outputs=None, extra_modes: Sequence[str] = ()) -> DPSolution:
     """Run the DP (see the module docstring).
 
     ``alpha``: one value, or one per l (trace-aware planning); default ``sc.alpha``. ``per_l``: the paper's DP,
     one partition per l; ``per_batch_l``: also the DP whose transition picks the best l of each batch.
     ``max_batch``: an extra cap on the batch size. ``order``: the task order (default sorted by input);
     ``outputs``: planning output lengths per task (default the tasks' ``output_tokens``; memory always uses the
-    real ones).
+    real ones). ``extra_modes``: other SD modes whose per-l DP runs in the same pass over the same D and V
+    (``DPSolution.extra[mode] = (cost_by_l_s, bounds_by_l)``), e.g. the serial plan the refinement starts from.
     """
     _check_mode(mode)
+    extra_modes = tuple(_check_mode(m) for m in extra_modes)
+    if mode == "ad" and extra_modes:
+        raise PolicyError("extra_modes needs an SD mode (AD has no drafting)")
     lv = np.asarray(list(l_values), dtype=np.int64)
     if mode == "ad":
         lv = lv[:1]
@@ -214,19 +258,15 @@ def solve(sc, *, l_values: Sequence[int] = tuple(range(1, 11)), mode: str = "sd-
     inputs = sc.tasks["input_tokens"].to_numpy()[order].astype(np.float64)
     real_out = sc.tasks["output_tokens"].to_numpy()[order].astype(np.float64)
     plan_out = real_out if outputs is None else np.asarray(outputs, dtype=np.float64)[order]
-    # inputs are sorted for the default order; a general order needs the running max of inputs
     k = order.size
     a_l = np.broadcast_to(np.asarray(sc.alpha if alpha is None else alpha, dtype=np.float64), lv.shape)
     if mode == "ad":
         a_l = a_l[:1]
-    cm, pid, pair_end, pair_omax = _suffix_max_pairs(plan_out)
-    cm_mem = cm if outputs is None else _suffix_max_pairs(real_out)[0]
-    sorted_inputs = bool((np.diff(inputs) >= 0).all())
-    if sorted_inputs:
-        imax_pair = inputs[pair_end]
-    else:
+    if not (np.diff(inputs) >= 0).all():
         raise PolicyError("the DP needs tasks ordered by input length (a contiguous batch is padded to its last)")
-    tmax = _feasible_lengths(sc, inputs, real_out, cm_mem, mode, max_batch)
+    tmax = _feasible_lengths(sc, inputs, real_out, mode, max_batch)
+    cm, pid, pair_end, pair_omax = _suffix_max_pairs(plan_out, int(tmax.max()))
+    imax_pair = inputs[pair_end]
     smode = "ad" if mode == "ad" else "sd"
     linear = _linear_in_batch(sc)
     if linear:
@@ -241,34 +281,53 @@ def solve(sc, *, l_values: Sequence[int] = tuple(range(1, 11)), mode: str = "sd-
     garg = np.zeros((2, k + 1), dtype=np.int64) if per_batch_l else None
     if per_l:
         f[:, 0] = 0.0
+    fx = {m: np.full((nl, k + 1), np.inf) for m in extra_modes}
+    argx = {m: np.zeros((nl, k + 1), dtype=np.int64) for m in extra_modes}
+    for m in extra_modes:
+        fx[m][:, 0] = 0.0
     if per_batch_l:
         g[0] = 0.0
     bm1 = np.arange(k, dtype=np.float64)
     rows = np.arange(nl)
-    for e in range(k):
-        t_n = int(tmax[e])
+    block = _BLOCK_ROWS if linear else 1  # the generic path holds (l, t, rounds) grids: one row at a time
+    for e0 in range(0, k, block):
+        e1 = min(k, e0 + block)
+        wb = int(tmax[e0:e1].max())
+        # costs of every (l, end e in the block, length t + 1 <= wb) in one vectorised step
         if linear:
-            ids = pid[e, :t_n]
-            x = bm1[:t_n]
-            cost = combine(mode, d1[:, ids] + x * dd[:, ids], v1[:, ids] + x * dv[:, ids])
+            ids = pid[e0:e1, :wb]
+            x = bm1[:wb]
+            d_blk, v_blk = d1[:, ids] + x * dd[:, ids], v1[:, ids] + x * dv[:, ids]
         else:
-            dg, vg, _ = planning.batch_stage_times_s(sc, bm1[None, :t_n] + 1.0, inputs[e], cm[e, None, :t_n],
-                                                     lv[:, None], alpha=a_l[:, None], mode=smode)
-            cost = combine(mode, dg, vg)
-        lo = e + 1 - t_n
-        if per_l:
-            tot = f[:, lo : e + 1][:, ::-1] + cost
-            best = np.argmin(tot, axis=1)
-            f[:, e + 1] = tot[rows, best]
-            arg[:, e + 1] = best
+            cm_blk = cm[e0:e1, None, :wb]
+            d_blk, v_blk, _ = planning.batch_stage_times_s(sc, bm1[None, :wb] + 1.0, inputs[e0:e1, None, None],
+                                                           np.where(np.isfinite(cm_blk), cm_blk, 1.0),
+                                                           lv[:, None, None], alpha=a_l[:, None, None], mode=smode)
+            d_blk, v_blk = (np.broadcast_to(a, (nl, e1 - e0, wb)) for a in (d_blk, v_blk))
+        cost_blk = combine(mode, d_blk, v_blk)
+        cost_x = {m: combine(m, d_blk, v_blk) for m in extra_modes}
         if per_batch_l:
-            lbest = np.argmin(cost, axis=0)
-            cmin = cost[lbest, np.arange(t_n)]
-            tot1 = g[lo : e + 1][::-1] + cmin
-            best1 = int(np.argmin(tot1))
-            g[e + 1] = tot1[best1]
-            garg[0, e + 1] = best1
-            garg[1, e + 1] = lbest[best1]
+            lbest_blk = np.argmin(cost_blk, axis=0)
+            cmin_blk = np.take_along_axis(cost_blk, lbest_blk[None], axis=0)[0]
+        for r, e in enumerate(range(e0, e1)):
+            t_n = int(tmax[e])
+            lo = e + 1 - t_n
+            if per_l:
+                tot = f[:, lo : e + 1][:, ::-1] + cost_blk[:, r, :t_n]
+                best = np.argmin(tot, axis=1)
+                f[:, e + 1] = tot[rows, best]
+                arg[:, e + 1] = best
+            for m in extra_modes:
+                tot = fx[m][:, lo : e + 1][:, ::-1] + cost_x[m][:, r, :t_n]
+                best = np.argmin(tot, axis=1)
+                fx[m][:, e + 1] = tot[rows, best]
+                argx[m][:, e + 1] = best
+            if per_batch_l:
+                tot1 = g[lo : e + 1][::-1] + cmin_blk[r, :t_n]
+                best1 = int(np.argmin(tot1))
+                g[e + 1] = tot1[best1]
+                garg[0, e + 1] = best1
+                garg[1, e + 1] = lbest_blk[r, best1]
     bounds_by_l = []
     if per_l:
         for r in range(nl):
@@ -282,9 +341,11 @@ def solve(sc, *, l_values: Sequence[int] = tuple(range(1, 11)), mode: str = "sd-
             ls.append(int(lv[garg[1, i]]))
             i = i - 1 - t
         per_batch = (bounds[::-1], ls[::-1])
+    extra = {m: (fx[m][:, k].copy(), [_backtrack(argx[m][r], k) for r in range(nl)]) for m in extra_modes}
     return DPSolution(order=order, l_values=lv, mode=mode,
                       cost_by_l_s=f[:, k].copy() if per_l else np.full(nl, np.inf), bounds_by_l=bounds_by_l,
-                      per_batch=per_batch, per_batch_cost_s=float(g[k]) if per_batch_l else float("nan"))
+                      per_batch=per_batch, per_batch_cost_s=float(g[k]) if per_batch_l else float("nan"),
+                      extra=extra)
 
 
 def _backtrack(arg_row: np.ndarray, k: int) -> list:

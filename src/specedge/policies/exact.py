@@ -125,13 +125,44 @@ class ExactMakespan:
         new = sorted({(int(j), int(i), int(l)) for p in plans for (j, i, l) in p} - set(self._rows))
         if new:
             self._add(new)
-        m_max = max(len(p) for p in plans)
         pad = len(self._nr)
-        idx = np.full((len(plans), m_max), pad, dtype=np.int64)
-        for r, p in enumerate(plans):
-            idx[r, : len(p)] = [self._rows[(int(j), int(i), int(l))] for j, i, l in p]
         self.evaluations += len(plans)
-        return self._run(idx)
+        # plans are padded to the most batches of their group: plans with up to 64 batches go together, larger
+        # ones by the power of two above their batch count, so that one plan with K batches does not make every
+        # other plan cost O(K) per round (each group is one pass over the rounds)
+        sizes = np.array([len(p) for p in plans])
+        group = np.maximum(np.ceil(np.log2(np.maximum(sizes, 1))).astype(np.int64), 6)
+        out = np.empty(len(plans))
+        for g in np.unique(group).tolist():
+            members = np.flatnonzero(group == g)
+            m_max = int(sizes[members].max())
+            idx = np.full((members.size, m_max), pad, dtype=np.int64)
+            for r, q in enumerate(members.tolist()):
+                idx[r, : sizes[q]] = [self._rows[(int(j), int(i), int(l))] for j, i, l in plans[q]]
+            out[members] = self._run(idx)
+        return out
+
+    def lower_bounds(self, plans: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
+        """A lower bound on each plan's makespan without the recursion: no batch starts before the earliest ready
+        time, and one machine does all of a stage's jobs one after another, so the makespan is at least
+        min ready + max(sum of draft times, sum of verify times) (pipelined; serial and AD: min ready + the sum
+        of all job times, fronthaul included). Costs the plan's stage tables, O(batches x rounds), not the
+        O(rounds) Python-level recursion."""
+        plans = [list(p) for p in plans]
+        new = sorted({(int(j), int(i), int(l)) for p in plans for (j, i, l) in p} - set(self._rows))
+        if new:
+            self._add(new)
+        out = np.empty(len(plans))
+        for r, p in enumerate(plans):
+            rows = [self._rows[(int(j), int(i), int(l))] for j, i, l in p]
+            d = sum(float(self._td[u].sum()) for u in rows)
+            v = sum(float(self._tv[u].sum()) for u in rows)
+            ready = min(self._ready[u] for u in rows)
+            if self.mode == "sd-pipeline":
+                out[r] = ready + max(d, v)
+            else:
+                out[r] = ready + d + v + self.fronthaul_s * sum(self._nr[u] for u in rows)
+        return out
 
     def _run(self, idx: np.ndarray) -> np.ndarray:
         """The recursion for all candidates: ``idx`` (candidates, batches) rows of the segment tables."""

@@ -29,7 +29,7 @@ from specedge.latency import memory
 from specedge.plan import Plan
 from specedge.policies.base import register_policy
 from specedge.policies.baselines import greedy_max_partition, heuristic_partition
-from specedge.policies.dp import bandwidth_hz, l_range, make_plan, solve, sorted_order
+from specedge.policies.dp import batch_costs_s, bandwidth_hz, l_range, make_plan, solve, sorted_order
 from specedge.policies.exact import ExactMakespan
 
 _SPLITS = (0.25, 1 / 3, 0.5, 2 / 3, 0.75)
@@ -115,22 +115,55 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
     return SearchResult(best, best_ms, float(start_ms.min()), iterations, ev.evaluations)
 
 
+#: A baseline batching with more batches than this enters the pool at its own l only (the l its policy picks by
+#: the surrogate), not at every l: timing a plan exactly costs O(batches x rounds).
+MANY_BATCHES = 64
+
+
 def candidate_pool(sc, order, l_values, *, mode: str = "sd-pipeline", baselines: bool = True,
                    alpha=None, outputs=None) -> list[tuple]:
-    """The DP's plans (per l, per-batch l) and, with ``baselines``, the expressible baselines' batchings."""
+    """The DP's plans (per l, per-batch l) and, with ``baselines``, the SD-without-pipeline DP's plan and the
+    expressible baselines' batchings (every l, or only their own l when they have > MANY_BATCHES batches)."""
     sol = solve(sc, l_values=l_values, mode=mode, per_l=True, per_batch_l=True, order=order, alpha=alpha,
-                outputs=outputs)
+                outputs=outputs, extra_modes=("sd-serial",) if baselines else ())
     pool = [tuple((j, i, int(l)) for j, i in bounds) for l, bounds in zip(sol.l_values, sol.bounds_by_l)]
     bounds, ls = sol.per_batch
     pool.append(tuple((j, i, int(l)) for (j, i), l in zip(bounds, ls)))
     if baselines:
-        serial = solve(sc, l_values=l_values, mode="sd-serial", order=order, alpha=alpha, outputs=outputs)
-        pool.append(tuple((j, i, serial.best_l) for j, i in serial.best_bounds))  # pipelined <= serial, same plan
+        cost, by_l = sol.extra["sd-serial"]
+        r = int(np.argmin(cost))
+        pool.append(tuple((j, i, int(sol.l_values[r])) for j, i in by_l[r]))  # pipelined <= serial, same plan
         k = order.size
+        ins = sc.tasks["input_tokens"].to_numpy()[order]
+        outs = sc.tasks["output_tokens"].to_numpy()[order]
         for part in (greedy_max_partition(sc, order), heuristic_partition(sc, order, 2),
                      [(t, t + 1) for t in range(k)]):
-            pool.extend(tuple((j, i, int(l)) for j, i in part) for l in l_values)
+            ls_part = sol.l_values
+            if len(part) > MANY_BATCHES:  # the baseline's own l: least summed surrogate (fixed_batching_plan)
+                j = np.array([a for a, _ in part])
+                i = np.array([b for _, b in part])
+                c = batch_costs_s(sc, i - j, np.maximum.reduceat(ins, j), np.maximum.reduceat(outs, j),
+                                  sol.l_values, mode, alpha=alpha).sum(axis=1)
+                ls_part = sol.l_values[[int(np.argmin(c))]]
+            pool.extend(tuple((j, i, int(l)) for j, i in part) for l in ls_part)
     return list(dict.fromkeys(pool))
+
+
+def pool_makespans(ev: ExactMakespan, pool: list[tuple]) -> np.ndarray:
+    """Exact makespans of the pool; a plan with more than MANY_BATCHES batches is timed only when its lower bound
+    (:meth:`ExactMakespan.lower_bounds`) is below the best plan with fewer batches, else it gets +inf (it cannot
+    be the best)."""
+    many = np.array([len(c) > MANY_BATCHES for c in pool], dtype=bool)
+    times = np.full(len(pool), np.inf)
+    if (~many).any():
+        times[~many] = ev.makespans([c for c, m in zip(pool, many) if not m])
+    if many.any():
+        big = np.flatnonzero(many)
+        lb = ev.lower_bounds([pool[r] for r in big])
+        keep = big[lb < times.min()]
+        if keep.size:
+            times[keep] = ev.makespans([pool[r] for r in keep])
+    return times
 
 
 def refine(sc, *, l_max: int = 10, bandwidth: str = "optimal", per_batch_l: bool = True, starts: int = 3,
@@ -149,7 +182,7 @@ def refine(sc, *, l_max: int = 10, bandwidth: str = "optimal", per_batch_l: bool
     if not per_batch_l:
         pool = [c for c in pool if len({x[2] for x in c}) == 1]
     ev = ExactMakespan(sc, order, bw, "sd-pipeline", tokens_per_round=tokens_per_round, outputs=outputs)
-    times = ev.makespans(pool)
+    times = pool_makespans(ev, pool)
     ranked = [pool[r] for r in np.argsort(times, kind="stable")[: int(starts)]]
     res = local_search(ev, ranked, fits, l_lo=int(lv[0]), l_hi=int(lv[-1]), per_batch_l=per_batch_l,
                        max_iterations=int(max_iterations), tolerance=float(tolerance))
