@@ -142,12 +142,18 @@ def require(record: Any, key: str, path: Path, where: str, what: str) -> Any:
     return record[key]
 
 
+#: Largest count accepted from a file (2**53: every count a tool writes fits, and float64 stays exact).
+MAX_COUNT = 2**53
+
+
 def int_value(value: Any, path: Path, where: str, name: str, minimum: int = 0) -> int:
     """A JSON integer >= minimum (floats with an integral value are accepted)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TraceValidationError(f"{path}: {where}, field '{name}': {value!r} is not an integer")
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf")) or value != int(value)):
         raise TraceValidationError(f"{path}: {where}, field '{name}': {value!r} is not a whole number")
+    if abs(int(value)) > MAX_COUNT:
+        raise TraceValidationError(f"{path}: {where}, field '{name}': {value!r} is too large (over {MAX_COUNT:.3g})")
     if int(value) < minimum:
         raise TraceValidationError(f"{path}: {where}, field '{name}': {int(value)} is negative; expected >= {minimum}"
                                    if minimum == 0 else

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from specedge.errors import TraceValidationError
-from specedge.traces.ingest import Raw, int_value, iter_json_records, read_text
+from specedge.traces.ingest import MAX_COUNT, Raw, int_value, iter_json_records, read_text
 from specedge.traces.ingest.histogram import IID_POSITIONS, aggregate_table, fit_iid_positions
 from specedge.traces.ingest.numbers import KEY, ToolNumbers, totals_table
 
@@ -101,6 +101,8 @@ def _server_log(path: Path, text: str) -> Raw:
         if not m:
             continue
         a, d = int(m.group(2)), int(m.group(3))
+        if d > MAX_COUNT:
+            raise TraceValidationError(f"{path}: line {n}, field 'generated': {d} is too large")
         if a > d:
             raise TraceValidationError(f"{path}: line {n}, field 'accepted': {a} accepted > {d} generated")
         printed = float(m.group(1))
@@ -135,8 +137,8 @@ def _blocks(path: Path, text: str) -> list[dict[str, Any]]:
             if key in current:  # a new run's summary starts
                 blocks.append(current)
                 current = {}
-            if value < 0:
-                raise TraceValidationError(f"{path}: line {n}, field '{key}': {value}; expected >= 0")
+            if not 0 <= value <= MAX_COUNT:
+                raise TraceValidationError(f"{path}: line {n}, field '{key}': {value}; expected 0..{MAX_COUNT}")
             current[key] = value
             current[f"{key}_line"] = n
             continue

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from specedge.errors import TraceValidationError
-from specedge.traces.ingest import Raw, int_list, int_value, iter_json_records, read_text
+from specedge.traces.ingest import MAX_COUNT, Raw, int_list, int_value, iter_json_records, read_text
 from specedge.traces.ingest.histogram import aggregate_table, counts_from_survival
 from specedge.traces.ingest.numbers import KEY, ToolNumbers, totals_table
 
@@ -266,7 +266,7 @@ def _scrape(path: Path, text: str) -> tuple[dict[tuple[str, tuple], tuple[int, i
         except ValueError:
             raise TraceValidationError(f"{path}: line {n}, metric '{name}': value {value_text!r} is not a number") \
                 from None
-        if not math.isfinite(value) or value < 0 or value != int(value):
+        if not math.isfinite(value) or value < 0 or value != int(value) or value > MAX_COUNT:
             raise TraceValidationError(f"{path}: line {n}, metric '{name}': value {value_text}; expected a "
                                        "non-negative whole-number counter")
         if base == "num_accepted_tokens_per_pos":

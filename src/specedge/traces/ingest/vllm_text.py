@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from specedge.errors import TraceValidationError
-from specedge.traces.ingest import Raw
+from specedge.traces.ingest import MAX_COUNT, Raw
 from specedge.traces.ingest.numbers import KEY, totals_table
 
 _SPEC_LINE = re.compile(r"^(?P<prefix>.*?)SpecDecoding metrics:\s*(?P<body>.*)$")
@@ -101,6 +101,8 @@ def _server_log(path: Path, text: str) -> Raw:
                                            f"'{rx.pattern.split(':')[0].replace('(?:Avg )?', '')}'")
             values[key] = found.group(1)
         a, d = int(values["accepted"]), int(values["drafted"])
+        if d > MAX_COUNT:
+            raise TraceValidationError(f"{path}: line {n}, field 'Drafted': {d} is too large")
         if a > d:
             raise TraceValidationError(f"{path}: line {n}, field 'Accepted': {a} accepted tokens > {d} drafted")
         if d > 0:
@@ -137,7 +139,7 @@ def _number(path: Path, line_no: int, name: str, text: str, integer: bool):
         value = float(text)
     except ValueError:
         raise TraceValidationError(f"{path}: line {line_no}, field '{name}': {text!r} is not a number") from None
-    if integer and (not math.isfinite(value) or value < 0 or value != int(value)):
+    if integer and (not math.isfinite(value) or value < 0 or value != int(value) or value > MAX_COUNT):
         raise TraceValidationError(f"{path}: line {line_no}, field '{name}': {text!r}; expected a whole number "
                                    ">= 0")
     return int(value) if integer else value
