@@ -86,32 +86,53 @@ class Compiled:
 
 
 class SourceFeed:
-    """Acceptance draws of queued requests from the scenario's source, chunk by chunk (deterministic per seed)."""
+    """Acceptance draws from the scenario's source, in fixed blocks of request ids (deterministic per seed).
 
-    def __init__(self, source, seed: int, max_l: int):
+    Request k's draws come from block k // ``block`` drawn with ``default_rng([seed, _SEED_ONLINE, block])``:
+    they depend on the seed and the request only, not on the policy, the uplink rule or when they are staged
+    (common random numbers across policies). Only the last few blocks are cached.
+    """
+
+    def __init__(self, source, seed: int, max_l: int, block: int = 256):
         self.source = source
         self.seed = int(seed)
         self.max_l = int(max_l)
+        self.block = int(block)
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
 
-    def rows(self, k0: int, k1: int, width: int, chunk: int) -> np.ndarray:
-        rng = np.random.default_rng([self.seed, _SEED_ONLINE, int(chunk)])
-        n = k1 - k0
-        assignment = self.source.assign(n, rng)
-        u = rng.random((width, n)) if self.source.needs_uniforms(self.max_l) else None
-        g, _cap = self.source.draw(0, width, u, assignment)
-        return np.minimum(np.asarray(g).T, self.max_l)
+    def _block(self, b: int, width: int) -> np.ndarray:
+        key = (b, width)
+        if key not in self._cache:
+            rng = np.random.default_rng([self.seed, _SEED_ONLINE, int(b)])
+            assignment = self.source.assign(self.block, rng)
+            u = rng.random((width, self.block)) if self.source.needs_uniforms(self.max_l) else None
+            g, _cap = self.source.draw(0, width, u, assignment)
+            if len(self._cache) >= 4:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = np.minimum(np.asarray(g).T, self.max_l)
+        return self._cache[key]
+
+    def rows(self, ids: np.ndarray, width: int) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        out = np.empty((ids.size, width), dtype=np.int64)
+        blocks = ids // self.block
+        for b in np.unique(blocks).tolist():
+            sel = blocks == b
+            out[sel] = self._block(b, width)[ids[sel] % self.block]
+        return out
 
 
 class MatrixFeed:
-    """Given draws: ``g[k, n]`` for request k (queue order) in its own round n (tests, the static case)."""
+    """Given draws: ``g[k, n]`` for request k (request order) in its own round n (tests, the static case)."""
 
     def __init__(self, g):
         self.g = np.asarray(g)
 
-    def rows(self, k0: int, k1: int, width: int, chunk: int) -> np.ndarray:
-        out = np.zeros((k1 - k0, width), dtype=np.int64)
+    def rows(self, ids: np.ndarray, width: int) -> np.ndarray:
+        ids = np.asarray(ids, np.int64)
+        out = np.zeros((ids.size, width), dtype=np.int64)
         have = min(width, self.g.shape[1])
-        out[:, :have] = self.g[k0:k1, :have]
+        out[:, :have] = self.g[ids, :have]
         return out
 
 
@@ -145,9 +166,9 @@ def _memory(sc) -> np.ndarray:
     return np.array([float(sc.draft.weight_bytes), float(per_token), float(p.sbs_memory_bytes)])
 
 
-def simulate(sc, workload: Workload, policy, config: OnlineConfig | None = None, *, seed: int = 0,
-             feed=None) -> OnlineRun:
-    """Serve ``workload`` on scenario ``sc`` under an online ``policy`` (a name or an :class:`OnlinePolicy`)."""
+def prepare(sc, workload: Workload, policy, config: OnlineConfig | None = None, *, seed: int = 0,
+            feed=None) -> EngineState:
+    """Everything :func:`simulate` sets up before the event loop (uplink, tables, the kernel's arrays)."""
     from specedge.online.policies import get_online_policy
 
     config = config or OnlineConfig()
@@ -182,9 +203,11 @@ def simulate(sc, workload: Workload, policy, config: OnlineConfig | None = None,
     ltab = np.ones(lmax + 1)
     ltab[1:] = expected_tokens_per_round(np.arange(1, lmax + 1), sc.alpha)
     width_rounds = int(q_out.max()) if use_g else 1
-    w = max(int(config.staging_requests), int(comp.plan_size.max()) if comp.plan_size is not None else 1)
+    # staging ring of 2w rows: a stage call fills [staged_upto, head + 2w), never a row still waiting
+    w = max(int(config.staging_requests), int(comp.plan_size.max()) if comp.plan_size is not None else 1, bmax,
+            int(comp.adm_f[0]) if comp.adm[0] == 1 else 1)
     pool = num_slots * bmax
-    stage_g = np.zeros((w, width_rounds), dtype=np.int8)
+    stage_g = np.zeros((2 * w, width_rounds), dtype=np.int8)
     pool_g = np.zeros((pool, width_rounds), dtype=np.int8)
     pool_free = np.arange(pool, dtype=np.int64)
     if use_g and feed is None:
@@ -211,25 +234,80 @@ def simulate(sc, workload: Workload, policy, config: OnlineConfig | None = None,
             i64(comp.plan_l if comp.plan_l is not None else z)]
     mode_code = {"sd-pipeline": 0, "sd-serial": 1, "ad": 0}[mode]
     f_delay = 0.0 if mode == "ad" else float(p.fronthaul_delay_s)
-    chunk = 0
+    args = (q_up, q_in, q_out, out["start"], out["first"], out["done"], rounds, slot_of,
+            stage_g, pool_g, pool_free, s_n, s_req, s_row, s_pad, s_omax, s_vend, s_started,
+            m_comm, m_round, st_i, st_f, l_hist, i64(comp.adm), f64(comp.adm_f), i64(comp.lrule),
+            f64(comp.lrule_f), *plan, tb_tuple, ltab, use_g, mem, mode_code, f_delay,
+            float(p.downlink_s_per_token))
+    return EngineState(workload, config, getattr(pol, "name", str(pol)), mode, order, up, args, feed, use_g, w,
+                       width_rounds, lmax)
+
+
+@dataclass(eq=False)
+class EngineState:
+    """One run's kernel arguments (arrays the kernel updates in place) and staging cursor: :func:`prepare`
+    builds it, :func:`advance` runs the kernel on it, :func:`result` reads it. Several cells sharing a verifier
+    (:mod:`specedge.multicell.online`) hold one per cell and advance them a job at a time."""
+
+    workload: Workload
+    config: OnlineConfig
+    policy: str
+    mode: str
+    order: np.ndarray
+    upload_end_s: np.ndarray
+    args: tuple
+    feed: object
+    use_g: bool
+    staging_width: int
+    width_rounds: int
+    lmax: int
+    chunk: int = 0
+
+    @property
+    def st_i(self) -> np.ndarray:
+        return self.args[20]
+
+    @property
+    def st_f(self) -> np.ndarray:
+        return self.args[21]
+
+
+def advance(state: EngineState, max_jobs: int = -1) -> int:
+    """Run the kernel until every request is done (kernel.DONE) or, with ``max_jobs`` > 0, until that many more
+    jobs have run (kernel.STEP); staging acceptance draws whenever the kernel asks."""
+    st_i = state.st_i
+    target = int(st_i[5]) + max_jobs if max_jobs > 0 else -1
+    n = state.workload.num_requests
     while True:
-        status = kernel.run(q_up, q_in, q_out, out["start"], out["first"], out["done"], rounds, slot_of,
-                            stage_g, pool_g, pool_free, s_n, s_req, s_row, s_pad, s_omax, s_vend, s_started,
-                            m_comm, m_round, st_i, st_f, l_hist, i64(comp.adm), f64(comp.adm_f), i64(comp.lrule),
-                            f64(comp.lrule_f), *plan, tb_tuple, ltab, use_g, mem, mode_code, f_delay,
-                            float(p.downlink_s_per_token))
-        if status == kernel.DONE:
-            break
+        status = kernel.run(*state.args, target - int(st_i[5]) if target >= 0 else -1)
+        if status != kernel.NEED_STAGING:
+            return status
         k0 = int(st_i[3])
-        k1 = min(n, k0 + w)
-        if use_g:
-            rows = feed.rows(k0, k1, width_rounds, chunk)
-            stage_g[np.arange(k0, k1) % w] = np.minimum(rows, lmax).astype(np.int8)
+        ring = state.args[8].shape[0]
+        k1 = min(n, int(st_i[0]) + ring)
+        if state.use_g:
+            rows = state.feed.rows(state.order[k0:k1], state.width_rounds)
+            state.args[8][np.arange(k0, k1) % ring] = np.minimum(rows, state.lmax).astype(np.int8)
         st_i[3] = k1
-        chunk += 1
+        state.chunk += 1
+
+
+def result(state: EngineState) -> OnlineRun:
+    """The :class:`OnlineRun` of a finished state (arrays back in request order)."""
+    order = state.order
     inv = np.empty_like(order)
-    inv[order] = np.arange(n)
-    return OnlineRun(workload=workload, config=config, policy=getattr(pol, "name", str(pol)), upload_end_s=up,
-                     start_s=out["start"][inv], first_token_s=out["first"][inv], completion_s=out["done"][inv],
-                     rounds=rounds[inv], slot=slot_of[inv], sbs_busy_s=float(st_f[2]), mbs_busy_s=float(st_f[3]),
-                     jobs=int(st_i[5]), member_rounds=int(st_i[6]), l_histogram=l_hist)
+    inv[order] = np.arange(order.size)
+    a = state.args
+    st_i, st_f = state.st_i, state.st_f
+    return OnlineRun(workload=state.workload, config=state.config, policy=state.policy,
+                     upload_end_s=state.upload_end_s, start_s=a[3][inv], first_token_s=a[4][inv],
+                     completion_s=a[5][inv], rounds=a[6][inv], slot=a[7][inv], sbs_busy_s=float(st_f[2]),
+                     mbs_busy_s=float(st_f[3]), jobs=int(st_i[5]), member_rounds=int(st_i[6]), l_histogram=a[22])
+
+
+def simulate(sc, workload: Workload, policy, config: OnlineConfig | None = None, *, seed: int = 0,
+             feed=None) -> OnlineRun:
+    """Serve ``workload`` on scenario ``sc`` under an online ``policy`` (a name or an :class:`OnlinePolicy`)."""
+    state = prepare(sc, workload, policy, config, seed=seed, feed=feed)
+    advance(state)
+    return result(state)

@@ -19,6 +19,7 @@ from numba import njit
 
 NEED_STAGING = 1
 DONE = 0
+STEP = 2  # returned after ``max_jobs`` jobs (several cells sharing a verifier advance a job at a time)
 _EPS = 1e-9
 
 
@@ -123,8 +124,9 @@ def run(up_end, inp, out,  # requests in queue order
         s_n, s_req, s_row, s_pad, s_omax, s_vend, s_started, m_comm, m_round,  # slot state
         st_i, st_f, l_hist,  # scalars and counters
         adm, adm_f, lrule, lrule_f, plan_start, plan_size, plan_ready, plan_l,  # policy
-        tb, ltab, use_g, mem, mode, f_delay, downlink):
-    """Run until every request is done (returns 0) or staging is needed (returns 1). See the module docstring."""
+        tb, ltab, use_g, mem, mode, f_delay, downlink, max_jobs=-1):
+    """Run until every request is done (returns 0), staging is needed (returns 1) or, with ``max_jobs`` > 0, that
+    many jobs have run (returns 2). See the module docstring."""
     n_req = up_end.size
     n_slots = s_n.size
     bmax = s_req.shape[1]
@@ -138,8 +140,12 @@ def run(up_end, inp, out,  # requests in queue order
     sbs_free = st_f[0]
     mbs_free = st_f[1]
     status = DONE
+    job_limit = st_i[5] + max_jobs if max_jobs > 0 else -1
+    lookahead = 1
+    if adm[0] == 1 and adm_f[0] > 1:
+        lookahead = int(adm_f[0])  # the threshold rule must see a whole group, or it would wait for ever
     while completed < n_req:
-        if head < n_req and head >= staged_upto:
+        if staged_upto < n_req and head + lookahead > staged_upto:
             status = NEED_STAGING
             break
         m = cursor
@@ -161,9 +167,10 @@ def run(up_end, inp, out,  # requests in queue order
                 n_join = plan_size[m]
         elif n < bmax and head < n_req:
             avail = _count_uploaded(up_end, head, t)
-            if avail > staged_upto - head:
-                avail = staged_upto - head
             room = bmax - n
+            if min(avail, room) > staged_upto - head and staged_upto < n_req:
+                status = NEED_STAGING  # stage more rather than let the staging width change who joins
+                break
             if adm[0] == 1 and avail > 0:
                 if avail < adm_f[0] and t - up_end[head] < adm_f[1]:
                     avail = 0
@@ -294,6 +301,9 @@ def run(up_end, inp, out,  # requests in queue order
             s_pad[m] = 0.0
             s_omax[m] = 0.0
         cursor = (m + 1) % n_slots
+        if job_limit >= 0 and st_i[5] >= job_limit and completed < n_req:
+            status = STEP
+            break
     st_i[0] = head
     st_i[1] = completed
     st_i[2] = cursor
