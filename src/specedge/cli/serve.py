@@ -88,6 +88,8 @@ def serve_real_cmd(
     use_traces: Optional[str] = typer.Option(None, "--compute-traces", help="DRAFT_ID,VERIFY_ID: compute traces "
                                              "measured earlier (e.g. once for several runs) that the run names."),
     note: str = typer.Option("", "--note"),
+    replace_run: bool = typer.Option(False, "--replace", help="Write a new version of an existing --dataset id "
+                                     "(the previous version stays readable: traces versions)."),
     store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Build the scenario and the plan, check them, print the "
                                  "plan and stop (nothing is measured, served or written)."),
@@ -194,7 +196,7 @@ def serve_real_cmd(
     extra["foreign_work"] = fw
     if compute_ids:
         extra["compute_traces"] = compute_ids
-    info = write_run(run, dataset_id, store=st, extra=extra)
+    info = write_run(run, dataset_id, store=st, extra=extra, replace=replace_run)
     summary = {"dataset": info.id, "rows": info.rows, "makespan_s": run.makespan_s,
                "mean_latency_s": float(run.tasks["completion_s"].mean()),
                "tau_mean_tokens_per_round": run.metadata["tau_mean_tokens_per_round"],

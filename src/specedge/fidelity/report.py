@@ -4,7 +4,10 @@
 >>> fig.savefig("fidelity.png")               # doctest: +SKIP
 
 ``fidelity_table`` has one row per (run, predictor): pair, plan (batch sizes, l), tasks, load average at run time,
-median and p90 per-task error, makespan error (fractions) and the measured makespan. ``fidelity_figure`` draws each
+``noisy`` and ``foreign_work`` (:mod:`specedge.serve.quiet`), median and p90 per-task error, makespan error
+(fractions), the KS statistic and p-value, and the measured makespan. :func:`write_fidelity_section` writes the
+report's fidelity section: headline numbers over quiet runs only, per run, per plan (repeats and the noise floor,
+prediction from the recorded acceptance) and rank fidelity (:mod:`specedge.fidelity.repeats`). ``fidelity_figure`` draws each
 task's predicted latency against the measured one, one panel per predictor, with the y = x line and a ±10% band.
 """
 
@@ -51,9 +54,12 @@ def fidelity_table(run_ids=None, *, store=None, acceptance: str = "observed", re
         for r in res.table.to_dict(orient="records"):
             rows.append({
                 "run": res.run_id, "pair": res.run.get("pair"), "plan": _label(res), "tasks": res.run.get("num_tasks"),
-                "temperature": res.run.get("temperature"), "load_1min": load[0], "predictor": r["predictor"],
+                "temperature": res.run.get("temperature"), "load_1min": load[0],
+                "noisy": res.run.get("noisy", True), "foreign_work": res.run.get("foreign_work"),
+                "predictor": r["predictor"],
                 "median_task_error": r["median_task_error"], "p90_task_error": r["p90_task_error"],
                 "makespan_error": r["makespan_error"], "mean_signed_task_error": r["mean_signed_task_error"],
+                "ks_statistic": r.get("ks_statistic"), "ks_pvalue": r.get("ks_pvalue"),
                 "measured_makespan_s": r["measured_makespan_s"], "predicted_makespan_s": r["predicted_makespan_s"],
             })
     return pd.DataFrame(rows)
@@ -100,3 +106,70 @@ def fidelity_report(run_ids=None, *, store=None, acceptance: str = "observed"):
     """(fidelity_table, fidelity_figure) over the same runs, replayed once."""
     results = compare_runs(run_ids, store=store, acceptance=acceptance)
     return fidelity_table(results=results), fidelity_figure(results=results)
+
+
+def headline(plans: pd.DataFrame) -> pd.DataFrame:
+    """Per pair, over the plans with a quiet repeat: the median and worst of each plan's median error of its best
+    predictor (observed acceptance), of the makespan error, the noise floor and the recorded-acceptance makespan
+    error. Plans measured only under noise are left out (and counted)."""
+    rows = []
+    for pair, part in plans.groupby("pair", sort=True):
+        quiet = part[~part["noisy"]]
+        rows.append({"pair": pair, "plans": len(part), "quiet_plans": len(quiet),
+                     "median_task_error": quiet["median_task_error"].median(),
+                     "worst_median_task_error": quiet["median_task_error"].max(),
+                     "makespan_error": quiet["makespan_error"].median(),
+                     "worst_makespan_error": quiet["makespan_error"].max(),
+                     "task_spread": quiet["task_spread"].median(), "makespan_spread": quiet["makespan_spread"].median(),
+                     "recorded_makespan_error": quiet["recorded_makespan_error"].median()})
+    return pd.DataFrame(rows)
+
+
+def rank_table(rank: list[dict]) -> pd.DataFrame:
+    """One row per (pair, plan) of :meth:`FidelityStudy.rank`, with the pair's τ and same-best verdict."""
+    rows = []
+    for entry in rank:
+        for p in entry["plans"]:
+            rows.append({"pair": entry["pair"], "plan": p["policy"], "runs": len(p["run_ids"]),
+                         "noisy": p["noisy"], "predicted_makespan_s": p["predicted_makespan_s"],
+                         "measured_makespan_s": p["measured_makespan_s"],
+                         "predicted_from_recorded_acceptance_s": p["predicted_from_recorded_acceptance_s"],
+                         "kendall_tau": entry["kendall_tau"], "same_best": entry["same_best"],
+                         "kendall_tau_recorded_acceptance": entry["kendall_tau_recorded_acceptance"]})
+    return pd.DataFrame(rows)
+
+
+def write_fidelity_section(sec, store, stage=None) -> None:
+    """The report's fidelity section (:mod:`specedge.report.sections`): every run in ``store`` compared once."""
+    from specedge.fidelity.repeats import RANK_PREDICTOR, FidelityStudy
+    from specedge.serve.quiet import FOREIGN_WORK_LIMIT
+
+    study = FidelityStudy(store)
+    if stage:
+        stage(1, 1)
+    results = list(study.results.values())
+    plans = study.plan_rows()
+    head = headline(plans)
+    noisy = int(study.index["noisy"].sum())
+    sec.text(f"Protocol: each run samples the node cores' foreign work (CPU time of other processes) before and "
+             f"during the run; a run above {FOREIGN_WORK_LIMIT:.0%} on either core is **noisy**: listed, but left out "
+             f"of the headline numbers. {noisy} of the {len(study.index)} runs in the store are noisy. Predictors "
+             "carry each node's host overhead per job, fitted on the pair's other quiet runs (else the run's own "
+             "records).")
+    if head["quiet_plans"].sum() == 0:
+        sec.note("No quiet run in the store: every run was measured with other work on the node cores, so no "
+                 "headline number is given. Re-measure with `scripts/measure_fidelity.py` on a quiet machine.")
+    else:
+        sec.table("fidelity-headline", head, title="Headline: quiet runs only, best predictor per run",
+                  caption="Medians over plans of each plan's median over its quiet repeats; spreads are the noise "
+                          "floor (run-to-run, same plan); recorded = predicted before running from the pair's "
+                          "recorded acceptance.")
+    sec.table("fidelity-plans", plans.drop(columns=["run_ids", "plan_sha256"]),
+              title="Per plan: repeats, noise floor and errors (best predictor, median over quiet repeats)")
+    rank = study.rank(RANK_PREDICTOR)
+    sec.table("fidelity-rank", rank_table(rank),
+              title=f"Rank fidelity ({RANK_PREDICTOR} predictor): Kendall τ of predicted vs measured makespans")
+    sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
+    sec.figure("fidelity", (fidelity_figure(results=results), fidelity_points(results)),
+               title="Predicted vs measured task latency",
+               caption="One panel per compute predictor; the grey band is ±10%.")
