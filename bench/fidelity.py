@@ -1,4 +1,5 @@
-"""asv track_ benchmarks: how well replay predicts the latest real run shipped in the repository's traces/.
+"""asv track_ benchmarks: how well replay predicts the real runs shipped in the repository's traces/ (the latest run,
+every run, and the issue-10 protocol: quiet runs only, noise floor, prediction before running, rank fidelity).
 
 Each benchmark replays that run (``specedge fidelity``: observed acceptance, the run's compute traces) with one
 compute predictor and reports an error as a fraction, so a change to the latency model, the predictors or the
@@ -72,3 +73,62 @@ class FidelityAllShippedRuns:
         return cache["makespan"]
 
     track_worst_best_predictor_makespan_error.unit = "fraction"
+
+
+class FidelityProtocol:
+    """Issue 10: over the shipped runs measured on a quiet machine (foreign work <= 5%), per pair: the worst plan's
+    median error of its best predictor (median over quiet repeats), the worst makespan error, the noise floor,
+    the makespan error when predicting before running (recorded acceptance), and rank fidelity (Kendall's tau of
+    the measured predictor's makespans over the pair's plans). NaN where a pair has no quiet run."""
+
+    params = [["stdlib-bytegpt-0.3m/stdlib-bytegpt-3m", "smollm2-draft-7.1m/smollm2-135m"]]
+    param_names = ["pair"]
+    timeout = 1800
+
+    def setup_cache(self):
+        from specedge.fidelity.repeats import FidelityStudy
+
+        study = FidelityStudy(STORE)
+        if not len(study.index):
+            raise NotImplementedError("no run dataset in the shipped store")
+        plans = study.plan_rows()
+        out = {}
+        for pair, part in plans.groupby("pair"):
+            quiet = part[~part["noisy"]]
+            out[pair] = {"median": float(quiet["median_task_error"].max()) if len(quiet) else float("nan"),
+                         "makespan": float(quiet["makespan_error"].max()) if len(quiet) else float("nan"),
+                         "floor": float(quiet["makespan_spread"].median()) if len(quiet) else float("nan"),
+                         "recorded": float(quiet["recorded_makespan_error"].median()) if len(quiet)
+                         else float("nan")}
+        for entry in study.rank():
+            tau = entry["kendall_tau"]
+            out.setdefault(entry["pair"], {})["tau"] = float("nan") if tau is None else tau
+        return out
+
+    def _get(self, cache, pair, key):
+        return cache.get(pair, {}).get(key, float("nan"))
+
+    def track_worst_quiet_median_task_error(self, cache, pair):
+        return self._get(cache, pair, "median")
+
+    track_worst_quiet_median_task_error.unit = "fraction"
+
+    def track_worst_quiet_makespan_error(self, cache, pair):
+        return self._get(cache, pair, "makespan")
+
+    track_worst_quiet_makespan_error.unit = "fraction"
+
+    def track_makespan_noise_floor(self, cache, pair):
+        return self._get(cache, pair, "floor")
+
+    track_makespan_noise_floor.unit = "fraction"
+
+    def track_recorded_acceptance_makespan_error(self, cache, pair):
+        return self._get(cache, pair, "recorded")
+
+    track_recorded_acceptance_makespan_error.unit = "fraction"
+
+    def track_rank_kendall_tau(self, cache, pair):
+        return self._get(cache, pair, "tau")
+
+    track_rank_kendall_tau.unit = "tau"
