@@ -1,12 +1,19 @@
-"""asv benchmarks: the optimizers (time, peak memory) and their quality (optimality gap, latency reduction).
+"""asv benchmarks: the optimizers (time, the call's own peak allocation) and their quality (optimality gap, latency
+reduction), and the default optimizer's contract.
 
-Targets on one core: the paper's DP (``paper-dp``) at K = 100, l_max = 10 in <= 20 ms and at K = 1000 in
-<= 500 ms, >= 20x faster than bench/reference_dp.py (the same recurrence written straightforwardly; same plan,
-checked in tests/policies/test_dp.py); the best optimizer within a median 0.5% and worst 3% of the exhaustive
-oracle over 50 random paper-preset instances with K = 10.
+Targets on one core, quiet machine: the paper's DP (``paper-dp``) at K = 100, l_max = 10 in <= 20 ms and at
+K = 1000 in <= 500 ms, >= 20x faster than bench/reference_dp.py (an independent reference written from the
+equations; same plan, checked in tests/policies/test_dp.py); the default optimizer (``dp-refined``) at K = 1000 in
+<= 300 ms and <= 150 MB, at K = 10^4 in <= 5 s and <= 1 GB, within a median 0.5% and worst 3% (goal 0.5%) of the
+exhaustive oracle over 50 random paper-preset instances with K = 10; and the contract
+``specedge.optimize(sc)`` <= 3 x ``specedge.optimize(sc, "paper-dp")`` at K = 1000 (``Contract``).
 
-Small grids by default; ``SPECEDGE_BENCH_LARGE=1`` adds K = 3000 to the timings, 200 gap instances and more
-scenarios for the baseline reductions. Scenarios are built in ``setup`` (outside the timings).
+Speed-ups and the contract are ratios of minima measured interleaved in one process with the same repeats
+(:func:`bench.measure.interleaved_minima`); peak memory is the call's own allocation (``tracemalloc``,
+:func:`bench.measure.traced_peak_mib`), not asv's ``peakmem_`` (the process's resident size, imports included).
+
+Small grids by default; ``SPECEDGE_BENCH_LARGE=1`` adds 200 gap instances, K = 10^4 for the other optimizers
+and more scenarios for the baseline reductions. Scenarios are built in ``setup`` (outside the timings).
 
 Profile with ``asv profile --python=same "optimizer.PaperDP.time_paper_dp" "100, 'llama-68m/llama-7b'"``
 (README "Benchmark history with asv").
@@ -19,7 +26,7 @@ import os
 
 LARGE = os.environ.get("SPECEDGE_BENCH_LARGE", "") not in ("", "0")
 PAIRS = ["llama-68m/llama-7b", "tinyllama-1.1b/llama-7b"]
-TASKS = [10, 100, 1000] + ([3000] if LARGE else [])
+TASKS = [10, 100, 1000, 10000]
 GAP_INSTANCES = 200 if LARGE else 50
 GAP_POLICIES = ["paper-dp", "dp-per-batch-l", "dp-refined", "trace-aware"]
 BASELINES = ["ad", "sd-serial", "no-batching", "fixed-l", "static-batching", "max-batching", "heuristic-batching",
@@ -49,8 +56,12 @@ class PaperDP:
     def time_paper_dp(self, tasks, pair):
         self.dp.solve(self.sc, l_values=range(1, 11))
 
-    def peakmem_paper_dp(self, tasks, pair):
-        self.dp.solve(self.sc, l_values=range(1, 11))
+    def track_peak_alloc_mib_paper_dp(self, tasks, pair):
+        from bench.measure import traced_peak_mib
+
+        return traced_peak_mib(lambda: self.dp.solve(self.sc, l_values=range(1, 11)))
+
+    track_peak_alloc_mib_paper_dp.unit = "MiB"
 
     def time_per_batch_l_dp(self, tasks, pair):
         self.dp.solve(self.sc, l_values=range(1, 11), per_l=False, per_batch_l=True)
@@ -74,31 +85,27 @@ class ReferenceDP:
         reference_solve(self.sc)
 
     def track_speedup_over_reference(self, tasks, pair):
-        """Reference time / optimized time (best of 5), on the same scenario; also checks the plans agree."""
-        import time
-
+        """Reference time / optimized time: minima of 3 interleaved calls each; also checks the plans agree."""
+        from bench.measure import interleaved_minima
         from bench.reference_dp import reference_solve
         from specedge.policies import dp
 
-        started = time.perf_counter()
-        bounds, l, _ = reference_solve(self.sc)
-        ref_s = time.perf_counter() - started
-        fast_s = float("inf")
-        for _ in range(5):
-            started = time.perf_counter()
-            sol = dp.solve(self.sc)
-            fast_s = min(fast_s, time.perf_counter() - started)
-        if sol.best_bounds != bounds or sol.best_l != l:
+        out = {}
+        t_ref, t_fast = interleaved_minima([lambda: out.__setitem__("ref", reference_solve(self.sc)),
+                                            lambda: out.__setitem__("fast", dp.solve(self.sc))], repeats=3)
+        bounds, l, _ = out["ref"]
+        if out["fast"].best_bounds != bounds or out["fast"].best_l != l:
             raise AssertionError("optimized DP and reference DP disagree")
-        return ref_s / fast_s
+        return t_ref / t_fast
 
     track_speedup_over_reference.unit = "x"
 
 
 class Optimizers:
-    """Planning time of the other optimizers, each on the same scenario."""
+    """Planning time and own peak allocation of the other optimizers, each on the same scenario."""
 
-    params = ([10, 100] + ([1000] if LARGE else []), ["dp-refined", "trace-aware", "static-batching", "oracle"])
+    params = ([10, 100, 1000] + ([10000] if LARGE else []), ["dp-refined", "trace-aware", "static-batching",
+                                                            "oracle"])
     param_names = ["tasks", "policy"]
     timeout = 600
 
@@ -113,8 +120,40 @@ class Optimizers:
     def time_plan(self, tasks, policy):
         self.policy.plan(self.sc)
 
-    def peakmem_plan(self, tasks, policy):
-        self.policy.plan(self.sc)
+    def track_peak_alloc_mib(self, tasks, policy):
+        from bench.measure import traced_peak_mib
+
+        return traced_peak_mib(lambda: self.policy.plan(self.sc))
+
+    track_peak_alloc_mib.unit = "MiB"
+
+
+class Contract:
+    """``specedge.optimize(sc)`` (the default) over ``specedge.optimize(sc, "paper-dp")`` on the ``paper`` preset:
+    ratio of minima of 5 interleaved calls each in this process (the contract: <= 3 at K = 1000)."""
+
+    params = [[1000] + ([10000] if LARGE else [])]
+    param_names = ["tasks"]
+    timeout = 900
+    number = 1
+    repeat = 1
+
+    def setup(self, tasks):
+        import specedge
+        from specedge.scenario import Scenario
+
+        self.optimize = specedge.optimize
+        self.sc = Scenario.from_preset("paper", tasks=tasks, seed=0)
+        warm = Scenario.from_preset("paper", tasks=10, seed=0)
+        self.optimize(warm)
+        self.optimize(warm, "paper-dp")
+
+    def track_default_over_paper_dp(self, tasks):
+        from bench.measure import ratio_of_minima
+
+        return ratio_of_minima(lambda: self.optimize(self.sc), lambda: self.optimize(self.sc, "paper-dp"), 5)
+
+    track_default_over_paper_dp.unit = "x"
 
 
 class OptimalityGap:
