@@ -22,8 +22,8 @@ from model.md sections 4-5 and the paper:
     memory     W_draft + 2 J h' beta b (I_max + O_max) <= M_SBS  (h' = h, or the GQA width if enabled)  [P]
     f[i]       = min_{j < i, batch (j, i) fits} f[j] + c(j, i),   f[0] = 0;  the best l is kept           [P]
 
-Every pass is a separate predictor evaluation (one vectorised call per batch and stage, summed with
-``math.fsum``), so this is O(l_max K^2) predictor calls: correct and slow. tests/policies check
+Every pass is written out and priced (one predictor call over a batch's pass list per stage), so this is
+O(l_max K^2) predictor calls over O(N l) passes each: correct and slow. tests/policies check
 :func:`specedge.policies.dp.solve` against it (same plan, same cost) and bench/optimizer.py times both.
 Ties: among equal costs the smallest last batch wins (j scanned downwards, strict improvement), the same tie
 rule as the DP, so equal plans are expected, not only equal costs.
@@ -58,11 +58,11 @@ def rounds(o_max: float, l: int, alpha: float, mode: str) -> int:
     return max(int(math.ceil(o_max / tokens_per_round(l, alpha) - 1e-9)), 1)
 
 
-def _passes(pred, b: int, xs: list[float], cs: list[float]) -> float:
-    if not xs:
+def _passes(pred, b: int, xs: np.ndarray, cs: np.ndarray) -> float:
+    """Sum of the latencies of the listed passes (one predictor call over the list)."""
+    if xs.size == 0:
         return 0.0
-    t = np.asarray(pred.latency_s(float(b), np.array(xs, dtype=np.float64), np.array(cs, dtype=np.float64)))
-    return math.fsum(np.broadcast_to(t, (len(xs),)).tolist())
+    return float(np.sum(np.broadcast_to(pred.latency_s(float(b), xs, cs), xs.shape)))
 
 
 def _host_s(pred, b: int, x: float) -> float:
@@ -75,26 +75,26 @@ def _host_s(pred, b: int, x: float) -> float:
 
 def stage_times(sc, b: int, i_max: float, o_max: float, l: int, *, mode: str = "sd-pipeline",
                 alpha: float | None = None) -> tuple[float, float]:
-    """(D, V): total drafting and verification time of one batch under the planning assumption."""
+    """(D, V): total drafting and verification time of one batch under the planning assumption.
+
+    The pass lists are written out (every pass of every round, as numpy arrays) and summed.
+    """
     a = sc.alpha if alpha is None else alpha
     n = rounds(o_max, l, a, mode)
+    i_max = float(i_max)
+    later = np.arange(1, n, dtype=np.float64)  # rounds 1..N-1
     if mode == "ad":
-        xs = [float(i_max)] + [1.0] * (n - 1)
-        cs = [0.0] + [float(i_max) + r for r in range(1, n)]
+        xs = np.r_[i_max, np.ones(n - 1)]
+        cs = np.r_[0.0, i_max + later]
         return 0.0, _passes(sc.verify_compute, b, xs, cs) + n * _host_s(sc.verify_compute, b, 1.0)
-    big_l = tokens_per_round(l, a)
-    dx, dc = [float(i_max)], [0.0]  # round 0: prefill yields the first draft token ...
-    for j in range(l - 1):  # ... then l - 1 decode passes
-        dx.append(1.0)
-        dc.append(float(i_max) + j)
-    vx, vc = [float(i_max) + l + 1.0], [0.0]
-    for r in range(1, n):
-        ctx = float(i_max) + r * big_l
-        for j in range(l):
-            dx.append(1.0)
-            dc.append(ctx + j)
-        vx.append(l + 1.0)
-        vc.append(ctx)
+    ctx = i_max + later * tokens_per_round(l, a)  # C_n
+    passes = np.arange(l, dtype=np.float64)
+    # draft: round 0 = prefill (x = I, c = 0) + l - 1 decodes at c = I + j; round n = l decodes at c = C_n + j
+    dx = np.r_[i_max, np.ones(l - 1), np.ones(later.size * l)]
+    dc = np.r_[0.0, i_max + passes[: l - 1], (ctx[:, None] + passes[None, :]).ravel()]
+    # verify: round 0 = prompt + drafts (x = I + l + 1, c = 0); round n = x = l + 1 at c = C_n
+    vx = np.r_[i_max + l + 1.0, np.full(later.size, l + 1.0)]
+    vc = np.r_[0.0, ctx]
     return (_passes(sc.draft_compute, b, dx, dc) + n * _host_s(sc.draft_compute, b, float(l)),
             _passes(sc.verify_compute, b, vx, vc) + n * _host_s(sc.verify_compute, b, float(l)))
 

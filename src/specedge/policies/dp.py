@@ -17,11 +17,31 @@ ignores the pipeline's fill and drain and the round dependency (a batch cannot d
 is verified), which is why one large batch looks cheaper to it than it is; :mod:`specedge.policies.refine`
 repairs the plan under the exact recursion and :mod:`specedge.policies.oracle` measures the gap.
 
-**Speed.** States i = 0..K, transitions j < i, all l at once: one numpy step per i over the (l, j) grid. With an
-affine compute predictor D and V are affine in the batch size b for fixed (I_max, O_max, l), and O_max of the
-batches ending at i takes only as many values as the suffix maxima of the outputs (about ln K), so the stage
-times are evaluated (with :func:`specedge.latency.planning.batch_stage_times_s`) at b = 1 and b = 2 for those
-few (end, O_max) pairs only and extended linearly in b. Other predictors evaluate every (l, j) directly.
+**What it solves, exactly.** Over the tasks in one fixed order (sorted by input, ties by output, then index),
+every partition into contiguous batches that each pass the SBS memory check, and one l per plan (or, with
+``per_batch_l``, one l per batch): the minimum of sum_m c_m. That optimum is exact for the surrogate; the
+checks are an independent reference written from these equations (bench/reference_dp.py: same plan, same cost)
+and one batch worked by hand (tests/policies/test_cost_by_hand.py).
+
+**Where it is wrong** [A]. (1) The surrogate is not the makespan (fill, drain, round dependency; see above).
+(2) The planning assumption keeps all b members to O_max, padded to I_max, and commits the expected L(l, alpha)
+per round, where the replay lets members leave and draws acceptance. (3) Only contiguous batches of the
+input-sorted order are searched; a batch of non-neighbours can be better when outputs vary a lot. (4) The
+bandwidth is fixed first (closed form), not optimised jointly. :mod:`specedge.policies.refine` repairs (1)-(2) on
+the exact makespan; the oracle measures what is left on small instances.
+
+**Speed.** States i = 0..K, transitions j < i, all l at once. Set-up (O(K log K + K W)): the memory check is
+monotone in the batch (b, I_max and O_max only grow), so the feasible lengths ending at each e are a prefix
+1..tmax[e], found by a binary search for all e at once with O(1) range maxima of the outputs (a sparse table);
+W = max tmax is the SBS memory cap (about 1,000 tasks for LLaMA-68M on the paper's SBS), so the set-up arrays are
+K x W (float32/int32), not K x K. With an affine compute predictor D and V are affine in the batch size b for
+fixed (I_max, O_max, l) (host overhead included: a + s b + t b x), and O_max of the batches ending at e takes only
+as many values as the suffix maxima of the outputs (about ln W), so the stage times are evaluated (with
+:func:`specedge.latency.planning.batch_stage_times_s`) at b = 1 and b = 2 for those few (end, O_max) pairs only
+and extended linearly in b, for blocks of 32 ends in one vectorised step. The recurrence then costs one numpy
+step per end over the (l, t) grid: O(K W l) work, O(K W) memory. ``extra_modes`` runs the per-l DP of other
+modes (the refinement's serial plan) in the same pass over the same D and V. Other predictors evaluate every
+(l, t) directly, one end at a time.
 """
 
 from __future__ import annotations
