@@ -222,8 +222,8 @@ def _parse_bench_json(path: Path, doc: dict[str, Any], drafted: int | None) -> R
     per_pos = []
     for i, rate in enumerate(rates):
         name = f"spec_decode_per_position_acceptance_rates[{i}]"
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate) or rate < 0:
-            raise TraceValidationError(f"{path}: {where}, field '{name}': {rate!r}; expected a fraction >= 0")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+            raise TraceValidationError(f"{path}: {where}, field '{name}': {rate!r}; expected a fraction in 0..1")
         count = rate * r  # vLLM wrote delta_pos / delta_drafts: the count comes back up to float rounding
         if abs(count - round(count)) > 1e-6 * max(1.0, count):
             raise TraceValidationError(f"{path}: {where}, field '{name}': {rate!r} × {r} drafts = {count}, not a whole "
