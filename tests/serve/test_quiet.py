@@ -115,3 +115,19 @@ def test_the_tiny_run_records_foreign_work_before_and_during(tiny_run):
     assert fw["noisy"] == (fw["max"] > FOREIGN_WORK_LIMIT)
     compute = open_store(tiny_run["store"]).info(meta["compute_traces"]["draft"]).metadata
     assert "foreign_work" in compute and "before" in compute["foreign_work"]
+
+
+def test_record_compute_refuses_a_busy_machine(tiny_run, tmp_path, monkeypatch, capsys):
+    from tests.serve.tiny import TARGET
+
+    monkeypatch.setattr(quiet, "sample_foreign_work",
+                        lambda cores, **_kw: quiet.summary({c: 0.2 for c in cores.values()}, list(cores), 3.0))
+    store = tmp_path / "store"
+    args = ["record", "compute", "--model", str(tiny_run["root"] / "checkpoints" / TARGET), "--dataset", "c",
+            "--batch-sizes", "1", "--new-tokens", "1", "--contexts", "8", "--repeats", "1", "--store", str(store)]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "not quiet" in capsys.readouterr().err
+    assert not store.exists() or not open_store(store).list()
+    assert main(args + ["--allow-noisy"]) == 0
+    assert open_store(store).info("c").metadata["foreign_work"]["before"]["max"] == pytest.approx(0.2)

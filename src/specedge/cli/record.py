@@ -177,6 +177,8 @@ def compute_cmd(
     note: str = typer.Option("", "--note"),
     store: Path | None = typer.Option(None, "--store"),
     replace: bool = typer.Option(False, "--replace"),
+    allow_noisy: bool = typer.Option(False, "--allow-noisy", help="Measure even when other processes take more "
+                                     "than 5% of a core (sampled for 3 s first); recorded as foreign_work."),
 ) -> None:
     """Time forward passes (prefill, decode, verify) over a batch × new-token × context grid on this machine."""
     from specedge.record.compute_trace import measure_compute
@@ -184,11 +186,15 @@ def compute_cmd(
 
     grid = compute_grid(batch_sizes, new_tokens, contexts, phases, repeats, warmup)
     lm = load_lm(model, name=name, dtype=dtype)
+    from specedge.serve.quiet import gate_measurement
+
+    quiet_before = gate_measurement(allow_noisy=allow_noisy, say=console.print)
     with _Reporter(every=1) as reporter:
         frame, md = measure_compute(
             lm, grid, dataset_id=dataset, device=device, threads=threads, seed=seed, note=note,
             progress=lambda done, total, info: reporter(dataset, done, total, info),
         )
+    md["foreign_work"] = {"before": quiet_before}
     console.print(f"{dataset}: {len(frame):,} passes timed in {md['recording_wall_s']:.0f} s on {md['device']}")
     _write(frame, dataset, "compute", md, store, replace)
 

@@ -162,6 +162,8 @@ def smollm2_compute_cmd(
     note: str = typer.Option("", "--note"),
     store: Path | None = typer.Option(None, "--store"),
     replace: bool = typer.Option(False, "--replace"),
+    allow_noisy: bool = typer.Option(False, "--allow-noisy", help="Measure even when other processes take more "
+                                     "than 5% of a core (sampled for 3 s first); recorded as foreign_work."),
 ) -> None:
     """Compute trace of SmolLM2-135M-Instruct (fp32, dequantised GGUF) on this CPU: prefill, decode, verify."""
     from specedge.cli.record import compute_grid
@@ -170,6 +172,9 @@ def smollm2_compute_cmd(
 
     grid = compute_grid(batch_sizes, new_tokens, contexts, phases, repeats, warmup)
     lm = load_smollm2()
+    from specedge.serve.quiet import gate_measurement
+
+    quiet_before = gate_measurement(allow_noisy=allow_noisy, say=console.print)
     load_before = os.getloadavg()
     with _Reporter(every=5) as reporter:
         frame, md = measure_compute(
@@ -179,5 +184,6 @@ def smollm2_compute_cmd(
     md["licence"] = LICENCE
     # the machine may be shared: the 1-minute load average before and after says how contended the timings are
     md["load_average_1min"] = {"before": load_before[0], "after": os.getloadavg()[0], "cpu_count": os.cpu_count()}
+    md["foreign_work"] = {"before": quiet_before}
     console.print(f"{dataset}: {len(frame):,} passes timed in {md['recording_wall_s']:.0f} s on {md['device']}")
     _write(frame, dataset, "compute", md, store, replace)

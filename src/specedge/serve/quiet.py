@@ -163,3 +163,15 @@ def during(stat_before: Mapping[int, dict], stat_after: Mapping[int, dict], wind
         busy = stat_after[core]["busy_s"] - stat_before[core]["busy_s"]
         shares[core] = min(1.0, max(0.0, (busy - own_cpu_s.get(role, 0.0)) / window_s))
     return summary(shares, [r for r, c in cores.items() if c in shares], window_s)
+
+
+def gate_measurement(*, allow_noisy: bool, seconds: float = SAMPLE_S, what: str = "compute measurement",
+                     cores: Iterable[int] | None = None, say: Callable[[str], None] = print) -> dict:
+    """Sample ``cores`` (default: every core this process may run on, for measurers that do not pin) and apply
+    :func:`check_quiet`; returns the sample for the measurement's provenance (``foreign_work.before``)."""
+    cores = sorted(os.sched_getaffinity(0)) if cores is None else list(cores)
+    sample = sample_foreign_work({f"core{c}": c for c in cores}, seconds=seconds)
+    warning = check_quiet(sample, allow_noisy=allow_noisy, what=what)
+    if warning:
+        say(warning)
+    return sample
