@@ -1,0 +1,283 @@
+"""Several cells sharing a verifier, served by the online engine (:mod:`specedge.online`): one engine, N states.
+
+Each cell c is an ordinary online run (its own scenario from :meth:`Topology.cell_scenario`: users, uplink band,
+SBS device and draft; its own workload and online policy) held as an :class:`specedge.online.engine.EngineState`.
+The only coupling between cells is the verifier: in one cell the engine computes a job's verification end as
+``v = max(a + f, mbs_free) + t_v`` (:mod:`specedge.online`); here every MBS has one clock ``mbs_free`` shared by
+its cells. The driver advances the cells one job at a time:
+
+1. *peek*: each cell without a pending job runs its next job through the kernel with its own MBS clock set to 0,
+   which yields the job's ready time r = a + f (draft end plus fronthaul, exactly as the kernel adds them) and
+   its verification time t_v (the kernel's own stage tables);
+2. *choose*: the MBS's verifier policy (:mod:`specedge.multicell.scheduling`) picks one pending job among its
+   cells (a cell's jobs reach the MBS in the order the cell issues them, as in one cell);
+3. *resolve*: v = max(r, mbs_free) + t_v, the same expression the kernel evaluates; the job's verify end, its
+   joiners' first-token times and its finishers' completion times are rewritten from the peeked v0 = r + t_v to v
+   (with the kernel's own formulas), and mbs_free = v.
+
+A cell's drafting never waits on other cells except through its own batches' verify ends, as in one cell; with
+one cell and FCFS the result equals :func:`specedge.online.simulate` bit for bit (tests/multicell).
+Only ``sd-pipeline`` and ``ad`` modes (``sd-serial`` drafts only after the MBS frees, a coupling this driver does
+not model) [A].
+
+Per-cell metrics are :func:`specedge.online.metrics.summarize` of each cell's run; energy
+(:mod:`specedge.multicell.energy`) is per node busy/idle over the common window, the users' transmit energy
+p (u_k - a_k) and e_bit (D_up + D_down) per job on the fronthaul; per request is the total over requests [A: no
+per-request attribution in the online path].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from specedge.errors import InputError
+from specedge.online import engine as online_engine
+from specedge.online import kernel
+from specedge.multicell.energy import NodePower, fronthaul_energy_j, transmit_energy_j
+from specedge.multicell.scheduling import VerifyQueue, get_verifier_policy
+
+_SEED_CELL = 0x13C0  # workload stream of cell c: seed + c * this
+
+
+@dataclass
+class _Pending:
+    m: int
+    ready_s: float
+    verify_s: float
+    draft_s: float
+    l: int
+    members: int
+    joiners: np.ndarray
+    finishers: np.ndarray
+    before: np.ndarray
+
+
+@dataclass(eq=False)
+class CellState:
+    index: int
+    mbs: int
+    scenario: object
+    state: online_engine.EngineState
+    f_delay_s: float
+    done: bool = False
+    pending: _Pending | None = None
+    sbs_busy_s: float = 0.0
+    mbs_busy_s: float = 0.0
+    fronthaul_bits: float = 0.0
+    jobs: list = field(default_factory=list)
+
+
+def _peek(cell: CellState) -> _Pending | None:
+    st = cell.state
+    a = st.args
+    s_n, s_req, m_comm, l_hist = a[11], a[12], a[18], a[22]
+    done_s = a[5]
+    st_i, st_f = st.st_i, st.st_f
+    n_before = s_n.copy()
+    req_before = s_req.copy()
+    comm_before = m_comm.copy()
+    hist_before = l_hist.copy()
+    head_before = int(st_i[0])
+    members_before = int(st_i[6])
+    st_f[1] = 0.0
+    st_f[2] = 0.0
+    st_f[3] = 0.0
+    status = online_engine.advance(st, max_jobs=1)
+    if int(st_i[6]) == members_before and status == kernel.DONE:
+        return None
+    m = (int(st_i[2]) - 1) % s_n.size  # the kernel moves its cursor past the slot it just served
+    l = int(np.flatnonzero(l_hist != hist_before)[0])
+    f_l = cell.f_delay_s if l > 0 else 0.0
+    ready = float(st_f[0]) + f_l
+    old = req_before[m, : n_before[m]]
+    joiners = np.arange(head_before, int(st_i[0]), dtype=np.int64)
+    members = np.r_[old, joiners]
+    before = np.r_[comm_before[m, : n_before[m]], np.zeros(joiners.size)]
+    fin = done_s[members] != 0.0
+    return _Pending(m, ready, float(st_f[3]), float(st_f[2]), l, int(st_i[6]) - members_before, joiners,
+                    members[fin], before[fin])
+
+
+def _resolve(cell: CellState, p: _Pending, mbs_free: float, payload, vocab: int, log) -> float:
+    a = cell.state.args
+    first_s, done_s, out, s_vend = a[4], a[5], a[2], a[16]
+    downlink = a[-1]
+    v = max(p.ready_s, mbs_free) + p.verify_s
+    if log is not None:
+        log.append((cell.index, p.ready_s, v - p.verify_s, v))
+    s_vend[p.m] = v
+    first_s[p.joiners] = v + downlink
+    if p.finishers.size:
+        done_s[p.finishers] = v + downlink * (out[p.finishers] - p.before)
+    cell.sbs_busy_s += p.draft_s
+    cell.mbs_busy_s += p.verify_s
+    if p.l > 0 and payload is not None:
+        cell.fronthaul_bits += float(payload.draft_bits(p.members, p.l, vocab) + payload.verdict_bits_total(p.members))
+    return v
+
+
+@dataclass(frozen=True, eq=False)
+class MultiCellRun:
+    """Per-cell online runs (:class:`specedge.online.engine.OnlineRun`) and the shared verifiers' busy times."""
+
+    topology: object
+    cells: tuple
+    scenarios: tuple
+    runs: tuple
+    fronthaul_bits: tuple
+    verifier_policy: str
+    #: per MBS, every verification job as (cell, ready_s, start_s, end_s) when ``record=True``, else empty
+    verify_log: tuple = ()
+
+
+def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy="fcfs", seed: int = 0,
+             scenarios=None, record: bool = False) -> MultiCellRun:
+    """Serve one workload per cell (``workloads[c]``) with every cell's verification on its MBS.
+
+    ``policy``: the online policy of every cell (name or instance); ``verifier_policy``: the MBSs' scheduling
+    rule (:mod:`specedge.multicell.scheduling`). ``scenarios``: the cells' scenarios (default
+    ``topology.cell_scenario(c, seed=seed, tasks=1)``).
+    """
+    config = config or online_engine.OnlineConfig()
+    if config.mode == "sd-serial":
+        raise InputError("several cells sharing a verifier support modes sd-pipeline and ad, not sd-serial")
+    if len(workloads) != topology.num_cells:
+        raise InputError(f"{len(workloads)} workloads for {topology.num_cells} cells")
+    scs = scenarios or tuple(topology.cell_scenario(c, seed=seed, tasks=1) for c in range(topology.num_cells))
+    vpol = get_verifier_policy(verifier_policy)
+    cells = []
+    for c, (sc, w) in enumerate(zip(scs, workloads)):
+        st = online_engine.prepare(sc, w, policy, config, seed=seed + c * _SEED_CELL)
+        f = 0.0 if st.mode == "ad" else float(sc.params.fronthaul_delay_s)
+        cells.append(CellState(c, topology.cells[c].mbs, sc, st, f))
+    logs = []
+    for mbs in range(len(topology.mbs)):
+        log = [] if record else None
+        logs.append(log if log is not None else [])
+        group = [c for c in cells if c.mbs == mbs]
+        mbs_free = 0.0
+        last = -1
+        while True:
+            for c in group:
+                if c.pending is None and not c.done:
+                    c.pending = _peek(c)
+                    if c.pending is None:
+                        c.done = True
+            waiting = [c for c in group if c.pending is not None]
+            if not waiting:
+                break
+            if len(waiting) == 1:
+                pick = waiting[0]
+            else:
+                busy_other = [int(np.count_nonzero(c.state.args[11])) - 1 for c in waiting]
+                q = VerifyQueue.of([c.index for c in waiting], [c.pending.ready_s for c in waiting],
+                                   [c.pending.verify_s for c in waiting],
+                                   [c.pending.ready_s + max(b, 0) * c.pending.draft_s
+                                    for c, b in zip(waiting, busy_other)],
+                                   now_s=mbs_free, last_cell=last, num_cells=topology.num_cells)
+                pick = waiting[int(vpol.choose(q))]
+            mbs_free = _resolve(pick, pick.pending, mbs_free, topology.payload, pick.scenario.target.vocab_size,
+                                log)
+            last = pick.index
+            pick.pending = None
+    runs = []
+    for c in cells:
+        st = c.state
+        st.st_f[2] = c.sbs_busy_s
+        st.st_f[3] = c.mbs_busy_s
+        runs.append(online_engine.result(st))
+    return MultiCellRun(topology, tuple(range(len(cells))), tuple(scs), tuple(runs),
+                        tuple(c.fronthaul_bits for c in cells), getattr(vpol, "policy_name", str(vpol)),
+                        tuple(np.array(lg, dtype=np.float64).reshape(-1, 4) for lg in logs))
+
+
+def energy(run: MultiCellRun) -> dict:
+    """Energy of a multi-cell run over its window (first arrival to last completion): see the module docstring."""
+    start = min(float(r.workload.arrival_s.min()) for r in run.runs)
+    end = max(float(r.completion_s.max()) for r in run.runs)
+    window = end - start
+    total = 0.0
+    parts: dict = {}
+    topo = run.topology
+    for mbs in range(len(topo.mbs)):
+        members = [i for i in run.cells if topo.cells[i].mbs == mbs]
+        if not members:
+            continue
+        power = NodePower.from_card(run.scenarios[members[0]].verify_device)
+        busy = sum(run.runs[i].mbs_busy_s for i in members)
+        parts[f"mbs_{topo.mbs[mbs].name}_j"] = float(power.energy_j(window, min(busy, window)))
+    for i in run.cells:
+        sc, r = run.scenarios[i], run.runs[i]
+        if topo.drafting == "sbs":
+            power = NodePower.from_card(sc.draft_device)
+            parts[f"sbs_{topo.cells[i].name}_j"] = float(power.energy_j(window, min(r.sbs_busy_s, window)))
+        else:
+            power = NodePower.from_card(sc.draft_device)
+            parts[f"devices_{topo.cells[i].name}_j"] = (power.busy_w - power.idle_w) * r.sbs_busy_s
+        parts[f"transmit_{topo.cells[i].name}_j"] = float(
+            transmit_energy_j(sc.params.tx_power_w, r.upload_end_s - r.workload.arrival_s).sum())
+    parts["fronthaul_j"] = float(fronthaul_energy_j(sum(run.fronthaul_bits), topo.fronthaul_j_per_bit))
+    total = float(sum(parts.values()))
+    tokens = float(sum(r.workload.output_tokens.sum() for r in run.runs))
+    requests = sum(r.workload.num_requests for r in run.runs)
+    return {"energy_j": total, "energy_j_per_token": total / tokens, "energy_j_per_request": total / requests,
+            "energy_window_s": window, "energy_parts_j": parts}
+
+
+def merged_run(run: MultiCellRun) -> online_engine.OnlineRun:
+    """All cells' requests as one :class:`OnlineRun` (sorted by arrival) for the online metrics: SBS busy time is
+    the mean over cells (so ``sbs_utilisation`` is the mean cell's) and MBS busy time the mean over MBSs [A]."""
+    from specedge.online.workload import Workload
+
+    runs = run.runs
+    arrival = np.concatenate([r.workload.arrival_s for r in runs])
+    order = np.argsort(arrival, kind="stable")
+    cat = lambda f: np.concatenate([getattr(r, f) for r in runs])[order]  # noqa: E731
+    wcat = lambda f: np.concatenate([getattr(r.workload, f) for r in runs])[order]  # noqa: E731
+    w = Workload(arrival[order], wcat("input_tokens"), wcat("output_tokens"), wcat("distance_m"),
+                 name=f"{len(runs)} cells: {runs[0].workload.name}")
+    hist_len = max(r.l_histogram.size for r in runs)
+    hist = np.zeros(hist_len, np.int64)
+    for r in runs:
+        hist[: r.l_histogram.size] += r.l_histogram
+    return online_engine.OnlineRun(
+        workload=w, config=runs[0].config, policy=runs[0].policy, upload_end_s=cat("upload_end_s"),
+        start_s=cat("start_s"), first_token_s=cat("first_token_s"), completion_s=cat("completion_s"),
+        rounds=cat("rounds"), slot=cat("slot"), sbs_busy_s=float(np.mean([r.sbs_busy_s for r in runs])),
+        mbs_busy_s=float(sum(r.mbs_busy_s for r in runs) / len(run.topology.mbs)),
+        jobs=int(sum(r.jobs for r in runs)), member_rounds=int(sum(r.member_rounds for r in runs)),
+        l_histogram=hist)
+
+
+def summary(run: MultiCellRun) -> dict:
+    """The online JSON of all cells together, plus ``cells`` (per-cell metrics) and the energy figures."""
+    from specedge.online.metrics import summarize
+
+    out = summarize(merged_run(run))
+    cells = []
+    for i, r in enumerate(run.runs):
+        s = summarize(r)
+        spec = run.topology.cells[i]
+        cells.append({"cell": spec.name, "sbs_device": spec.sbs_device, "draft_model": spec.draft_model,
+                      "requests": s["requests"], "goodput_rps": s["goodput_rps"], "e2e_p99_s": s["e2e_p99_s"],
+                      "ttft_p99_s": s["ttft_p99_s"], "tpot_p50_s": s["tpot_p50_s"],
+                      "throughput_tokens_per_s": s["throughput_tokens_per_s"],
+                      "slo_attainment": s["slo_attainment"], "sbs_utilisation": s["sbs_utilisation"]})
+    e = energy(run)
+    out.update({"num_cells": len(run.runs), "verifier_policy": run.verifier_policy, "cells": cells,
+                "energy_j_per_token": e["energy_j_per_token"], "energy_j_per_request": e["energy_j_per_request"],
+                "energy_j": e["energy_j"], "energy_parts_j": e["energy_parts_j"]})
+    return out
+
+
+def workloads(topology, *, arrivals: str = "poisson", rate_rps: float = 1.0, num_requests: int = 100,
+              cv: float = 1.0, seed: int = 0, scenarios=None) -> tuple:
+    """One synthetic workload per cell, each at ``rate_rps`` with ``num_requests`` requests [A: rate and count per
+    cell], users placed in the cell's own disk; cell c draws from seed + c * 0x13C0 (cell 0: ``seed``)."""
+    from specedge.online import workload as wl
+
+    scs = scenarios or tuple(topology.cell_scenario(c, seed=seed, tasks=1) for c in range(topology.num_cells))
+    return tuple(wl.synthetic(sc.params, arrivals=arrivals, rate_rps=rate_rps, num_requests=num_requests, cv=cv,
+                              seed=seed + c * _SEED_CELL) for c, sc in enumerate(scs))
