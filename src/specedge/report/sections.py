@@ -359,7 +359,7 @@ def headline(ctx: Context) -> None:
 
 def fidelity(ctx: Context) -> None:
     """Section 6: how well replay predicted the real two-node runs stored in the trace store."""
-    from specedge.fidelity.report import compare_runs, fidelity_figure, fidelity_points, fidelity_table
+    from specedge.fidelity.report import write_fidelity_section
     from specedge.traces.store import open_store
 
     sec = ctx.report.section(
@@ -374,11 +374,5 @@ def fidelity(ctx: Context) -> None:
     if not runs:
         sec.note("The trace store holds no real run. Record one with `specedge serve-real` (see the README).")
         return
-    stage = ctx.stages.stage("6. fidelity", 1)
-    results = compare_runs(runs, store=ctx.store)
-    if stage:
-        stage(1, 1)
-    sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
-    sec.figure("fidelity", (fidelity_figure(results=results), fidelity_points(results)),
-               title="Predicted vs measured task latency",
-               caption="One panel per compute predictor; the grey band is ±10%.")
+    # quiet-machine protocol, headline over quiet runs, repeats and noise floor, rank fidelity (issue 10)
+    write_fidelity_section(sec, ctx.store, ctx.stages.stage("6. fidelity", 1))
