@@ -19,7 +19,7 @@ from specedge.traces.store import open_store
 CASES = {
     "specbench": ["specbench.jsonl", "specbench_recycling.jsonl"],
     "vllm": ["vllm_metrics.prom", "vllm_v0_metrics.prom", "vllm_server.log", "vllm_bench_serve.txt",
-             "vllm_bench_serve.json", "vllm_offline_spec_decode.txt", "vllm_requests.jsonl"],
+             "vllm_bench_serve.json", "vllm_offline_spec_decode.txt", "vllm_requests.jsonl", "vllm_per_request.jsonl"],
     "sglang": ["sglang.jsonl", "sglang_totals.jsonl", "sglang_v04.jsonl"],
     "llamacpp": ["llamacpp.txt", "llamacpp_simple.txt", "llamacpp_server.jsonl", "llamacpp_server.log"],
 }

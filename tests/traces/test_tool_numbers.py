@@ -236,3 +236,39 @@ def test_option_misuse_is_one_line_exit_2(tmp_path, capsys, args, fragment):
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert (fragment or "0 drafts") in err
     assert not (tmp_path / "s" / "x").exists()
+
+
+def test_vllm_per_request_detailed_metrics_are_a_per_round_trace(show, tmp_path, capsys):
+    lines = [json.loads(x) for x in (SAMPLES / "vllm_per_request.jsonl").read_text().splitlines()]
+    specs = [r["metrics"]["speculative_decoding"] for r in lines if r["metrics"]["speculative_decoding"]]
+    r = sum(s["num_spec_steps"] for s in specs)
+    a = sum(s["num_accepted_draft_tokens"] for s in specs)
+    d = sum(s["num_draft_tokens"] for s in specs)
+    shown = show("vllm", "vllm_per_request.jsonl")
+    _check(shown, r, a, d)
+    assert shown["kind"] == "acceptance" and shown["requests"] == len(specs)
+    from specedge.traces.ingest import parse
+
+    table = parse("vllm", SAMPLES / "vllm_per_request.jsonl").table.to_pandas()
+    for line in lines:
+        spec = line["metrics"]["speculative_decoding"]
+        if spec:
+            rows = table[table["request_id"] == line["id"]].sort_values("round")
+            assert rows["accepted"].tolist() == spec["per_step_accepted"]
+            assert rows["drafted"].tolist() == spec["per_step_drafted"]
+    # summary level (no per-step arrays): the summed histograms, same numbers
+    for line in lines:
+        if line["metrics"]["speculative_decoding"]:
+            for key in ("per_step_accepted", "per_step_drafted"):
+                del line["metrics"]["speculative_decoding"][key]
+    summary = tmp_path / "summary.jsonl"
+    summary.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    capsys.readouterr()
+    assert main(["ingest", "vllm", str(summary), "--dataset", "s", "--store", str(tmp_path / "s2")]) == 0
+    capsys.readouterr()
+    assert main(["traces", "show", "s", "--json", "--store", str(tmp_path / "s2")]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["kind"] == "aggregate"
+    _check(shown, r, a, d)
+    assert [h["count"] for h in shown["histogram"]] == [sum(s["acceptance_histogram"][j] for s in specs)
+                                                       for j in range(4)]

@@ -134,6 +134,21 @@ def main() -> None:
     vllm_bench(HERE / "vllm_bench_serve.txt", HERE / "vllm_bench_serve.json", 6393, 19179, 14090, [5333, 4661, 4096])
     vllm_offline(HERE / "vllm_offline_spec_decode.txt", 3127, 9381, 6205)
 
+    # vLLM per-request metrics (--per-request-spec-decode-metrics detailed / summary), from the docs' example shape.
+    steps = [([0, 1, 3, 0, 2, 1], [3, 3, 3, 2, 3, 3]), ([2, 0, 0, 3], [3, 3, 1, 3])]
+    resp = []
+    for n, (acc, dr) in enumerate(steps):
+        spec = {"mean_acceptance_length": 1 + sum(acc) / len(acc), "draft_acceptance_rate": sum(acc) / sum(dr),
+                "acceptance_histogram": [acc.count(j) for j in range(4)], "num_spec_steps": len(acc),
+                "num_accepted_draft_tokens": sum(acc), "num_draft_tokens": sum(dr), "num_spec_tokens": 3,
+                "per_step_accepted": acc, "per_step_drafted": dr}
+        resp.append({"id": f"cmpl-{n}", "object": "text_completion", "model": MODEL, "choices": [],
+                     "usage": {"prompt_tokens": 20, "completion_tokens": len(acc) + sum(acc) + 1},
+                     "metrics": {"speculative_decoding": spec}})
+    resp.append({"id": "cmpl-n2", "object": "text_completion", "model": MODEL, "choices": [],
+                 "metrics": {"speculative_decoding": None}})
+    (HERE / "vllm_per_request.jsonl").write_text("".join(json.dumps(r) + "\n" for r in resp))
+
     # SGLang: newest layout (spec_num_* + aliases + histogram), one request that finished at the prompt pass.
     k = 3  # speculative_num_draft_tokens - 1
     rows = []

@@ -13,6 +13,8 @@
 - ``vllm bench serve --save-result`` JSON (``spec_decode_num_drafts``, ``…_draft_tokens``,
   ``…_accepted_tokens``, ``…_acceptance_rate`` in percent, ``…_acceptance_length``,
   ``…_per_position_acceptance_rates`` as fractions of the drafts).
+- Responses with per-request ``metrics.speculative_decoding`` (``--per-request-spec-decode-metrics``;
+  :mod:`specedge.traces.ingest.vllm_requests`): per-round ``acceptance`` rows with ``detailed``.
 - JSON records of v1 ``SpecDecodingStats`` (``num_spec_tokens``, ``num_drafts``, ``num_draft_tokens``,
   ``num_accepted_tokens``, ``num_accepted_tokens_per_pos``), e.g. dumped by a custom stat logger; also
   accepted: an ``acceptance_histogram`` list. Records are summed.
@@ -161,8 +163,12 @@ def histogram(path: Path, where: str, fields: dict[str, Any], drafted: int | Non
 
 # ------------------------------------------------------------------------------------------ JSON
 def _parse_json(path: Path, drafted: int | None) -> Raw:
+    from specedge.traces.ingest import vllm_requests
+
     records = list(iter_json_records(path, WHAT_JSON))
     first = records[0][1]
+    if vllm_requests.is_layout(first):
+        return vllm_requests.parse(path, records)
     if isinstance(first, dict) and any(k.startswith("spec_decode_") for k in first):
         if len(records) != 1:
             raise TraceValidationError(f"{path}: {records[1][0]}: a `vllm bench serve` result file holds one JSON "
