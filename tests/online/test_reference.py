@@ -11,7 +11,7 @@ from specedge.online.policies import FCFS, ADContinuous, SizeAgeThreshold
 from specedge.online.uplink import upload_end_s, work_s
 
 
-def _run_both(sc, w, policy, cfg, l, g=None, min_group=1, max_wait_s=0.0):
+def _run_both(sc, w, policy, cfg, l, g=None, min_group=1, max_wait_s=0.0, ref_mode=None):
     run = simulate(sc, w, policy, cfg, feed=None if g is None else MatrixFeed(g))
     payload = w.input_tokens * sc.params.bits_per_token
     eta = network.spectral_efficiency(w.distance_m, sc.params)
@@ -20,7 +20,7 @@ def _run_both(sc, w, policy, cfg, l, g=None, min_group=1, max_wait_s=0.0):
     order = np.argsort(run.upload_end_s, kind="stable")
     out = ref.simulate(sc, w.arrival_s[order].tolist(), w.input_tokens[order].tolist(),
                        w.output_tokens[order].tolist(), run.upload_end_s[order].tolist(), num_slots=cfg.num_slots,
-                       max_batch=cfg.max_batch_size, l=l, mode=cfg.mode if cfg.mode != "ad" else "sd-pipeline",
+                       max_batch=cfg.max_batch_size, l=l, mode=ref_mode or cfg.mode,
                        g=None if g is None else g[order].tolist(), min_group=min_group, max_wait_s=max_wait_s,
                        mem=_memory(sc).tolist())
     out = np.asarray(out)
@@ -51,7 +51,8 @@ def test_sampled_draws_and_threshold_match_reference(paper_sc):
 
 def test_ad_matches_reference(paper_sc):
     w = synthetic(paper_sc.params, rate_rps=0.5, num_requests=40, seed=4)
-    _run_both(paper_sc, w, ADContinuous(), OnlineConfig(num_slots=2, max_batch_size=8), l=0)
+    _run_both(paper_sc, w, ADContinuous(num_slots=2), OnlineConfig(num_slots=2, max_batch_size=8), l=0,
+              ref_mode="sd-serial")
 
 
 def test_memory_limit_matches_reference(paper_sc):

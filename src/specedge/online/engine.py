@@ -37,7 +37,7 @@ MODES = ("sd-pipeline", "sd-serial", "ad")
 class OnlineConfig:
     """Every modelling choice of the online engine that is not in the scenario. All [A]."""
 
-    num_slots: int = 4  #: concurrent batches on the SBS, visited round-robin (the static case: the plan's batches)
+    num_slots: int = 2  #: batches in flight, visited round-robin: two keep both stages busy (static case: the plan's)
     max_batch_size: int = 32  #: members of one batch (continuous batching fills up to this and the SBS memory)
     uplink_rule: str = "equal-share"  #: :data:`specedge.online.uplink.UPLINK_RULES`
     mode: str = "sd-pipeline"  #: sd-pipeline, sd-serial (no overlap of drafting and verification) or ad
@@ -232,7 +232,8 @@ def prepare(sc, workload: Workload, policy, config: OnlineConfig | None = None, 
     plan = [i64(comp.plan_start if comp.plan_start is not None else z), i64(comp.plan_size if comp.plan_size is
             not None else z), f64(comp.plan_ready if comp.plan_ready is not None else z),
             i64(comp.plan_l if comp.plan_l is not None else z)]
-    mode_code = {"sd-pipeline": 0, "sd-serial": 1, "ad": 0}[mode]
+    # AD has no drafting stage: its rounds start when the MBS is free, which is the serial recursion with t_d = 0
+    mode_code = {"sd-pipeline": 0, "sd-serial": 1, "ad": 1}[mode]
     f_delay = 0.0 if mode == "ad" else float(p.fronthaul_delay_s)
     args = (q_up, q_in, q_out, out["start"], out["first"], out["done"], rounds, slot_of,
             stage_g, pool_g, pool_free, s_n, s_req, s_row, s_pad, s_omax, s_vend, s_started,

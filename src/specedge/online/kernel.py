@@ -9,7 +9,8 @@ admission ``adm[0]``: 0 FCFS, 1 size/age threshold (adm_f[0] = min group, adm_f[
 once, at plan_ready[m]);
 speculation ``lrule[0]``: 0 fixed l = lrule[1] (plan: per-slot plan_l), 1 goodput-driven (argmax over l = 1..lmax of
 b L(l, alpha) / (t_draft + t_verify)), 2 off above load (l = lrule[1] while requests in system <= lrule_f[0],
-else AD rounds), 3 SD/AD switch (l = lrule[1] or AD, whichever has the larger predicted goodput), 4 plan.
+else AD rounds), 3 SD/AD switch (l = lrule[1] or AD, whichever has the larger predicted goodput b L / max(t_draft, t_verify)
+when the stages overlap, b / t_verify for AD), 4 plan.
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ def _stage_times(tb, bj, ij, bc, ctx, l, f_l):
 
 
 @njit(cache=True)
-def _choose_l(lrule, lrule_f, plan_l, m, tb, bj, ij, bc, ctx, ltab, in_system):
+def _choose_l(lrule, lrule_f, plan_l, m, tb, bj, ij, bc, ctx, ltab, in_system, pipelined):
     kind = lrule[0]
     if kind == 0:
         return lrule[1]
@@ -87,10 +88,11 @@ def _choose_l(lrule, lrule_f, plan_l, m, tb, bj, ij, bc, ctx, ltab, in_system):
                 best_g = g
                 best = l
         return best
-    # kind 3: SD at lrule[1] vs AD
+    # kind 3: SD at lrule[1] vs AD, each judged by its bottleneck stage when the stages overlap (pipelined)
     l = lrule[1]
     td, tv = _stage_times(tb, bj, ij, bc, ctx, l, 0.0)
-    g_sd = b * ltab[l] / (td + tv)
+    cost = max(td, tv) if pipelined else td + tv
+    g_sd = b * ltab[l] / cost
     td0, tv0 = _stage_times(tb, bj, ij, bc, ctx, 0, 0.0)
     g_ad = b * 1.0 / (td0 + tv0)
     return l if g_sd >= g_ad else 0
@@ -246,7 +248,7 @@ def run(up_end, inp, out,  # requests in queue order
                 cmax = m_comm[m, i]
         ctx = s_pad[m] + cmax
         in_system = head - completed + _count_uploaded(up_end, head, t)
-        l = _choose_l(lrule, lrule_f, plan_l, m, tb, n_join, ij, n, ctx, ltab, in_system)
+        l = _choose_l(lrule, lrule_f, plan_l, m, tb, n_join, ij, n, ctx, ltab, in_system, mode != 1)
         td, tv = _stage_times(tb, n_join, ij, n, ctx, l, 0.0)
         f_l = f_delay if l > 0 else 0.0
         # two-stage recursion (mode 0 pipelined, 1 serial; AD rounds have no drafting job)

@@ -22,7 +22,8 @@ L(l, alpha) expected tokens per member per round [P] (alpha: the source's summar
 - goodput-driven (SmartSpec-like [A]): l* = argmax_{l in 1..l_max} b L(l, alpha) / (t_d(l) + t_v(l));
 - off above load: l while requests in the system (running + uploaded and waiting) <= ``load_threshold``, else
   AD rounds (l = 0: no drafting, one target pass, one token);
-- SD/AD switch: l or AD, whichever has the larger predicted goodput b L / (t_d + t_v) (AD: b / t_v).
+- SD/AD switch: l or AD, whichever has the larger predicted goodput b L / max(t_d, t_v) (pipelined: the slower
+  stage bounds the rate; serial: t_d + t_v) against AD's b / t_v.
 """
 
 from __future__ import annotations
@@ -94,10 +95,14 @@ class FCFS:
 @register_online_policy("ad")
 @dataclass(frozen=True)
 class ADContinuous:
-    """FCFS continuous batching without speculation (the target alone, one token per round)."""
+    """FCFS continuous batching without speculation (the target alone, one token per round), in one batch: with no
+    drafting stage there is no pipeline to keep busy, and a second batch would only split the verifier's passes
+    [A] (``num_slots`` sets more)."""
+
+    num_slots: int = 1
 
     def compile(self, sc, workload, config) -> Compiled:
-        return Compiled(adm=(0,), lrule=(0, 0, config.max_speculation_length), mode="ad")
+        return Compiled(adm=(0,), lrule=(0, 0, config.max_speculation_length), mode="ad", num_slots=self.num_slots)
 
 
 @register_online_policy("threshold")
@@ -142,7 +147,7 @@ class OffAboveLoad:
     """FCFS admission; fixed l while the load is at most load_threshold requests, else AD rounds."""
 
     speculation_length: int = 4
-    load_threshold: int = 64
+    load_threshold: int = 16
 
     def compile(self, sc, workload, config) -> Compiled:
         return Compiled(adm=(0,), lrule=(2, _l(config, self.speculation_length), config.max_speculation_length),

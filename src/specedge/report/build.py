@@ -164,6 +164,9 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
         from specedge.report import acceptance_models  # section 7: the acceptance-model ladder (issue 16)
 
         acceptance_models.section(ctx)
+        from specedge.report import online_section  # section 8: online serving (issue 12)
+
+        online_section.section(ctx)
     elapsed = time.perf_counter() - started
     cell_cpu_s = sum(_CELL_CPU_S)
     own_cpu_s = time.process_time() - cpu_started
