@@ -20,7 +20,8 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 def vllm_prom(path: Path, engines: dict[str, dict]) -> None:
     """vllm/v1/spec_decode/metrics.py SpecDecodingProm via prometheus_client text exposition."""
     out = []
-    for name, doc in (("num_drafts", "Number of spec decoding drafts."), ("num_draft_tokens", "Number of draft tokens."),
+    for name, doc in (("num_drafts", "Number of spec decoding drafts."),
+                      ("num_draft_tokens", "Number of draft tokens."),
                       ("num_accepted_tokens", "Number of accepted tokens.")):
         out += [f"# HELP vllm:spec_decode_{name}_total {doc}", f"# TYPE vllm:spec_decode_{name}_total counter"]
         for eng, c in engines.items():
@@ -194,7 +195,8 @@ def main() -> None:
     log = []
     for task, (a, g) in enumerate(((31, 48), (22, 40))):
         log.append(f"slot print_timing: id  0 | task {task} | ")
-        log.append(f"prompt eval time =      31.20 ms /    25 tokens (    1.25 ms per token,   801.28 tokens per second)")
+        log.append("prompt eval time =      31.20 ms /    25 tokens (    1.25 ms per token,   801.28 tokens "
+                   "per second)")
         log.append("draft acceptance rate = {:0.5f} ({:5d} accepted / {:5d} generated)".format(
             float(np.float32(a) / np.float32(g)), a, g))
     (HERE / "llamacpp_server.log").write_text("\n".join(log) + "\n")

@@ -232,8 +232,8 @@ def _parse_bench_json(path: Path, doc: dict[str, Any], drafted: int | None) -> R
             raise TraceValidationError(f"{path}: {where}, field '{name}': {rate!r}; expected a fraction in 0..1")
         count = rate * r  # vLLM wrote delta_pos / delta_drafts: the count comes back up to float rounding
         if abs(count - round(count)) > 1e-6 * max(1.0, count):
-            raise TraceValidationError(f"{path}: {where}, field '{name}': {rate!r} × {r} drafts = {count}, not a whole "
-                                       "number of drafts")
+            raise TraceValidationError(f"{path}: {where}, field '{name}': {rate!r} × {r} drafts = {count}, not a "
+                                       "whole number of drafts")
         per_pos.append(int(round(count)))
     extra = {"vllm_layout": "bench-serve-json"}
     for key in ("model_id", "backend", "date"):
