@@ -59,6 +59,9 @@ def online_cmd(
     store: Optional[Path] = typer.Option(None, "--store", help="Trace store (default: $SPECEDGE_STORE or traces/)."),
     json_: bool = typer.Option(False, "--json", help="Print one JSON object."),
     list_: bool = typer.Option(False, "--list", help="List the online policies, then exit."),
+    cells: Optional[int] = typer.Option(None, "--cells", help="Cells sharing the verifier (a multi-cell preset)."),
+    verifier_policy: str = typer.Option("fcfs", "--verifier-policy",
+                                        help="Order of the cells' jobs at a shared MBS (multi-cell presets)."),
 ) -> None:
     """Serve a workload of requests arriving over time; print latency percentiles, SLO attainment, goodput."""
     from specedge.errors import InputError
@@ -71,6 +74,18 @@ def online_cmd(
         for name in available_online_policies():
             typer.echo(name)
         typer.echo("plan:<static policy>")
+        return
+    from specedge.multicell.cli import is_topology
+
+    if cells is not None or is_topology(preset):  # several cells sharing a verifier (specedge.multicell)
+        from specedge.multicell.cli import dumps, echo_summary, online_multicell
+
+        out = online_multicell(preset=preset, cells=cells, verifier_policy=verifier_policy, arrivals=arrivals,
+                               rate=rate, requests=requests, cv=cv, policy=get_online_policy(policy, **_kv(
+                                   param, "--param")), config=OnlineConfig().replace(**_kv(config, "--config")),
+                               overrides=_kv(set_, "--set"), seed=seed, acceptance=acceptance, alpha=alpha,
+                               store=str(store) if store else None)
+        typer.echo(dumps(out)) if json_ else echo_summary(out, typer.echo)
         return
     from specedge.scenario import Scenario
 
