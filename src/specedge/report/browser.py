@@ -158,7 +158,7 @@ class _Pipe:
 
 
 def check_page(
-    html: Path,
+    html: Path | str,
     *,
     screenshot: Path | None = None,
     chromium: str | None = None,
@@ -167,15 +167,18 @@ def check_page(
     timeout_s: float = 60.0,
     full_page: bool = True,
 ) -> PageCheck:
-    """Open ``html`` in headless Chromium; return what went wrong (if anything) and save a screenshot (of the
+    """Open ``html`` (a file, or an ``http://`` URL) in headless Chromium; return what went wrong (if anything) and save a screenshot (of the
     whole page when ``full_page``, up to :data:`MAX_SCREENSHOT_HEIGHT_PX`)."""
     exe = chromium or find_chromium()
     if exe is None:
         raise BrowserError("no Chromium found (install Debian's `chromium` package)")
-    html = Path(html).resolve()
-    if not html.is_file():
-        raise BrowserError(f"{html}: no such file")
-    url = html.as_uri()
+    if isinstance(html, str) and html.startswith(("http://", "https://")):
+        url = html  # a page served over HTTP (e.g. asv's, which reads its data with XMLHttpRequest)
+    else:
+        html = Path(html).resolve()
+        if not html.is_file():
+            raise BrowserError(f"{html}: no such file")
+        url = html.as_uri()
     with tempfile.TemporaryDirectory(prefix="specedge-chromium-") as profile:
         # Our end writes to to_chrome_w (Chromium reads fd 3) and reads from from_chrome_r (Chromium writes fd 4).
         to_chrome_r, to_chrome_w = os.pipe()
