@@ -1,4 +1,4 @@
-"""The paper's qualitative comparisons (model.md section 7), recomputed by specedge, as DataFrames.
+"""The paper's qualitative comparisons (docs/model.md section 7), recomputed by specedge, as DataFrames.
 
 Each function plans the scenario that the paper's claim names with the policies it compares, replays the plans,
 and returns one row per claim:
@@ -192,11 +192,29 @@ def sd_vs_ad(*, preset: str = "paper", alphas: Sequence[float] = (0.5, 0.6, 0.7,
     return pd.DataFrame(rows, columns=COLUMNS + ["changes"])
 
 
-def paper_comparisons(*, preset: str = "paper", seed: int = 0) -> pd.DataFrame:
-    """Every claim of model.md section 7 (see the module docstring)."""
+def paper_comparisons(*, preset: str = "paper", seed: int = 0, audit: bool = True) -> pd.DataFrame:
+    """Every claim of docs/model.md section 7 (see the module docstring).
+
+    With ``audit`` each row also says ``basis``: "fitted" when the preset's ``[calibrated]`` table records a
+    parameter solved to match this claim (``tuned`` names them), else "predicted"; and ``depends_on``: the [A]
+    parameters whose x0.5 or x2 moves the number by >= 1 point (:mod:`specedge.claims.sensitivity`; ~25 extra
+    evaluations of the claims, memoised).
+    """
     parts = [bandwidth_gains(preset=preset, seed=seed), batching_gains(preset=preset, seed=seed),
              pipeline_gains(preset=preset, seed=seed), sd_vs_ad(preset=preset, seed=seed)]
-    return pd.concat(parts, ignore_index=True)
+    table = pd.concat(parts, ignore_index=True)
+    if not audit:
+        return table
+    from specedge.claims.evaluate import basis
+    from specedge.claims.sensitivity import depends_on, sensitivities
+
+    labels = basis(preset)
+    deps = depends_on(sensitivities(preset, seed=seed, directions=True))
+    key = table["claim"]
+    table["basis"] = [labels.get(c, ("predicted", []))[0] for c in key]
+    table["tuned"] = [labels.get(c, ("predicted", []))[1] for c in key]
+    table["depends_on"] = [deps.get(c, []) for c in key]
+    return table
 
 
 # ------------------------------------------------------------------------------------------------ optimizers

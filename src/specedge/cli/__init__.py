@@ -34,6 +34,7 @@ def _register() -> None:
     from specedge.cli import report as _report  # noqa: F401
     from specedge.cli import serve as _serve  # noqa: F401
     from specedge.cli import optimize as _optimize  # noqa: F401
+    from specedge.cli import claims as _claims  # noqa: F401
     from specedge.cli import online as _online  # noqa: F401
 
 

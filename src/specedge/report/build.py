@@ -155,6 +155,10 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
             sections.sweeps(ctx, results)
         if cfg.headline.get("enabled", True):
             sections.headline(ctx)
+            if cfg.headline.get("claims", True):
+                from specedge.report.claims_section import claims as claims_section
+
+                claims_section(ctx)
         if cfg.traces.get("enabled", True):
             sections.traces(ctx)
         if cfg.optimizer.get("enabled", True):

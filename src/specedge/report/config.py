@@ -25,6 +25,7 @@
     enabled = true
     preset = "paper"
     seed = 0
+    claims = true                   # and after it the claims audit (specedge.report.claims_section)
     [traces]                        # section 4
     enabled = true
     [optimizer]                     # section 5: optimality gap on small instances + asv results
@@ -54,7 +55,7 @@ TOP_LEVEL = ("base", "report", "comparison", "sweeps", "headline", "traces", "op
 REPORT_FIELDS = ("title", "workers")
 SWEEP_EXTRA = ("title", "x", "x_scale", "x_label", "metric", "caption", "enabled")
 SECTION_FIELDS = {
-    "headline": ("enabled", "preset", "seed"),
+    "headline": ("enabled", "preset", "seed", "claims"),
     "traces": ("enabled", "max_datasets"),
     "optimizer": ("enabled", "tasks", "instances", "policies", "seed"),
     "fidelity": ("enabled",),
@@ -183,6 +184,8 @@ def parse_config(data: Mapping[str, Any], *, source: str, name: str = "report") 
         raise GridError(f"{source} [headline]: field 'preset' must be a preset name")
     if "seed" in head and (not isinstance(head["seed"], int) or isinstance(head["seed"], bool) or head["seed"] < 0):
         raise GridError(f"{source} [headline]: field 'seed' must be a non-negative integer")
+    if not isinstance(head.get("claims", True), bool):
+        raise GridError(f"{source} [headline]: field 'claims' must be true or false")
     for key in ("tasks", "instances", "seed"):
         if key in opt and (not isinstance(opt[key], int) or isinstance(opt[key], bool) or opt[key] < 0):
             raise GridError(f"{source} [optimizer]: field {key!r} must be a non-negative integer")
