@@ -329,8 +329,10 @@ def optimizer(ctx: Context, comparison_cells: pd.DataFrame | None = None) -> Non
 def headline(ctx: Context) -> None:
     sec = ctx.report.section(
         "headline", "The paper's headline numbers",
-        "The comparisons the paper reports (model.md §7), each rerun by specedge on the scenario that matches the "
-        "paper's conditions, side by side, with a sentence for each difference.",
+        "The comparisons the paper reports (docs/model.md §7), each rerun by specedge on the scenario that matches "
+        "the paper's conditions, side by side, with a sentence for each difference. `basis` says whether a "
+        "parameter of the preset was solved to match the claim (`fitted`, an agreement by construction) or not "
+        "(`predicted`); the next section audits this.",
     )
     from specedge import experiments
 
@@ -353,8 +355,14 @@ def headline(ctx: Context) -> None:
                        f"({row.difference_pp:+.1f} points)")
         else:
             verdict = f"specedge {row.specedge_value:+.1f}% at the largest α"
-        sec.text(f"**{row.claim}** — {verdict}. " + ("Agrees with the paper." if row.agrees
-                                                      else str(row.explanation)))
+        if row.agrees and getattr(row, "basis", "predicted") == "fitted":
+            said = (f"Agrees with the paper, but FITTED: {', '.join(row.tuned)} was solved to match this claim, so "
+                    "the agreement is by construction, not a prediction.")
+        elif row.agrees:
+            said = "Agrees with the paper (predicted: no parameter was tuned on it)."
+        else:
+            said = str(row.explanation)
+        sec.text(f"**{row.claim}** — {verdict}. " + said)
 
 
 def fidelity(ctx: Context) -> None:
