@@ -5,7 +5,7 @@ task table, the parameters, the draft card, alpha) and prices each forward pass 
 predictors (``sc.draft_compute.latency_s`` / ``sc.verify_compute.latency_s``, the model's input, not what the
 optimizer computes). Everything the optimizer derives from those -- the task order, L, N, the contexts, the pass
 list of every round, D_m, V_m, the surrogate c_m, the SBS memory check and the recurrence -- is re-derived here
-from model.md sections 4-5 and the paper:
+from docs/model.md sections 4-5 and the paper:
 
     order      tasks sorted by input length, ties by output length, then index                       [P]
     L(l, a)    = (1 - a^(l+1)) / (1 - a)      (a = 1: l + 1)                                          [P]

@@ -1,6 +1,6 @@
 """Reference replay: the straightforward per-event pure-Python implementation of specedge's serving model.
 
-It follows model.md section 5 literally: draw each (task, round)'s acceptance one at a time, play every batch round
+It follows docs/model.md section 5 literally: draw each (task, round)'s acceptance one at a time, play every batch round
 by round with Python sets and dicts, price every forward pass with a scalar predictor call, then walk the
 round-robin job list with two machine clocks. It shares only the scenario (tasks, cards, predictors, acceptance
 source definitions) with :mod:`specedge.replay`, and follows the same canonical random-number order (trace

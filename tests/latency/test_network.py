@@ -1,4 +1,4 @@
-"""Uplink: hand-worked channel, and the allocation properties of model.md section 2."""
+"""Uplink: hand-worked channel, and the allocation properties of docs/model.md section 2."""
 
 from __future__ import annotations
 

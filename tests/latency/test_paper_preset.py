@@ -1,4 +1,4 @@
-"""The paper preset lands near the shares the paper's headline numbers imply (model.md section 7)."""
+"""The paper preset lands near the shares the paper's headline numbers imply (docs/model.md section 7)."""
 
 from __future__ import annotations
 

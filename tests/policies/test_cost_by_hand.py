@@ -2,7 +2,7 @@
 
 The case: two identical tasks (I = 10, O = 7), alpha = 0.5, l = 2, and toy compute predictors on a one-layer,
 width-one "model" with no FFN, so one pass of x new tokens on c cached ones costs F(x, c) = 4 x (2 + c + x) FLOPs
-(model.md section 4 with J = h = 1, h2 = 0) and T(b, x, c) = c1 b F(x, c) + c2:
+(docs/model.md section 4 with J = h = 1, h2 = 0) and T(b, x, c) = c1 b F(x, c) + c2:
 draft c1 = 1e-4 s/FLOP, c2 = 1e-3 s; verify c1 = 5e-5 s/FLOP, c2 = 1e-2 s.
 
 By hand:

@@ -13,7 +13,7 @@ Errors are fractions: per task |predicted − measured| / measured of the latenc
 included), summarised by the median and the 90th percentile, and |predicted − measured| / measured of the
 makespan. Diagnostics say where the error comes from: the pass-level error of each predictor on the run's own
 pass shapes, the share of each node's job time spent outside forward passes (sampling, bookkeeping, pickling),
-the pipe's one-way delay, and ``stage-times``: the recursion of model.md section 5 fed the *measured* job
+the pipe's one-way delay, and ``stage-times``: the recursion of docs/model.md section 5 fed the *measured* job
 durations, which isolates the recursion and IPC from compute prediction.
 
 Host overhead (:mod:`specedge.latency.host_overhead`): every compute predictor also carries each node's per-job

@@ -1,4 +1,4 @@
-"""FLOPs and bytes of one forward pass (model.md section 4).
+"""FLOPs and bytes of one forward pass (docs/model.md section 4).
 
 One pass of one sequence, ``x`` new tokens on top of ``c`` cached tokens, costs [P form, unified by us]::
 

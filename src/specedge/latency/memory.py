@@ -1,4 +1,4 @@
-"""SBS memory check (model.md section 4).
+"""SBS memory check (docs/model.md section 4).
 
 A batch fits the SBS when the draft's weights plus the KV cache of every member at the batch's padded length
 I_max + O_max fit in ``sbs_memory_bytes`` [P: per batch, outputs assumed to reach O_max]:

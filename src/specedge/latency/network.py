@@ -1,4 +1,4 @@
-"""Uplink: path loss, spectral efficiency, bandwidth allocation and upload times (model.md section 2).
+"""Uplink: path loss, spectral efficiency, bandwidth allocation and upload times (docs/model.md section 2).
 
 Rate of user k: r_k = b_k * eta_k with eta_k = log2(1 + p g_k / sigma^2) bit/s/Hz [P], path loss
 128.1 + 37.6 log10(d / km) dB [A], fixed noise power [A]. The communication term is the slowest upload

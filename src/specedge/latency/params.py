@@ -53,7 +53,7 @@ class ScenarioParams:
     bits_per_token: float = _p(
         "bit", "A",
         "uplink payload per prompt token, D_k = I_k * bits_per_token; calibrated so that the uniform upload is "
-        "the share of the latency that the paper's bandwidth gains imply (model.md section 7)")
+        "the share of the latency that the paper's bandwidth gains imply (docs/model.md section 7)")
     release: str = _p(
         "", "A",
         "when a batch may start: 'all-uploads' (after the slowest upload, so total = T_up + compute, the paper's "

@@ -1,4 +1,4 @@
-"""The two-stage serving recursion of model.md section 5, and its two baselines.
+"""The two-stage serving recursion of docs/model.md section 5, and its two baselines.
 
 Jobs are (round n, batch m) pairs served round-robin: (0, 1), (0, 2), ..., (0, M), (1, 1), ...; a batch that has
 finished drops out of later rounds [A]. With ready time r_m of batch m (its inputs have arrived), draft time

@@ -1,6 +1,6 @@
 """Stage times of one round of a batch: what the SBS and the MBS spend, vectorised over many rounds.
 
-The round structure [A, following model.md section 4], for a batch padded to input length I whose KV cache holds C
+The round structure [A, following docs/model.md section 4], for a batch padded to input length I whose KV cache holds C
 tokens at the start of the round (C = I + the most tokens any live member has committed), b live members and
 speculation length l:
 

@@ -10,7 +10,7 @@ When the MBS becomes free at time ``now_s`` it sees the jobs whose drafts have a
   waiting at one server when jobs are all present [textbook SPT rule]);
 - ``pipeline-aware``: smallest ``sbs_idle_at_s`` = the time the job's SBS runs out of drafting work if the job
   is not verified now. Verifying job j releases its batch's next drafting round on its SBS, so serving the cell
-  whose drafting stage goes idle first keeps every cell's SBS busy (the two-stage pipeline's rule, model.md
+  whose drafting stage goes idle first keeps every cell's SBS busy (the two-stage pipeline's rule, docs/model.md
   section 5, applied across cells) [A].
 
 A policy is any object with ``choose(queue) -> int``. Policies register by name (:func:`register_verifier_policy`),

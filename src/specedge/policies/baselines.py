@@ -1,4 +1,4 @@
-"""Every scheme the paper compares against (model.md sections 5 and 6), each a registered policy.
+"""Every scheme the paper compares against (docs/model.md sections 5 and 6), each a registered policy.
 
 Unless a baseline says otherwise it uses the closed-form bandwidth, serves in pipelined SD mode and, for a batching
 it fixes, picks l in 1..l_max by the paper's per-batch surrogate (:func:`specedge.policies.dp.batch_costs_s`), so

@@ -1,4 +1,4 @@
-"""How the ``paper`` preset lands near the paper's headline shares (model.md section 7).
+"""How the ``paper`` preset lands near the paper's headline shares (docs/model.md section 7).
 
 The paper's bandwidth result (optimal vs uniform allocation: -44.9% latency for LLaMA-68M/7B, -29.3% for
 1.1B/7B, -25.2% for 1.1B/13B at K = 100, B = 25 MHz, alpha = 0.8) implies that the uniform upload is a share

@@ -1,4 +1,4 @@
-"""How well the paper's affine-in-FLOPs compute model (model.md §4) explains a measured compute trace.
+"""How well the paper's affine-in-FLOPs compute model (docs/model.md §4) explains a measured compute trace.
 
 For each phase and for all phases together: the least-squares fit of T = c1 · b · F(x, c) + c2
 (:func:`specedge.latency.compute.fit_affine`), its R², the effective FLOP/s 1/c1, the fixed cost c2 and the

@@ -174,7 +174,7 @@ def tau_by_category(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def compute_fits(frames: Mapping[str, pd.DataFrame]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Affine (model.md §4) and roofline fits of each compute trace, per dataset and model.
+    """Affine (docs/model.md §4) and roofline fits of each compute trace, per dataset and model.
 
     Returns (fit table, points): the fit table has one row per (dataset, model, predictor) with its constants,
     R² and RMSE; the points table has the measured median and each predictor's prediction per configuration.

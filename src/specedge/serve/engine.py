@@ -1,7 +1,7 @@
 """A batched forward pass over sequences of different lengths: the serving engine of the real two-node run.
 
 The recorder's adapters (:mod:`specedge.record.lm`) run a batch whose sequences all share one cache length.
-Serving needs *ragged* batches: prompts of different lengths padded to the batch's longest (model.md section 5),
+Serving needs *ragged* batches: prompts of different lengths padded to the batch's longest (docs/model.md section 5),
 and sequences that accept different numbers of draft tokens every round. This module gives two model families that
 capability without touching their weights or modules: the project's byte-GPT (:class:`RaggedByteGPT`, running
 ``embed``, each block's ``ln1``/``qkv``/``proj``/``ln2``/``fc``/``out``, ``ln_f``) and LLaMA-family ``transformers``

@@ -2,7 +2,7 @@
 
 Each node pins itself to one core (``os.sched_setaffinity``) with one torch thread, loads its model
 (:func:`specedge.record.lm.load_lm`), wraps it in the ragged serving engine (:mod:`specedge.serve.engine`), warms
-up, and then serves the plan's jobs in the round-robin order of model.md section 5: (round 0, batch 0), (0, 1),
+up, and then serves the plan's jobs in the round-robin order of docs/model.md section 5: (round 0, batch 0), (0, 1),
 ..., (1, 0), ...; a batch whose members have all finished drops out.
 
 Draft node, job (n, m): wait until the batch's inputs are there (round 0: its tasks' uploads, or all uploads under
