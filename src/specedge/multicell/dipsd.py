@@ -172,12 +172,15 @@ def ad_energy_per_token_j(users: Users, greedy: bool) -> float:
     return float(users.server_power.energy_j(t, t)) / b
 
 
-def compare(topology, user_counts=(2, 4, 8, 16), *, context_tokens: float = 512.0, l_max: int = 10) -> pd.DataFrame:
-    """Throughput (tokens/s) and energy per token of dip-sd, sd-greedy, ad-greedy and ad per number of users."""
+def compare(topology, user_counts=(2, 4, 8, 16), *, context_tokens: float = 512.0, l_max: int = 10,
+            max_batches: int | None = None) -> pd.DataFrame:
+    """Throughput (tokens/s) and energy per token of dip-sd, sd-greedy, ad-greedy and ad per number of users
+    (``max_batches``: scan M = 1..min(K, max_batches) only)."""
     rows = []
     for k in user_counts:
         u = users_from_topology(topology, int(k), context_tokens=context_tokens)
-        dip = optimise(u, l_max=l_max)
+        top = int(k) if max_batches is None else min(int(k), int(max_batches))
+        dip = optimise(u, l_max=l_max, batches=range(1, top + 1))
         greedy = sd_greedy(u, l_max=l_max)
         rows += [
             {"users": k, "scheme": "dip-sd", "throughput_tokens_per_s": dip["throughput_tokens_per_s"],

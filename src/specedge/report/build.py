@@ -171,6 +171,9 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
         from specedge.report import online_section  # section 8: online serving (issue 12)
 
         online_section.section(ctx)
+        from specedge.report import multicell_section  # section 9: several cells sharing a verifier (issue 13)
+
+        multicell_section.section(ctx)
     elapsed = time.perf_counter() - started
     cell_cpu_s = sum(_CELL_CPU_S)
     own_cpu_s = time.process_time() - cpu_started
