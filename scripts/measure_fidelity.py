@@ -205,8 +205,9 @@ def main() -> None:
                 break
             plan = policy_plan(pair, k, policy, ARGS.store)
             body = {kk: v for kk, v in plan.items() if kk != "meta"}
+            known = [q["plan"] for q in plans] + [e["plan"] for e in extra]
             if any(json.dumps({kk: v for kk, v in p.items() if kk != "meta"}, sort_keys=True)
-                   == json.dumps(body, sort_keys=True) for p in [q["plan"] for q in plans] + [e["plan"] for e in extra]):
+                   == json.dumps(body, sort_keys=True) for p in known):
                 continue
             extra.append({"run": None, "plan": plan, "label": policy})
         say(f"{pair}: {len(plans)} shipped plan(s) x {ARGS.repeats} + {len(extra)} more plan(s) x 1: "
@@ -262,7 +263,8 @@ def estimate(store, cores) -> None:
                       for t in out["compute_traces"].values())
         run_s = wall - trace_s
         say(f"estimate run: {wall:.0f} s wall ({trace_s:.0f} s of compute measurement, makespan "
-            f"{out['makespan_s']:.1f} s, foreign work {out['foreign_work']}, load {info.metadata['load_average_before']})")
+            f"{out['makespan_s']:.1f} s, foreign work {out['foreign_work']}, "
+            f"load {info.metadata['load_average_before']})")
         print(json.dumps({"wall_s": wall, "run_s": run_s, "makespan_s": out["makespan_s"],
                           "compute_measure_s": trace_s, "foreign_work": out["foreign_work"],
                           "load_average_before": info.metadata["load_average_before"]}, indent=2))

@@ -19,7 +19,7 @@ import pytest
 from specedge.cli import main
 from specedge.fidelity import PredictorPair, compare_run
 from specedge.fidelity.compare import observed_acceptance
-from specedge.fidelity.repeats import FidelityStudy, noise_floor
+from specedge.fidelity.repeats import FidelityStudy, noise_floor, noise_floor_of
 from specedge.latency.compute import AffineCompute
 from specedge.latency.host_overhead import JobOverhead, with_job_overhead
 from specedge.plan import Plan
@@ -106,7 +106,8 @@ def synthetic_run(store, run_id: str, plan_dict: dict, *, scale: float = 1.0, fo
                              "end_s": start + compute + float(OVH[node].job_s(b, l))})
     parts = {"task": tasks, "job": pd.DataFrame(jobs), "pass": pd.DataFrame(passes), "round": rounds}
     fw = {"before": {"max": foreign}, "during": {"max": foreign}}
-    meta = {"source": "recorded", "note": "synthetic: built from replay (tests)", "pair": PAIR, "draft_model": sc.draft.name, "target_model": sc.target.name, "plan": plan.to_dict(),
+    meta = {"source": "recorded", "note": "synthetic: built from replay (tests)", "pair": PAIR,
+            "draft_model": sc.draft.name, "target_model": sc.target.name, "plan": plan.to_dict(),
             "plan_sha256": json.dumps(plan_dict, sort_keys=True), "seed": 0, "temperature": 0.0,
             "scenario": {"preset": "paper", "overrides": SETS, "seed": 0, "num_tasks": K,
                          "params": dataclasses.asdict(sc.params),
@@ -193,6 +194,9 @@ def test_repeats_rank_and_noisy_runs(tmp_path):
     assert a["task_spread"] == pytest.approx(0.1) and a["makespan_spread"] == pytest.approx(0.1)
     assert "run-a-noisy" not in a["run_ids"]  # left out of the headline median
     assert a["makespan_error"] == pytest.approx(0.1 / 1.1, rel=1e-6)  # median of |1 - 1/s| over s = 1, 1.1, 0.9
+    floor = noise_floor_of(st, "run-a-1")  # what `specedge fidelity RUN --json` reports as noise_floor
+    assert floor["task_spread"] == pytest.approx(0.1) and sorted(floor["run_ids"]) == ["run-a-0", "run-a-1", "run-a-2"]
+    assert not floor["from_noisy_runs"]
     (entry,) = study.rank("true")
     assert {p["policy"] for p in entry["plans"]} == {"plan 2×3 l=2,3", "plan 1×6 l=4", "plan 6×1 l=1,2,3"}
     measured = [made[n]["predicted"]["completion_s"].max() for n in PLANS]

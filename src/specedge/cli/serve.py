@@ -173,6 +173,9 @@ def serve_real_cmd(
             if st.info(t).kind != "compute":
                 raise InputError(f"--compute-traces: dataset {t!r} is not a compute trace")
         compute_ids = {"draft": ids[0], "verify": ids[1]}
+    from specedge.serve.run import _check_cores
+
+    _check_cores(core_pair)  # before sampling them
     node_cores = {r: c for r, c in zip(("draft", "verify"), core_pair) if c is not None}
     before = _quiet(node_cores, quiet_sample_s, allow_noisy, "compute measurement" if measure else "run", console)
     if measure:  # right before the run, on the plan's own grid
@@ -269,8 +272,12 @@ def fidelity_cmd(
     traces = (draft_trace, verify_trace) if draft_trace else None
     result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces, fronthaul=fronthaul,
                          host_overhead=host_overhead)
+    from specedge.fidelity.repeats import noise_floor_of
+
+    floor = noise_floor_of(store, result.run_id)
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+        out = {**result.to_dict(), "noise_floor": floor}
+        sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
         return
     out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
     plan = result.run["plan"]
@@ -290,6 +297,12 @@ def fidelity_cmd(
               f"verify {d['verify_outside_pass_share']:.1%}; "
               f"pipe delay median {d['pipe_delay_median_s'] * 1e6:.0f} µs; "
               f"load average at run {result.run.get('load_average_before')}")
+    if floor.get("repeats", 0) >= 2:
+        out.print(f"noise floor over {floor['repeats']} repeats of this plan"
+                  + (" (some noisy)" if floor["from_noisy_runs"] else "")
+                  + f": task spread {floor['task_spread']:.1%}, makespan spread {floor['makespan_spread']:.1%}")
+    else:
+        out.print("noise floor: this plan has one run; repeat it (scripts/measure_fidelity.py) to measure it")
     if "verify_pass_wall_over_cpu" in d:
         cores = d.get("core_load") or {}
         out.print(f"pass wall/CPU time: draft {d['draft_pass_wall_over_cpu']:.2f}, verify "

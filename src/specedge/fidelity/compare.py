@@ -97,6 +97,20 @@ def pair_runs(store, meta: dict, *, quiet_only: bool = True, exclude: str | None
     return sorted(out)
 
 
+#: job and pass records of runs read for host-overhead fits, keyed by (store root, id, checksum of the version)
+_RECORDS_CACHE: dict = {}
+
+
+def _records(store, run_id: str, split_records) -> dict:
+    key = (str(getattr(store, "root", id(store))), run_id, store.info(run_id).checksum)
+    if key not in _RECORDS_CACHE:
+        if len(_RECORDS_CACHE) > 256:
+            _RECORDS_CACHE.clear()
+        parts = split_records(store.read(run_id))
+        _RECORDS_CACHE[key] = {"job": parts["job"], "pass": parts["pass"]}
+    return _RECORDS_CACHE[key]
+
+
 def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[dict | None, dict]:
     """({"draft": JobOverhead, "verify": JobOverhead} or None, description) for ``how`` (see the module
     docstring)."""
@@ -112,8 +126,8 @@ def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[di
         raise InputError(f"host overhead {how!r}: expected 'pair', 'self' or 'none'")
     others = pair_runs(store, meta, exclude=run_id) if how == "pair" else []
     if others:
-        fits = fit_run_overheads([split_records(store.read(r)) for r in others], source=f"fitted on {len(others)} "
-                                 "other quiet run(s) of the pair")
+        fits = fit_run_overheads([_records(store, r, split_records) for r in others],
+                                 source=f"fitted on {len(others)} other quiet run(s) of the pair")
         source = {"source": "pair", "runs": others}
     else:
         fits = fit_run_overheads([parts], source="fitted on this run's own job and pass records")

@@ -229,3 +229,21 @@ def _num(v):
 def rank_fidelity(store=None, *, predictor: str = RANK_PREDICTOR, host_overhead="pair") -> list[dict]:
     """``specedge fidelity --rank --json``: :meth:`FidelityStudy.rank` over every run in the store."""
     return FidelityStudy(store, host_overhead=host_overhead).rank(predictor)
+
+
+def noise_floor_of(store, run_id: str) -> dict:
+    """The noise floor of ``run_id``'s plan (:func:`noise_floor`) over its repeats in the store: the quiet ones
+    when at least two are quiet, else all; with the run ids used and whether any of them is noisy."""
+    st = _open(store)
+    index = run_index(st)
+    me = index[index["run"] == run_id]
+    if me.empty:
+        return {"repeats": 0, "run_ids": []}
+    row = me.iloc[0]
+    same = index[(index["pair"] == row["pair"]) & (index["scenario"] == row["scenario"])
+                 & (index["plan_sha256"] == row["plan_sha256"])]
+    quiet = same[~same["noisy"]]
+    used = quiet if len(quiet) >= 2 else same
+    floor = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+             for k, v in plan_noise_floor(st, list(used["run"])).items()}
+    return {**floor, "run_ids": list(used["run"]), "from_noisy_runs": bool(used["noisy"].any())}

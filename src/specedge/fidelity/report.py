@@ -7,8 +7,9 @@
 ``noisy`` and ``foreign_work`` (:mod:`specedge.serve.quiet`), median and p90 per-task error, makespan error
 (fractions), the KS statistic and p-value, and the measured makespan. :func:`write_fidelity_section` writes the
 report's fidelity section: headline numbers over quiet runs only, per run, per plan (repeats and the noise floor,
-prediction from the recorded acceptance) and rank fidelity (:mod:`specedge.fidelity.repeats`). ``fidelity_figure`` draws each
-task's predicted latency against the measured one, one panel per predictor, with the y = x line and a ±10% band.
+prediction from the recorded acceptance) and rank fidelity (:mod:`specedge.fidelity.repeats`).
+``fidelity_figure`` draws each task's predicted latency against the measured one, one panel per predictor, with the
+y = x line and a ±10% band.
 """
 
 from __future__ import annotations
@@ -139,6 +140,30 @@ def rank_table(rank: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def rank_figure(rank: list[dict]):
+    """Per pair, each plan's predicted makespan against its measured one (median over repeats), with the y = x
+    line: rank fidelity is whether the points keep their order along both axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.0 * max(len(rank), 1) + 1.5, 4.4), layout="constrained")
+    axes = fig.subplots(1, max(len(rank), 1), squeeze=False)[0]
+    for ax, entry in zip(axes, rank):
+        meas = np.array([p["measured_makespan_s"] for p in entry["plans"]])
+        pred = np.array([p["predicted_makespan_s"] for p in entry["plans"]])
+        lo, hi = 0.0, max(meas.max(), pred.max()) * 1.15
+        ax.plot([lo, hi], [lo, hi], color="0.4", lw=1)
+        for p, x, y in zip(entry["plans"], meas, pred):
+            ax.scatter([x], [y], marker="x" if p["noisy"] else "o", s=36)
+            ax.annotate(p["policy"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        tau = entry["kendall_tau"]
+        ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured makespan (s)",
+               ylabel="predicted makespan (s)",
+               title=f"{entry['pair']}\nKendall τ = {'n/a' if tau is None else f'{tau:.2f}'}, "
+                     f"same best: {'yes' if entry['same_best'] else 'no'}")
+        ax.title.set_fontsize(9)
+    return fig
+
+
 def write_fidelity_section(sec, store, stage=None) -> None:
     """The report's fidelity section (:mod:`specedge.report.sections`): every run in ``store`` compared once."""
     from specedge.fidelity.repeats import RANK_PREDICTOR, FidelityStudy
@@ -167,8 +192,12 @@ def write_fidelity_section(sec, store, stage=None) -> None:
     sec.table("fidelity-plans", plans.drop(columns=["run_ids", "plan_sha256"]),
               title="Per plan: repeats, noise floor and errors (best predictor, median over quiet repeats)")
     rank = study.rank(RANK_PREDICTOR)
-    sec.table("fidelity-rank", rank_table(rank),
+    ranks = rank_table(rank)
+    sec.table("fidelity-rank", ranks,
               title=f"Rank fidelity ({RANK_PREDICTOR} predictor): Kendall τ of predicted vs measured makespans")
+    sec.figure("fidelity-rank", (rank_figure(rank), ranks), title="Rank fidelity: predicted vs measured makespan",
+               caption="One point per plan (median over its quiet repeats; × = measured only under noise), observed "
+                       "acceptance; the line is y = x.")
     sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
     sec.figure("fidelity", (fidelity_figure(results=results), fidelity_points(results)),
                title="Predicted vs measured task latency",
