@@ -21,6 +21,7 @@ from specedge.latency import network, rounds
 from specedge.latency.acceptance import expected_tokens_per_round
 
 _EPS = 1e-9  # the replay's tolerance on "output complete"
+_GRID_CELLS = 1 << 21  # (segments x rounds) cells of stage-time grids built at once
 
 
 class ExactMakespan:
@@ -60,7 +61,7 @@ class ExactMakespan:
 
     # ------------------------------------------------------------------ per-batch round times
     def _round_grid(self, l: int):
-        """Per l: committed-token cumsum, rounds of every task, prefix counts of tasks live at each round."""
+        """Per l: tokens committed before each round, and the number of rounds of every task."""
         if l in self._per_l:
             return self._per_l[l]
         if self.mode == "ad":
@@ -73,10 +74,7 @@ class ExactMakespan:
         task_rounds = np.searchsorted(cum, self.outputs - _EPS, side="left") + 1
         r_max = int(task_rounds.max())
         before = np.r_[0.0, cum[: r_max - 1]]
-        live = task_rounds[:, None] > np.arange(r_max)[None, :]
-        prefix = np.zeros((self.order.size + 1, r_max), dtype=np.int64)
-        np.cumsum(live, axis=0, out=prefix[1:])
-        self._per_l[l] = (before, task_rounds, prefix)
+        self._per_l[l] = (before, task_rounds)
         return self._per_l[l]
 
     def _add(self, keys: list[tuple[int, int, int]]) -> None:
@@ -84,37 +82,54 @@ class ExactMakespan:
         for key in keys:
             by_l.setdefault(key[2], []).append(key)
         for l, group in by_l.items():
-            before, task_rounds, prefix = self._round_grid(l)
-            js = np.array([g[0] for g in group])
-            is_ = np.array([g[1] for g in group])
-            b = prefix[is_] - prefix[js]  # (S, R) live members per round
-            imax = np.array([self.inputs[j:i].max() for j, i in zip(js.tolist(), is_.tolist())])
-            ctx = imax[:, None] + before[None, :]
-            first = np.zeros(before.size, dtype=bool)
-            first[0] = True
-            present = b > 0
-            if self.mode == "ad":
-                tv = rounds.ad_round_s(self.sc.verify_compute, b, ctx, imax[:, None], first[None, :])
-                td = np.zeros_like(tv)
-            else:
-                td = rounds.sd_draft_s(self.sc.draft_compute, b, ctx, imax[:, None], l, first[None, :])
-                tv = rounds.sd_verify_s(self.sc.verify_compute, b, ctx, imax[:, None], l, first[None, :])
-            td = np.where(present, td, 0.0)
-            tv = np.where(present, tv, 0.0)
-            for s, (j, i, _) in enumerate(group):
-                nr = int(task_rounds[j:i].max())
-                tail = np.full(nr, -np.inf)
-                # completion of task k = verify end of its last round + downlink of that round's tokens
-                last = task_rounds[j:i] - 1
-                extra = self.downlink_s * (self.outputs[j:i] - before[last])
-                np.maximum.at(tail, last, extra)
-                ready = self.t_up if self.all_uploads else float(self.upload[j:i].max())
-                self._rows[(j, i, l)] = len(self._nr)
-                self._td.append(td[s, :nr])
-                self._tv.append(tv[s, :nr])
-                self._tail.append(tail)
-                self._nr.append(nr)
-                self._ready.append(ready)
+            before, task_rounds = self._round_grid(l)
+            r_max = before.size
+            # segments in chunks of about _GRID_CELLS (segment x round) cells, so memory stays bounded
+            step = max(1, _GRID_CELLS // r_max)
+            for c0 in range(0, len(group), step):
+                self._add_chunk(l, group[c0 : c0 + step], before, task_rounds)
+
+    def _add_chunk(self, l: int, group: list, before: np.ndarray, task_rounds: np.ndarray) -> None:
+        r_max = before.size
+        js = np.array([g[0] for g in group], dtype=np.int64)
+        is_ = np.array([g[1] for g in group], dtype=np.int64)
+        sizes = is_ - js
+        seg = np.repeat(np.arange(js.size), sizes)
+        starts = np.cumsum(sizes) - sizes
+        members = np.arange(int(sizes.sum())) - np.repeat(starts, sizes) + np.repeat(js, sizes)
+        tr = task_rounds[members]
+        # live members per round: a histogram of the members' round counts, summed from the right
+        hist = np.bincount(seg * (r_max + 1) + tr, minlength=js.size * (r_max + 1)).reshape(js.size, r_max + 1)
+        b = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]  # b[s, r] = members with more than r rounds
+        imax = np.maximum.reduceat(self.inputs[members], starts)
+        nr_seg = np.maximum.reduceat(tr, starts)
+        ready_seg = (np.full(js.size, self.t_up) if self.all_uploads
+                     else np.maximum.reduceat(self.upload[members], starts))
+        ctx = imax[:, None] + before[None, :]
+        first = np.zeros(r_max, dtype=bool)
+        first[0] = True
+        present = b > 0
+        if self.mode == "ad":
+            tv = rounds.ad_round_s(self.sc.verify_compute, b, ctx, imax[:, None], first[None, :])
+            td = np.zeros_like(tv)
+        else:
+            td = rounds.sd_draft_s(self.sc.draft_compute, b, ctx, imax[:, None], l, first[None, :])
+            tv = rounds.sd_verify_s(self.sc.verify_compute, b, ctx, imax[:, None], l, first[None, :])
+        td = np.where(present, td, 0.0)
+        tv = np.where(present, tv, 0.0)
+        tail_all = None
+        if self.downlink_s != 0.0:
+            # completion of task k = verify end of its last round + downlink of that round's tokens
+            tail_all = np.full((js.size, r_max), -np.inf)
+            np.maximum.at(tail_all, (seg, tr - 1), self.downlink_s * (self.outputs[members] - before[tr - 1]))
+        for s_, (j, i, _) in enumerate(group):
+            nr = int(nr_seg[s_])
+            self._rows[(j, i, l)] = len(self._nr)
+            self._td.append(td[s_, :nr].copy())
+            self._tv.append(tv[s_, :nr].copy())
+            self._tail.append(tail_all[s_, :nr].copy() if tail_all is not None else None)
+            self._nr.append(nr)
+            self._ready.append(float(ready_seg[s_]))
 
     # ------------------------------------------------------------------ the batched recursion
     def makespans(self, plans: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
@@ -180,7 +195,8 @@ class ExactMakespan:
                 n = self._nr[u]
                 td[:n, k] = self._td[u]
                 tv[:n, k] = self._tv[u]
-                tail[:n, k] = self._tail[u]
+                if self._tail[u] is not None:
+                    tail[:n, k] = self._tail[u]
         ready_rows = np.array([self._ready[u] if u < pad else 0.0 for u in used.tolist()])
         # (batches, candidates) layout; candidates sorted by their number of rounds so that round n only
         # touches the first `active` columns
