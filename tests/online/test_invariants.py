@@ -74,3 +74,19 @@ def test_all_at_zero_equal_finish_is_the_paper_optimum():
     np.testing.assert_allclose(equal_finish_end_s(np.zeros(3), w), [6.5] * 3)
     # equal share: the smallest finishes first at 3 x 1.0, then 1.0 + 2 x 1.0, then + 1.5
     np.testing.assert_allclose(equal_share_end_s(np.zeros(3), w), [3.0, 5.0, 6.5])
+
+
+def test_acceptance_state_is_bounded_by_requests_in_flight(paper_sc):
+    """INV-8: the draws the engine holds are a ring of queued requests plus one row per batch member, whatever
+    the workload's length (only O(requests) per-request vectors grow with it)."""
+    from specedge.online.engine import prepare
+
+    sc = paper_sc.with_overrides(acceptance="iid", alpha=0.8)
+    cfg = OnlineConfig(num_slots=2, max_batch_size=8, staging_requests=16)
+    shapes = []
+    for n in (50, 5000):
+        w = synthetic(sc.params, rate_rps=0.2, num_requests=n, seed=0)
+        state = prepare(sc, w, "fcfs", cfg, seed=0)
+        stage_g, pool_g = state.args[8], state.args[9]
+        shapes.append((stage_g.shape[0], pool_g.shape[0]))
+    assert shapes[0] == shapes[1] == (32, 16)
