@@ -173,6 +173,8 @@ def smollm2_compute_cmd(
     replace: bool = typer.Option(False, "--replace"),
     allow_noisy: bool = typer.Option(False, "--allow-noisy", help="Measure even when other processes take more "
                                      "than 5% of a core (sampled for 3 s first); recorded as foreign_work."),
+    exit_layers: int | None = typer.Option(None, "--exit-layers", help="Measure the self-speculative draft instead: "
+                                           "the first K layers + LM head (specedge.record.self_draft)."),
 ) -> None:
     """Compute trace of SmolLM2-135M-Instruct (fp32, dequantised GGUF) on this CPU: prefill, decode, verify."""
     from specedge.cli.record import compute_grid
@@ -181,6 +183,10 @@ def smollm2_compute_cmd(
 
     grid = compute_grid(batch_sizes, new_tokens, contexts, phases, repeats, warmup)
     lm = load_smollm2()
+    if exit_layers is not None:
+        from specedge.record.self_draft import EarlyExitLM
+
+        lm = EarlyExitLM(lm, exit_layers)
     from specedge.serve.quiet import gate_measurement
 
     quiet_before = gate_measurement(allow_noisy=allow_noisy, say=console.print)
