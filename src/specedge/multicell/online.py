@@ -28,7 +28,7 @@ per-request attribution in the online path].
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -52,6 +52,7 @@ class _Pending:
     joiners: np.ndarray
     finishers: np.ndarray
     before: np.ndarray
+    idle_at_s: float = 0.0
 
 
 @dataclass(eq=False)
@@ -66,7 +67,6 @@ class CellState:
     sbs_busy_s: float = 0.0
     mbs_busy_s: float = 0.0
     fronthaul_bits: float = 0.0
-    jobs: list = field(default_factory=list)
 
 
 def _peek(cell: CellState) -> _Pending | None:
@@ -93,11 +93,15 @@ def _peek(cell: CellState) -> _Pending | None:
     ready = float(st_f[0]) + f_l
     old = req_before[m, : n_before[m]]
     joiners = np.arange(head_before, int(st_i[0]), dtype=np.int64)
-    members = np.r_[old, joiners]
-    before = np.r_[comm_before[m, : n_before[m]], np.zeros(joiners.size)]
+    members = np.concatenate((old, joiners))
+    before = np.concatenate((comm_before[m, : n_before[m]], np.zeros(joiners.size)))
     fin = done_s[members] != 0.0
-    return _Pending(m, ready, float(st_f[3]), float(st_f[2]), l, int(st_i[6]) - members_before, joiners,
-                    members[fin], before[fin])
+    p = _Pending(m, ready, float(st_f[3]), float(st_f[2]), l, int(st_i[6]) - members_before, joiners,
+                 members[fin], before[fin])
+    # the time the cell's SBS runs out of drafting if this job waits: the other busy slots' rounds can still be
+    # drafted, about one drafting time each [A] (pipeline-aware policy)
+    p.idle_at_s = ready + max(int(np.count_nonzero(s_n)) - 1, 0) * p.draft_s
+    return p
 
 
 def _resolve(cell: CellState, p: _Pending, mbs_free: float, payload, vocab: int, log) -> float:
@@ -157,31 +161,39 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
         log = [] if record else None
         logs.append(log if log is not None else [])
         group = [c for c in cells if c.mbs == mbs]
+        index = np.array([c.index for c in group], dtype=np.int64)
+        ready = np.zeros(len(group))
+        verify = np.zeros(len(group))
+        idle_at = np.zeros(len(group))
+        has = np.zeros(len(group), dtype=bool)
         mbs_free = 0.0
         last = -1
+        todo = list(range(len(group)))  # cells to peek: all at first, then the one just served
         while True:
-            for c in group:
-                if c.pending is None and not c.done:
-                    c.pending = _peek(c)
-                    if c.pending is None:
-                        c.done = True
-            waiting = [c for c in group if c.pending is not None]
-            if not waiting:
+            for g in todo:
+                c = group[g]
+                c.pending = _peek(c)
+                if c.pending is None:
+                    c.done = True
+                    has[g] = False
+                else:
+                    has[g] = True
+                    ready[g], verify[g], idle_at[g] = c.pending.ready_s, c.pending.verify_s, c.pending.idle_at_s
+            waiting = np.flatnonzero(has)
+            if waiting.size == 0:
                 break
-            if len(waiting) == 1:
-                pick = waiting[0]
+            if waiting.size == 1:
+                g = int(waiting[0])
             else:
-                busy_other = [int(np.count_nonzero(c.state.args[11])) - 1 for c in waiting]
-                q = VerifyQueue.of([c.index for c in waiting], [c.pending.ready_s for c in waiting],
-                                   [c.pending.verify_s for c in waiting],
-                                   [c.pending.ready_s + max(b, 0) * c.pending.draft_s
-                                    for c, b in zip(waiting, busy_other)],
-                                   now_s=mbs_free, last_cell=last, num_cells=topology.num_cells)
-                pick = waiting[int(vpol.choose(q))]
+                q = VerifyQueue(index[waiting], ready[waiting], verify[waiting], idle_at[waiting], mbs_free, last,
+                                topology.num_cells)
+                g = int(waiting[int(vpol.choose(q))])
+            pick = group[g]
             mbs_free = _resolve(pick, pick.pending, mbs_free, topology.payload, pick.scenario.target.vocab_size,
                                 log)
             last = pick.index
             pick.pending = None
+            todo = [g]
     runs = []
     for c in cells:
         st = c.state
