@@ -179,10 +179,10 @@ def _suffix_max_pairs(outputs: np.ndarray, width: int):
     id of the distinct (e, O_max) pair it belongs to. Returns (cm (K, W) float32, pid (K, W) int32 (-1 outside),
     pair_end (P,), pair_omax (P,)). O(K W) time and memory instead of K^2."""
     k = outputs.size
-    idx = np.arange(k)[:, None] - np.arange(width)[None, :]
-    cm = np.where(idx >= 0, outputs.astype(np.float32)[np.maximum(idx, 0)], np.float32(-np.inf))
-    del idx
-    np.maximum.accumulate(cm, axis=1, out=cm)
+    # row e of the window view is outputs[e - W + 1 .. e] (-inf before the first task); reversed: t = 0, 1, ...
+    padded = np.r_[np.full(width - 1, -np.inf, dtype=np.float32), outputs.astype(np.float32)]
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width)[:, ::-1]
+    cm = np.maximum.accumulate(windows, axis=1)
     flag = np.empty(cm.shape, dtype=bool)
     flag[:, 0] = True
     np.greater(cm[:, 1:], cm[:, :-1], out=flag[:, 1:])
