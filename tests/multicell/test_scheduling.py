@@ -124,3 +124,25 @@ def test_place_users_is_in_each_home_disk_and_deterministic():
     radius = np.array([c.cell_radius_m for c in topo.cells])[u["home_cell"].to_numpy()]
     assert (d <= radius + 1e-9).all() and (d >= p.min_distance_m - 1e-9).all()
     pd.testing.assert_frame_equal(u, place_users(topo, p, seed=3))
+
+
+def test_associate_workloads_moves_requests_to_a_nearer_cell_and_conserves_them():
+    from dataclasses import replace
+
+    from specedge.multicell.association import associate_workloads
+    from specedge.online import workload as wl
+
+    topo = load_topology("multi-cell")
+    # pull cell b next to cell a so that their disks overlap
+    topo = replace(topo, cells=(topo.cells[0], replace(topo.cells[1], position_m=(0.0, 500.0)), topo.cells[2]))
+    p = _params()
+    ws = tuple(wl.synthetic(p, rate_rps=1.0, num_requests=60, seed=c) for c in range(3))
+    near = associate_workloads(topo, ws, p, "nearest", seed=1)
+    assert sum(w.num_requests for w in near) == 180
+    assert [w.num_requests for w in near] != [60, 60, 60]
+    assert near[2].num_requests == 60  # cell c is far from both
+    for w in near:
+        assert (np.diff(w.arrival_s) >= 0).all()
+    arrivals = np.sort(np.concatenate([w.arrival_s for w in ws]))
+    assert np.array_equal(np.sort(np.concatenate([w.arrival_s for w in near])), arrivals)
+    assert associate_workloads(topo, ws, p, "home") == ws

@@ -62,6 +62,8 @@ def online_cmd(
     cells: Optional[int] = typer.Option(None, "--cells", help="Cells sharing the verifier (a multi-cell preset)."),
     verifier_policy: str = typer.Option("fcfs", "--verifier-policy",
                                         help="Order of the cells' jobs at a shared MBS (multi-cell presets)."),
+    association: str = typer.Option("home", "--association",
+                                    help="User association (multi-cell): home, nearest or load-aware."),
 ) -> None:
     """Serve a workload of requests arriving over time; print latency percentiles, SLO attainment, goodput."""
     from specedge.errors import InputError
@@ -84,7 +86,7 @@ def online_cmd(
                                rate=rate, requests=requests, cv=cv, policy=get_online_policy(policy, **_kv(
                                    param, "--param")), config=OnlineConfig().replace(**_kv(config, "--config")),
                                overrides=_kv(set_, "--set"), seed=seed, acceptance=acceptance, alpha=alpha,
-                               store=str(store) if store else None)
+                               store=str(store) if store else None, association=association)
         typer.echo(dumps(out)) if json_ else echo_summary(out, typer.echo)
         return
     from specedge.scenario import Scenario

@@ -64,3 +64,36 @@ def associate(users: pd.DataFrame, topology, params, rule: str = "nearest", *,
         out[k] = c
         load[c] += 1.0
     return out
+
+
+def associate_workloads(topology, workloads, params, rule: str = "nearest", *, seed: int = 0,
+                        max_distance_factor: float = 2.0) -> tuple:
+    """Requests of per-cell workloads (each drawn around its home SBS at ``distance_m``) re-associated by ``rule``.
+
+    Each request gets a uniform angle around its home SBS [A: the workloads carry only the distance], joins
+    ``associate(...)``'s cell (requests taken in arrival order for the load-aware rule: load counts requests
+    [A]) and its ``distance_m`` becomes the distance to that cell's SBS. Returns one workload per cell, arrivals
+    sorted (a cell may end up with none: it is then given no requests).
+    """
+    from specedge.online.workload import Workload
+
+    if rule == "home":
+        return tuple(workloads)
+    rng = np.random.default_rng([_SEED_USERS, 1, int(seed)])
+    home = np.concatenate([np.full(w.num_requests, c, dtype=np.int64) for c, w in enumerate(workloads)])
+    arrival = np.concatenate([w.arrival_s for w in workloads])
+    order = np.argsort(arrival, kind="stable")
+    dist = np.concatenate([w.distance_m for w in workloads])
+    phi = rng.uniform(0.0, 2.0 * np.pi, home.size)
+    xy = topology.positions_m[home] + dist[:, None] * np.c_[np.cos(phi), np.sin(phi)]
+    users = pd.DataFrame({"x_m": xy[order, 0], "y_m": xy[order, 1]})
+    cell = np.empty(home.size, dtype=np.int64)
+    cell[order] = associate(users, topology, params, rule, max_distance_factor=max_distance_factor)
+    d_new = np.maximum(np.hypot(*(xy - topology.positions_m[cell]).T), params.min_distance_m)
+    fields = {f: np.concatenate([getattr(w, f) for w in workloads]) for f in ("input_tokens", "output_tokens")}
+    out = []
+    for c in range(topology.num_cells):
+        idx = order[cell[order] == c]
+        out.append(Workload(arrival[idx], fields["input_tokens"][idx], fields["output_tokens"][idx], d_new[idx],
+                            name=f"{workloads[c].name} ({rule})"))
+    return tuple(out)

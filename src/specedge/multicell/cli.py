@@ -27,7 +27,7 @@ def _has_cells(path: str) -> bool:
 
 def online_multicell(*, preset: str, cells: int | None, verifier_policy: str, arrivals: str, rate: float,
                      requests: int, cv: float, policy, config, overrides: dict, seed: int, acceptance: str,
-                     alpha: float | None, store=None) -> dict:
+                     alpha: float | None, store=None, association: str = "home") -> dict:
     """Run the multi-cell online simulation and return its JSON-ready summary."""
     from specedge.multicell import online as mco
     from specedge.multicell.topology import available_topologies, load_topology
@@ -44,11 +44,17 @@ def online_multicell(*, preset: str, cells: int | None, verifier_policy: str, ar
                                    store=store, **overrides) for c in range(topo.num_cells))
     ws = mco.workloads(topo, arrivals=arrivals, rate_rps=rate, num_requests=requests, cv=cv, seed=seed,
                        scenarios=scs)
+    if association != "home":
+        from specedge.multicell.association import RULES, associate_workloads
+
+        if association not in RULES:
+            raise InputError(f"--association must be home, {', '.join(RULES)}; got {association!r}")
+        ws = associate_workloads(topo, ws, scs[0].params, association, seed=seed)
     run = mco.simulate(topo, ws, policy, config, verifier_policy=verifier_policy, seed=seed, scenarios=scs)
     out = mco.summary(run)
     out.update({"preset": topo.name, "pairs": sorted({sc.pair for sc in scs}),
                 "acceptance": scs[0].acceptance.stats.name, "uplink_rule": config.uplink_rule, "seed": seed,
-                "rate_rps_per_cell": rate, "requests_per_cell": requests})
+                "rate_rps_per_cell": rate, "requests_per_cell": requests, "association": association})
     return out
 
 

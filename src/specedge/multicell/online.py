@@ -151,6 +151,10 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
         raise InputError(f"{len(workloads)} workloads for {topology.num_cells} cells")
     scs = scenarios or tuple(topology.cell_scenario(c, seed=seed, tasks=1) for c in range(topology.num_cells))
     vpol = get_verifier_policy(verifier_policy)
+    empty = [topology.cells[c].name for c, w in enumerate(workloads) if w.num_requests == 0]
+    if empty:
+        raise InputError(f"cell(s) {', '.join(empty)} get no requests (association or workload); give every cell "
+                         "some, or drop those cells from the topology")
     cells = []
     for c, (sc, w) in enumerate(zip(scs, workloads)):
         st = online_engine.prepare(sc, w, policy, config, seed=seed + c * _SEED_CELL)
