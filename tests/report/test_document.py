@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from specedge.report import figures
-from specedge.report.document import MAX_HTML_ROWS, Report, render
+from specedge.report.document import INLINE_ROWS, MAX_HTML_ROWS, PREVIEW_ROWS, Report, render
 
 
 @pytest.fixture()
@@ -58,6 +58,30 @@ def test_render_escapes_text_keeps_code_spans_and_truncates_long_tables(report):
     assert "<title>a &lt;test&gt; report</title>" in html
     assert "<code>code</code>" in html
     assert "&lt;b&gt;not bold&lt;/b&gt;" in html
-    assert f"showing {MAX_HTML_ROWS} of {MAX_HTML_ROWS + 5} rows" in html
+    # a long table is a download with a folded preview, not a wall of rows
+    assert f"{MAX_HTML_ROWS + 5} rows: download" in html
     assert 'href="#first"' in html and 'id="first"' in html
-    assert len(re.findall(r"<tr[ >]", html)) == MAX_HTML_ROWS + 1  # header + shown rows
+    assert len(re.findall(r"<tr[ >]", html)) == PREVIEW_ROWS + 1  # header + preview rows
+
+
+def test_short_tables_inline_long_ones_forced_inline_are_cut(report):
+    sec = report.section("s", "Section")
+    short = sec.table("short", pd.DataFrame({"i": range(INLINE_ROWS)}))
+    wall = sec.table("wall", pd.DataFrame({"i": range(INLINE_ROWS + 1)}))
+    forced = sec.table("forced", pd.DataFrame({"i": range(MAX_HTML_ROWS + 3)}), inline=True)
+    assert short.inline and not wall.inline and forced.inline
+    assert wall.shown_rows == PREVIEW_ROWS and forced.shown_rows == MAX_HTML_ROWS
+    html = render(report).read_text()
+    assert f"showing {MAX_HTML_ROWS} of {MAX_HTML_ROWS + 3} rows" in html
+
+
+def test_cells_never_show_minus_zero():
+    from specedge.report.document import _format
+
+    assert _format(-0.0) == "0"
+    assert _format(-0.00004) == "-4e-05"
+    assert _format(-1.23456) == "-1.235"
+    frame = pd.DataFrame({"x": [-0.0, -1e-12, 0.5]})
+    from specedge.report.document import _table_html
+
+    assert ">-0<" not in _table_html(frame) and "-0.0" not in _table_html(frame)

@@ -113,3 +113,35 @@ def test_acceptance_models_table_for_every_acceptance_dataset(quick_report, repo
     assert table[["l_opt_model", "l_opt_trace", "regret_pct"]].notna().all().all()
     assert (table["regret_pct"] >= 0).all()
     assert 'id="acceptance-models"' in (quick_report / "report.html").read_text()
+
+
+def test_page_opens_with_the_summary_and_the_assumptions_and_keeps_walls_as_downloads(quick_report):
+    import re
+
+    html = (quick_report / "report.html").read_text()
+    sections = re.findall(r'<section id="([^"]+)">', html)
+    assert sections[0] == "summary" and sections[1] == "comparison"
+    summary = pd.read_csv(quick_report / "tables" / "summary-policy-by-pair.csv")
+    from specedge.report.config import load_config
+
+    cfg = load_config(quick=True)
+    assert set(summary["policy"]) == set(cfg.comparison.policies)
+    assert {f"{p} makespan_s" for p in cfg.comparison.pairs} <= set(summary.columns)
+    assumptions = pd.read_csv(quick_report / "tables" / "summary-assumptions.csv").set_index("parameter")
+    assert assumptions.loc["bits_per_token", "unit"] and assumptions.loc["bits_per_token", "tag"].startswith("[")
+    first = html.index('<section id="summary">')
+    assert html.index("bits_per_token", first) < html.index('<section id="comparison">')  # inline, on top
+    # no heading twice, no "-0.0" cell, the 100+-row comparison tables are downloads
+    headings = re.findall(r"<h3>([^<]+)</h3>", html)
+    assert len(headings) == len(set(headings)), [h for h in headings if headings.count(h) > 1]
+    assert not re.search(r">-0(\.0+)?<", html)
+    from specedge.report.document import INLINE_ROWS
+
+    walls = 0
+    for csv in (quick_report / "tables").glob("*.csv"):
+        rows = len(pd.read_csv(csv))
+        if rows > INLINE_ROWS and not csv.stem.endswith("-data") and csv.stem != "summary-assumptions":
+            walls += 1
+            assert f"{rows} rows: download" in html, csv.stem
+    assert walls >= 1  # the traces' tables at least
+    assert html.count('<tr') < 1500  # no table wall; the preview shows 10 rows of each download

@@ -124,3 +124,26 @@ def test_compute_fits_name_a_missing_card():
     fits, points = tables.compute_fits({"x": frame})
     assert "no model card" in fits.loc[0, "note"]
     assert points.empty
+
+
+def test_acceptance_summary_puts_tau_and_m_in_their_own_columns():
+    # by hand, from the definitions: tau = 1 + mean(accepted), m = sum(accepted) / sum(drafted)
+    frame = pd.DataFrame({"dataset": "t", "request_id": ["a"] * 4, "turn": 0, "round": range(4),
+                          "drafted": [4, 4, 4, 4], "accepted": [0, 2, 4, 4], "prompt_tokens": 5,
+                          "temperature": 0.0, "wall_ms": float("nan"), "category": ["x", "x", "y", "y"]})
+    row = tables.acceptance_summary({"t": frame}, {"t": "recorded"}).iloc[0]
+    assert row["tau"] == pytest.approx(3.5)
+    assert row["acceptance_ratio"] == pytest.approx(10 / 16)
+    assert row["rounds"] == 4 and row["max_drafted"] == 4
+    per_cat = tables.tau_by_category({"t": frame}).set_index("category")
+    assert per_cat.loc["x", "tau"] == pytest.approx(2.0) and per_cat.loc["x", "acceptance_ratio"] == pytest.approx(0.25)
+    assert per_cat.loc["y", "tau"] == pytest.approx(5.0) and per_cat.loc["y", "acceptance_ratio"] == pytest.approx(1.0)
+
+
+def test_interval_of_a_count_stops_at_its_floor():
+    frame = pd.DataFrame({"policy": "p", "num_batches": [1, 1, 1, 9], "makespan_s": [0.1, 0.1, 0.1, 50.0],
+                          "gap": [-3.0, -3.0, -3.0, 5.0]})
+    out = tables.summarise(frame, ["policy"], ["num_batches", "makespan_s", "gap"]).iloc[0]
+    assert out["num_batches"] == pytest.approx(3.0)
+    assert out["num_batches_low"] == 1.0 and out["makespan_s_low"] == 0.0  # the t-interval went below both
+    assert out["gap_low"] < -3.0  # a metric without a floor keeps its interval

@@ -19,6 +19,10 @@ import pandas as pd
 
 #: Rows of a table shown in the HTML (the CSV/Parquet files hold all of them).
 MAX_HTML_ROWS = 60
+#: A table with more rows than this is a download (CSV, Parquet) with a folded preview, not a wall on the page.
+INLINE_ROWS = 25
+#: Rows in the folded preview of a downloadable table.
+PREVIEW_ROWS = 10
 #: Resolution of the PNG figures.
 FIGURE_DPI = 110
 
@@ -36,6 +40,7 @@ class Block:
     rows: int = 0
     shown_rows: int = 0
     table_html: str = ""
+    inline: bool = True
 
 
 @dataclass
@@ -56,11 +61,15 @@ class Section:
         """A highlighted remark (a caveat, a missing input, how to produce something)."""
         self.blocks.append(Block("note", text=text))
 
-    def table(self, name: str, frame: pd.DataFrame, title: str = "", caption: str = "") -> Block:
-        """Save ``frame`` as tables/<name>.csv and .parquet and show (the head of) it."""
+    def table(self, name: str, frame: pd.DataFrame, title: str = "", caption: str = "",
+              inline: bool | None = None) -> Block:
+        """Save ``frame`` as tables/<name>.csv and .parquet and show it: inline up to :data:`INLINE_ROWS` rows
+        (or when ``inline`` is true), else as download links with a folded preview."""
         files = self.report.save_table(name, frame)
-        block = Block("table", title=title or name, text=caption, files=files, rows=len(frame),
-                      shown_rows=min(len(frame), MAX_HTML_ROWS), html=_table_html(frame))
+        inline = len(frame) <= INLINE_ROWS if inline is None else inline
+        shown = min(len(frame), MAX_HTML_ROWS) if inline else min(len(frame), PREVIEW_ROWS)
+        block = Block("table", title=title or name, text=caption, files=files, rows=len(frame), shown_rows=shown,
+                      html=_table_html(frame, shown), inline=inline)
         self.blocks.append(block)
         return block
 
@@ -134,19 +143,22 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _format(value: Any) -> str:
+    """A table cell: 4 significant digits, 3 in scientific notation, "–" for NaN, never "-0"."""
+    from specedge.report.axes import signless_zero
+
     if isinstance(value, float):
         if value != value:
             return "–"
         if value == 0:
             return "0"
         if abs(value) >= 1e5 or abs(value) < 1e-3:
-            return f"{value:.3g}"
-        return f"{value:.4g}"
+            return signless_zero(f"{value:.3g}")
+        return signless_zero(f"{value:.4g}")
     return str(value)
 
 
-def _table_html(frame: pd.DataFrame) -> str:
-    head = _plain(frame).head(MAX_HTML_ROWS)
+def _table_html(frame: pd.DataFrame, rows: int = MAX_HTML_ROWS) -> str:
+    head = _plain(frame).head(rows)
     return head.to_html(index=False, border=0, classes="data", na_rep="–", float_format=_format, escape=True)
 
 

@@ -86,6 +86,9 @@ def _acceptance_provenance(store: str | None, acceptance: list[str]) -> pd.DataF
 
 # ---------------------------------------------------------------------------------------------- section 1
 def comparison(ctx: Context, cells: pd.DataFrame) -> None:
+    from specedge.report import front
+
+    front.summary(ctx, cells)  # the page opens with the policy × pair summary and the assumptions
     grid = ctx.cfg.comparison
     sec = ctx.report.section(
         "comparison", "Policy comparison",
@@ -112,22 +115,7 @@ def comparison(ctx: Context, cells: pd.DataFrame) -> None:
         return
     by = ["preset", "pair", "acceptance", "policy"]
     summary = _in_grid_order(tables.summarise(ok, by, COMPARISON_METRICS), grid.pairs)
-    sec.table("comparison-summary", summary, title="Makespan, mean and p99 latency, time to first token",
-              caption="Mean over seeds with the 95% interval (`_low`, `_high`); seconds.")
-    for baseline in ctx.cfg.baselines:
-        red = _in_grid_order(pd.concat(
-            [tables.paired_reduction(ok, ["preset", "pair", "acceptance"], m, baseline).assign(metric=m)
-             for m in ("makespan_s", "mean_latency_s", "p99_latency_s", "ttft_s")], ignore_index=True), grid.pairs)
-        if red.empty:
-            continue
-        sec.table(f"comparison-reduction-vs-{baseline}", red, title=f"Reduction against {baseline}",
-                  caption=f"1 − policy / {baseline}, paired by seed (positive: the policy is faster than "
-                          f"{baseline}); mean and 95% interval.")
-        sec.figure(f"comparison-reduction-vs-{baseline}",
-                   figures.reduction_heatmap(red[red["metric"] == "makespan_s"], baseline),
-                   title=f"Makespan reduction against {baseline} (%)",
-                   caption=f"Each cell: mean paired reduction of the makespan against {baseline} for one model "
-                           "pair and acceptance source. Blue: faster than the baseline.")
+    # figures first, the raw tables (hundreds of rows) after them as downloads
     shown = [a for a in acceptance if a in ("expected", "iid")]
     from specedge.traces.store import open_store
 
@@ -137,10 +125,31 @@ def comparison(ctx: Context, cells: pd.DataFrame) -> None:
     for preset, part in summary.groupby("preset", sort=True):
         sec.figure(f"comparison-makespan-{preset}", figures.policy_bars(part, "makespan_s", shown),
                    title=f"Makespan by policy ({preset} preset)",
-                   caption="Mean makespan with its 95% interval, for the model-based sources and up to four "
-                           "recorded traces (every source is in the tables and the heatmaps).")
+                   caption="Mean makespan (dot) with its 95% interval (line), one colour per policy as in every "
+                           "figure of this report, one marker per acceptance source: the model-based sources and up "
+                           "to four recorded traces (every source is in the tables and the heatmaps). The axis is "
+                           "logarithmic when the policies span decades.")
         sec.figure(f"comparison-mean-latency-{preset}", figures.policy_bars(part, "mean_latency_s", shown),
                    title=f"Mean task latency by policy ({preset} preset)")
+    reductions = []
+    for baseline in ctx.cfg.baselines:
+        red = _in_grid_order(pd.concat(
+            [tables.paired_reduction(ok, ["preset", "pair", "acceptance"], m, baseline).assign(metric=m)
+             for m in ("makespan_s", "mean_latency_s", "p99_latency_s", "ttft_s")], ignore_index=True), grid.pairs)
+        if red.empty:
+            continue
+        reductions.append((baseline, red))
+        sec.figure(f"comparison-reduction-vs-{baseline}",
+                   figures.reduction_heatmap(red[red["metric"] == "makespan_s"], baseline),
+                   title=f"Makespan reduction against {baseline} (%)",
+                   caption=f"Each cell: mean paired reduction of the makespan against {baseline} for one model "
+                           "pair and acceptance source. Blue: faster than the baseline.")
+    sec.table("comparison-summary", summary, title="Makespan, mean and p99 latency, time to first token",
+              caption="Mean over seeds with the 95% interval (`_low`, `_high`); seconds.")
+    for baseline, red in reductions:
+        sec.table(f"comparison-reduction-vs-{baseline}", red, title=f"Reduction against {baseline}",
+                  caption=f"1 − policy / {baseline}, paired by seed (positive: the policy is faster than "
+                          f"{baseline}); mean and 95% interval.")
 
 
 # ---------------------------------------------------------------------------------------------- section 2
@@ -225,7 +234,7 @@ def traces(ctx: Context) -> None:
                    title="Conditional acceptance α_i by draft position")
         per_cat = tables.tau_by_category(frames)
         if not per_cat.empty:
-            sec.table("traces-tau-by-category", per_cat, title="τ per category")
+            sec.table("traces-tau-by-category", per_cat, title="τ and m per category")
             sec.figure("traces-tau-by-category", figures.tau_by_category(per_cat), title="τ per category")
         else:
             sec.text("No acceptance dataset in the store records request categories, so there is no per-category "
@@ -298,7 +307,7 @@ def optimizer(ctx: Context, comparison_cells: pd.DataFrame | None = None) -> Non
                           + (f" (K = {', '.join(str(int(t)) for t in tasks)})" if tasks else "")
                           + ", measured while the sweep ran on this machine's worker processes — indicative only; "
                             "asv below measures it properly.")
-        sec.figure("optimizer-plan-time", figures.plan_time(ok), title="Planning time per policy")
+        sec.figure("optimizer-plan-time", figures.plan_time(ok), title="Planning time per policy, cell by cell")
     results = all_results()
     if results.empty:
         sec.note(f"No asv results found in {find_results_dir()}. Produce them with `asv run --python=same "

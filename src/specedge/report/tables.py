@@ -18,6 +18,16 @@ from specedge.traces import stats
 
 #: Confidence level of every interval in the report.
 CONFIDENCE = 0.95
+#: Smallest possible value of a metric; an interval's low end is clipped there (a t-interval of a mean of
+#: batch counts must not reach below one batch). Metrics in seconds (``*_s``) are floored at 0.
+METRIC_FLOORS = {"num_batches": 1.0, "speculation_length": 1.0, "tasks": 1.0}
+
+
+def metric_floor(metric: str) -> float | None:
+    """The floor of ``metric`` (:data:`METRIC_FLOORS`; 0 for ``*_s``), or None when it has none."""
+    if metric in METRIC_FLOORS:
+        return METRIC_FLOORS[metric]
+    return 0.0 if metric.endswith("_s") else None
 
 
 # ------------------------------------------------------------------------------------------- intervals
@@ -50,7 +60,8 @@ def summarise(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str],
               confidence: float = CONFIDENCE) -> pd.DataFrame:
     """Per group of ``by``: n and, per metric, mean with its interval (columns <m>, <m>_low, <m>_high).
 
-    The same numbers as :func:`mean_interval` per group (NaN values are left out), computed in one groupby.
+    The same numbers as :func:`mean_interval` per group (NaN values are left out), computed in one groupby; the
+    low end is clipped at the metric's floor (:func:`metric_floor`), where a value cannot go.
     """
     g = frame.groupby(list(by), sort=True, dropna=False, observed=True)
     out = g.size().rename("n").to_frame()
@@ -58,7 +69,9 @@ def summarise(frame: pd.DataFrame, by: Sequence[str], metrics: Sequence[str],
         stats_ = g[m].agg(["mean", "std", "count"])
         half = _t_half_width(stats_["std"].to_numpy(), stats_["count"].to_numpy(), confidence)
         out[m] = stats_["mean"]
-        out[f"{m}_low"] = stats_["mean"] - half
+        low = stats_["mean"] - half
+        floor = metric_floor(m)
+        out[f"{m}_low"] = low if floor is None else low.clip(lower=floor)
         out[f"{m}_high"] = stats_["mean"] + half
     return out.reset_index()
 
