@@ -15,8 +15,8 @@ f_k and rate W_k) in batch m, context c tokens [A: a fixed representative contex
 Baselines: ``ad`` (the server alone, one user at a time: X = 1 / t_ad(1, c)), ``ad-greedy`` (the server alone,
 all K users in one batch: X = K / t_ad(K, c)), ``sd-greedy`` (one batch of all users, one common l, the best),
 and ``dip-sd`` (scan M = 1..K; alternate: assign users to batches by sorting D_k + R_k into M near-equal
-contiguous groups, then per-user l_k by coordinate ascent from the best common l; a few rounds) [A: a heuristic in the spirit of the
-paper's alternating method, not its algorithm].
+contiguous groups, then per-user l_k by coordinate ascent from the best common l; a few rounds) [A: a
+heuristic in the spirit of the paper's alternating method, not its algorithm].
 
 Energy per token of a configuration (:func:`energy_per_token_j`): server idle + busy over the period, users'
 devices busy while drafting, users' radios p (D_up / W_k) (see :mod:`specedge.multicell.energy`).
