@@ -48,3 +48,20 @@ def test_assumptions_table_has_tags_units_and_says_what_the_config_set():
     assert table.loc["bandwidth_hz", "value"] == "1e+07" and table.loc["bandwidth_hz", "unit"] == "Hz"
     assert table.loc["bits_per_token", "source"] == "preset paper"
     assert set(table["tag"]) <= {"[P]", "[A]", "[P/A]"} and "[A]" in set(table["tag"])
+
+
+def test_cells_with_extrapolated_rounds_get_a_note_and_a_table(tmp_path):
+    from specedge.report.document import Report
+    from specedge.report.sections import _extrapolation
+
+    report = Report(tmp_path / "out", "t")
+    sec = report.section("s", "S")
+    ok = pd.DataFrame({"pair": ["a", "a", "b"], "acceptance": ["x", "x", "y"], "policy": ["p", "p", "q"],
+                       "extrapolated_rounds": [3.0, 0.0, 5.0]})
+    _extrapolation(sec, "ex", ok)
+    assert [b.kind for b in sec.blocks] == ["note", "table"]
+    assert "2 of 3 cells replayed 8 round(s)" in sec.blocks[0].text
+    assert report.tables["ex"]["extrapolated_rounds"].tolist() == [3.0, 5.0]
+    quiet = report.section("q", "Q")
+    _extrapolation(quiet, "none", ok.assign(extrapolated_rounds=0.0))
+    assert quiet.blocks == []

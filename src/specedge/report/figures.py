@@ -191,11 +191,12 @@ def tau_by_category(per_category: pd.DataFrame):
     plt, sns = _setup()
     data = per_category.copy()
     n = data["category"].nunique()
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * n * data["dataset"].nunique() + 2), 3.8))
+    fig, ax = plt.subplots(figsize=(min(max(6.0, 0.5 * n * data["dataset"].nunique() + 2), MAX_WIDTH_IN), 3.8))
     sns.barplot(data, x="category", y="tau", hue="dataset", ax=ax)
     ax.set_ylabel("τ (tokens per round)")
     ax.tick_params(axis="x", rotation=30)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(3, data["dataset"].nunique()),
+              frameon=False)
     return fig, data
 
 

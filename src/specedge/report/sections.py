@@ -64,6 +64,23 @@ def _errors(section, name: str, cells: pd.DataFrame) -> None:
     section.table(name, errs, title="Cells that could not be evaluated")
 
 
+def _extrapolation(section, name: str, ok: pd.DataFrame) -> None:
+    """A note and a table when some cells replayed rounds beyond their trace's recorded draft length (replay then
+    extrapolates acceptance from the trace's α tail; the CLI warns about the same thing)."""
+    if "extrapolated_rounds" not in ok.columns:
+        return
+    hit = ok[ok["extrapolated_rounds"] > 0]
+    if hit.empty:
+        return
+    per = (hit.groupby(["pair", "acceptance", "policy"], dropna=False)
+           .agg(cells=("extrapolated_rounds", "size"), extrapolated_rounds=("extrapolated_rounds", "sum"))
+           .reset_index())
+    section.note(f"{len(hit)} of {len(ok)} cells replayed {int(hit['extrapolated_rounds'].sum()):,} round(s) beyond "
+                 "the recorded draft length of their trace: there, acceptance is extrapolated from the trace's α "
+                 "tail, not replayed. The table lists them.")
+    section.table(name, per, title="Cells with extrapolated rounds")
+
+
 def _acceptance_provenance(store: str | None, acceptance: list[str]) -> pd.DataFrame:
     from specedge.traces.store import open_store
 
@@ -113,6 +130,7 @@ def comparison(ctx: Context, cells: pd.DataFrame) -> None:
     if ok.empty:
         sec.note("No cell of the comparison could be evaluated; see the errors above.")
         return
+    _extrapolation(sec, "comparison-extrapolation", ok)
     by = ["preset", "pair", "acceptance", "policy"]
     summary = _in_grid_order(tables.summarise(ok, by, COMPARISON_METRICS), grid.pairs)
     # figures first, the raw tables (hundreds of rows) after them as downloads
@@ -166,6 +184,7 @@ def sweeps(ctx: Context, results: list) -> None:
         if ok.empty:
             sec.note(f"{spec.title}: no cell could be evaluated.")
             continue
+        _extrapolation(sec, f"sweep-{spec.name}-extrapolation", ok)
         axes = [k for k, _ in grid.axes]
         summary = _in_grid_order(tables.summarise(ok, ["pair", "acceptance", "policy", *axes], [spec.metric]),
                                  grid.pairs)
