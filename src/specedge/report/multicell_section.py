@@ -172,6 +172,7 @@ def section(ctx) -> None:
         f"{', '.join(str(u) for u in best['users'])} users), over AD with greedy batching it is "
         f"{', '.join(f'{g:.2f}x' for g in best['gain_over_ad_greedy'])}. Assumptions we had to choose (the "
         "abstract gives only the pair): the devices (Jetson AGX Orin, RTX 3080), the server (A100 80GB), "
-        "per-user acceptance 0.7-0.85, radio links of 5-50 Mb/s with 2-10 ms delay, a fixed context of 512 tokens, 0.1 ms per layer of fixed pass cost on the devices. DiP-SD-style "
+        "per-user acceptance 0.7-0.85, radio links of 5-50 Mb/s with 2-10 ms delay, a fixed context of 512 "
+        "tokens, 0.1 ms per layer of fixed pass cost on the devices. DiP-SD-style "
         "batching costs more energy per token than AD with greedy batching here: the devices draft and the "
         "server verifies l + 1 positions per user.")
