@@ -109,3 +109,17 @@ def test_lower_bound_never_exceeds_the_exact_makespan(k, seed, mode, data):
     lb, exact = ev.lower_bounds(cands), ev.makespans(cands)
     assert (lb <= exact * (1 + 1e-12)).all()
     assert (lb > 0).all()
+
+
+@pytest.mark.parametrize("mode", ["sd-pipeline", "sd-serial", "ad"])
+def test_one_batch_closed_form_equals_replay(mode):
+    """Plans of one batch take the closed form (ExactMakespan._single); with fronthaul and downlink on."""
+    sc = small(6, seed=7, pair=PAIRS[1], fronthaul_delay_s=0.02, release="batch-uploads", downlink_s_per_token=0.002)
+    order = dp.sorted_order(sc)
+    bw = sc.optimal_bandwidth_hz()
+    ev = ExactMakespan(sc, order, bw, mode)
+    plans = [plan_keys([(0, 6)], 3), plan_keys([(0, 6)], 7), plan_keys([(0, 2), (2, 6)], 3)]
+    got = ev.makespans(plans)
+    for keys, ms in zip(plans, got):
+        part, ls = [(j, i) for j, i, _ in keys], [l for _, _, l in keys]
+        assert ms == pytest.approx(evaluate(sc, dp.make_plan(sc, order, part, ls, bw, mode)).latency_s, rel=1e-9)

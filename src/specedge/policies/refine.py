@@ -4,10 +4,13 @@ The DP's surrogate (sum of per-batch bottleneck times) is not the pipeline's mak
 and the round dependency, so it often picks one big batch where two or three overlap better. This policy:
 
 1. builds a pool of candidate plans: the paper DP's best partition for every l, the per-batch-l DP plan, the
-   SD-without-pipeline DP's plan (pipelining the same plan is never slower), and the batchings of the baselines
-   this policy can express (one batch per task, memory-greedy batches, equal halves), each at every l;
+   SD-without-pipeline DP's plan (pipelining the same plan is never slower; computed in the same DP pass), and
+   the batchings of the baselines this policy can express (one batch per task, memory-greedy batches, equal
+   halves), each at every l, or, with more than ``MANY_BATCHES`` batches, at the l its baseline picks (the
+   least summed surrogate), which is exactly that baseline's plan;
 2. times the pool exactly (:class:`~specedge.policies.exact.ExactMakespan`: the replay's makespan under
-   deterministic acceptance L(l, alpha));
+   deterministic acceptance L(l, alpha)); a plan with more than ``MANY_BATCHES`` batches only when its lower
+   bound min ready + max(sum D, sum V) is below the best smaller plan (else it cannot win);
 3. from the ``starts`` best distinct candidates runs a steepest-descent local search under the same exact
    makespan. Moves: shift a batch boundary by 1, 2, 4, ... tasks; merge two neighbouring batches; split a batch
    at 1/4, 1/3, 1/2, 2/3 or 3/4 of its length; l of one batch +-1 (``per_batch_l``) and l of every batch +-1. A
@@ -15,7 +18,11 @@ and the round dependency, so it often picks one big batch where two or three ove
    ``tolerance`` (relative); the search stops at a local optimum or after ``max_iterations``.
 
 Every candidate keeps the closed-form bandwidth, the input-length order and the SBS memory check. Because the
-pool holds the baselines' batchings, the result is never worse (exactly timed) than any baseline it can express.
+pool holds the baselines' plans, the result is never worse (exactly timed) than any baseline it can express.
+
+Cost: one DP pass (per-l, per-batch-l and serial together; O(K W l), W the SBS memory cap), O(pool x batches x
+rounds) for the exact pool, and per local-search iteration O(moves x batches x rounds), about O(M log K) moves
+for M batches. At K = 10 the pool is what it was before the many-batch rules, so the plans are the same.
 """
 
 from __future__ import annotations
