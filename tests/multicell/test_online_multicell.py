@@ -26,12 +26,16 @@ def one_cell():
     ("fcfs", "iid", {"fronthaul_delay_s": 2e-3, "downlink_s_per_token": 1e-3}),
     # AD rounds (l = 0) skip the fronthaul; at this low load the MBS is often idle when they are ready
     (OffAboveLoad(load_threshold=1), "iid", {"fronthaul_delay_s": 5e-3}),
+    ("ad", "expected", {}),  # AD serving: the serial recursion, rounds start when the MBS is free
+    ("fcfs-serial", "iid", {"fronthaul_delay_s": 2e-3}),
 ])
 def test_single_cell_equals_the_online_simulator_exactly(one_cell, policy, acceptance, extra):
     topo, _ = one_cell
     sc = topo.cell_scenario(0, seed=0, tasks=1, acceptance=acceptance, **extra)
     w = wl.synthetic(sc.params, arrivals="poisson", rate_rps=0.1, num_requests=150, seed=4)
     cfg = OnlineConfig(num_slots=3, max_batch_size=8)
+    if policy == "fcfs-serial":
+        policy, cfg = "fcfs", cfg.replace(mode="sd-serial")
     a = simulate(sc, w, policy, cfg, seed=4)
     b = mco.simulate(topo, [w], policy, cfg, seed=4, scenarios=(sc,)).runs[0]
     for f in ("upload_end_s", "start_s", "first_token_s", "completion_s", "rounds", "slot", "l_histogram"):
@@ -48,10 +52,11 @@ def three_cells():
     return topo, scs, ws
 
 
-@pytest.mark.parametrize("vp", ["fcfs", "round-robin", "shortest-verify-first", "pipeline-aware"])
-def test_shared_verifier_invariants(three_cells, vp):
+@pytest.mark.parametrize("vp,policy", [("fcfs", "fcfs"), ("round-robin", "fcfs"), ("shortest-verify-first", "fcfs"),
+                                       ("pipeline-aware", "fcfs"), ("fcfs", "ad")])
+def test_shared_verifier_invariants(three_cells, vp, policy):
     topo, scs, ws = three_cells
-    run = mco.simulate(topo, ws, "fcfs", OnlineConfig(num_slots=2, max_batch_size=8), verifier_policy=vp,
+    run = mco.simulate(topo, ws, policy, OnlineConfig(num_slots=2, max_batch_size=8), verifier_policy=vp,
                        scenarios=scs, record=True)
     log = run.verify_log[0]
     cell, ready, start, end = log.T
@@ -61,7 +66,7 @@ def test_shared_verifier_invariants(three_cells, vp):
     for r, w in zip(run.runs, ws):  # every request completes, after its first token, after its upload
         assert (r.completion_s >= r.first_token_s).all() and (r.first_token_s > r.upload_end_s).all()
         assert (r.upload_end_s >= w.arrival_s).all() and (r.rounds >= 1).all()
-    if vp == "fcfs":
+    if vp == "fcfs" and policy == "fcfs":
         # when job j was chosen, job j + 1 of another cell was already pending (its cell's next job); if it was
         # ready by then too, FCFS must have chosen the earlier-ready one
         both = (ready[1:] <= start[:-1]) & (cell[1:] != cell[:-1])
@@ -112,9 +117,10 @@ def test_summary_json_has_the_contract_keys(three_cells):
     assert s["energy_j"] == pytest.approx(sum(parts.values()))
 
 
-def test_serial_mode_and_wrong_workload_count_are_refused(three_cells):
+def test_wrong_workload_count_and_empty_cells_are_refused(three_cells):
     topo, scs, ws = three_cells
-    with pytest.raises(InputError, match="sd-serial"):
-        mco.simulate(topo, ws, "fcfs", OnlineConfig(mode="sd-serial"), scenarios=scs)
+    empty = wl.Workload(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    with pytest.raises(InputError, match="cell-b get no requests"):
+        mco.simulate(topo, [ws[0], empty, ws[2]], "fcfs", scenarios=scs)
     with pytest.raises(InputError, match="2 workloads for 3 cells"):
         mco.simulate(topo, ws[:2], "fcfs", scenarios=scs)

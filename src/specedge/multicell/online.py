@@ -6,9 +6,9 @@ The only coupling between cells is the verifier: in one cell the engine computes
 ``v = max(a + f, mbs_free) + t_v`` (:mod:`specedge.online`); here every MBS has one clock ``mbs_free`` shared by
 its cells. The driver advances the cells one job at a time:
 
-1. *peek*: each cell without a pending job runs its next job through the kernel with its own MBS clock set to 0,
-   which yields the job's ready time r = a + f (draft end plus fronthaul, exactly as the kernel adds them) and
-   its verification time t_v (the kernel's own stage tables);
+1. *peek*: each cell without a pending job runs its next job through the kernel with its MBS clock set to the
+   shared one as it is now, which yields the job's ready time r = a + f (draft end plus fronthaul, exactly as the
+   kernel adds them) and its verification time t_v (the kernel's own stage tables);
 2. *choose*: the MBS's verifier policy (:mod:`specedge.multicell.scheduling`) picks one pending job among its
    cells (a cell's jobs reach the MBS in the order the cell issues them, as in one cell);
 3. *resolve*: v = max(r, mbs_free) + t_v, the same expression the kernel evaluates; the job's verify end, its
@@ -17,8 +17,10 @@ its cells. The driver advances the cells one job at a time:
 
 A cell's drafting never waits on other cells except through its own batches' verify ends, as in one cell; with
 one cell and FCFS the result equals :func:`specedge.online.simulate` bit for bit (tests/multicell).
-Only ``sd-pipeline`` and ``ad`` modes (``sd-serial`` drafts only after the MBS frees, a coupling this driver does
-not model) [A].
+In the serial recursion (``sd-serial``, and AD serving, whose rounds start when the MBS is free) a round is formed
+at the MBS time known when the cell's previous job was resolved; if other cells' jobs are verified before it, its
+verification waits (v = max(r, mbs_free) + t_v) but requests that upload meanwhile join the cell's next round [A].
+With one cell both times coincide, so the equality with the online simulator holds in every mode.
 
 Per-cell metrics are :func:`specedge.online.metrics.summarize` of each cell's run; energy
 (:mod:`specedge.multicell.energy`) is per node busy/idle over the common window, the users' transmit energy
@@ -69,7 +71,7 @@ class CellState:
     fronthaul_bits: float = 0.0
 
 
-def _peek(cell: CellState) -> _Pending | None:
+def _peek(cell: CellState, mbs_free: float) -> _Pending | None:
     st = cell.state
     a = st.args
     s_n, s_req, m_comm, l_hist = a[11], a[12], a[18], a[22]
@@ -81,7 +83,7 @@ def _peek(cell: CellState) -> _Pending | None:
     hist_before = l_hist.copy()
     head_before = int(st_i[0])
     members_before = int(st_i[6])
-    st_f[1] = 0.0
+    st_f[1] = mbs_free
     st_f[2] = 0.0
     st_f[3] = 0.0
     status = online_engine.advance(st, max_jobs=1)
@@ -145,8 +147,6 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
     ``topology.cell_scenario(c, seed=seed, tasks=1)``).
     """
     config = config or online_engine.OnlineConfig()
-    if config.mode == "sd-serial":
-        raise InputError("several cells sharing a verifier support modes sd-pipeline and ad, not sd-serial")
     if len(workloads) != topology.num_cells:
         raise InputError(f"{len(workloads)} workloads for {topology.num_cells} cells")
     scs = scenarios or tuple(topology.cell_scenario(c, seed=seed, tasks=1) for c in range(topology.num_cells))
@@ -176,7 +176,7 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
         while True:
             for g in todo:
                 c = group[g]
-                c.pending = _peek(c)
+                c.pending = _peek(c, mbs_free)
                 if c.pending is None:
                     c.done = True
                     has[g] = False
