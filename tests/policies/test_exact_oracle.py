@@ -107,8 +107,9 @@ def test_lower_bound_never_exceeds_the_exact_makespan(k, seed, mode, data):
     cands = [plan_keys(data.draw(st.sampled_from(partitions(k))), data.draw(st.integers(1, 10)))
              for _ in range(3)]
     lb, exact = ev.lower_bounds(cands), ev.makespans(cands)
+    early = np.array([ev.early_lower_bound(c, rounds_limit=data.draw(st.integers(1, 8))) for c in cands])
     assert (lb <= exact * (1 + 1e-12)).all()
-    assert (lb > 0).all()
+    assert (early <= lb * (1 + 1e-12)).all() and (early > 0).all()
 
 
 @pytest.mark.parametrize("mode", ["sd-pipeline", "sd-serial", "ad"])

@@ -90,6 +90,21 @@ class ExactMakespan:
                 self._add_chunk(l, group[c0 : c0 + step], before, task_rounds)
 
     def _add_chunk(self, l: int, group: list, before: np.ndarray, task_rounds: np.ndarray) -> None:
+        td, tv, nr_seg, ready_seg, tail_all = self._stage_grid(l, group, before, task_rounds)
+        for s_, (j, i, _) in enumerate(group):
+            nr = int(nr_seg[s_])
+            self._rows[(j, i, l)] = len(self._nr)
+            self._td.append(td[s_, :nr].copy())
+            self._tv.append(tv[s_, :nr].copy())
+            self._tail.append(tail_all[s_, :nr].copy() if tail_all is not None else None)
+            self._nr.append(nr)
+            self._ready.append(float(ready_seg[s_]))
+
+    def _stage_grid(self, l: int, group: list, before: np.ndarray, task_rounds: np.ndarray,
+                    rounds_limit: int | None = None):
+        """(td, tv) (segments x rounds, zero where a batch has finished), rounds and ready time of each segment,
+        and the downlink tails (None without a downlink); only the first ``rounds_limit`` rounds if given."""
+        before = before if rounds_limit is None else before[:rounds_limit]
         r_max = before.size
         js = np.array([g[0] for g in group], dtype=np.int64)
         is_ = np.array([g[1] for g in group], dtype=np.int64)
@@ -99,7 +114,8 @@ class ExactMakespan:
         members = np.arange(int(sizes.sum())) - np.repeat(starts, sizes) + np.repeat(js, sizes)
         tr = task_rounds[members]
         # live members per round: a histogram of the members' round counts, summed from the right
-        hist = np.bincount(seg * (r_max + 1) + tr, minlength=js.size * (r_max + 1)).reshape(js.size, r_max + 1)
+        hist = np.bincount(seg * (r_max + 1) + np.minimum(tr, r_max),
+                           minlength=js.size * (r_max + 1)).reshape(js.size, r_max + 1)
         b = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1:]  # b[s, r] = members with more than r rounds
         imax = np.maximum.reduceat(self.inputs[members], starts)
         nr_seg = np.maximum.reduceat(tr, starts)
@@ -118,18 +134,11 @@ class ExactMakespan:
         td = np.where(present, td, 0.0)
         tv = np.where(present, tv, 0.0)
         tail_all = None
-        if self.downlink_s != 0.0:
+        if self.downlink_s != 0.0 and rounds_limit is None:
             # completion of task k = verify end of its last round + downlink of that round's tokens
             tail_all = np.full((js.size, r_max), -np.inf)
             np.maximum.at(tail_all, (seg, tr - 1), self.downlink_s * (self.outputs[members] - before[tr - 1]))
-        for s_, (j, i, _) in enumerate(group):
-            nr = int(nr_seg[s_])
-            self._rows[(j, i, l)] = len(self._nr)
-            self._td.append(td[s_, :nr].copy())
-            self._tv.append(tv[s_, :nr].copy())
-            self._tail.append(tail_all[s_, :nr].copy() if tail_all is not None else None)
-            self._nr.append(nr)
-            self._ready.append(float(ready_seg[s_]))
+        return td, tv, nr_seg, ready_seg, tail_all
 
     # ------------------------------------------------------------------ the batched recursion
     def makespans(self, plans: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
@@ -169,6 +178,26 @@ class ExactMakespan:
         if self.downlink_s != 0.0:
             return float(np.max(ends + self._tail[u]))
         return float(ends[-1])
+
+    def early_lower_bound(self, plan: Sequence[tuple[int, int, int]], rounds_limit: int = 32) -> float:
+        """A cheaper, weaker lower bound than :meth:`lower_bounds`: the same sums over the first
+        ``rounds_limit`` rounds of each batch only (stage times are >= 0, so dropping later rounds keeps it a
+        bound); nothing is cached. O(batches x rounds_limit)."""
+        by_l: dict[int, list] = {}
+        for j, i, l in plan:
+            by_l.setdefault(int(l), []).append((int(j), int(i), int(l)))
+        d = v = 0.0
+        ready = np.inf
+        jobs = 0
+        for l, group in by_l.items():
+            before, task_rounds = self._round_grid(l)
+            td, tv, nr_seg, ready_seg, _ = self._stage_grid(l, group, before, task_rounds, rounds_limit)
+            d, v = d + float(td.sum()), v + float(tv.sum())
+            ready = min(ready, float(ready_seg.min()))
+            jobs += int(np.minimum(nr_seg, before[:rounds_limit].size).sum())
+        if self.mode == "sd-pipeline":
+            return ready + max(d, v)
+        return ready + d + v + self.fronthaul_s * jobs
 
     def lower_bounds(self, plans: Sequence[Sequence[tuple[int, int, int]]]) -> np.ndarray:
         """A lower bound on each plan's makespan without the recursion: no batch starts before the earliest ready

@@ -157,8 +157,9 @@ def candidate_pool(sc, order, l_values, *, mode: str = "sd-pipeline", baselines:
 
 
 def pool_makespans(ev: ExactMakespan, pool: list[tuple]) -> np.ndarray:
-    """Exact makespans of the pool; a plan with more than MANY_BATCHES batches is timed only when its lower bound
-    (:meth:`ExactMakespan.lower_bounds`) is below the best plan with fewer batches, else it gets +inf (it cannot
+    """Exact makespans of the pool; a plan with more than MANY_BATCHES batches is timed only when its lower bounds
+    (first :meth:`ExactMakespan.early_lower_bound`, over the first rounds only, then
+    :meth:`ExactMakespan.lower_bounds`) are below the best plan with fewer batches, else it gets +inf (it cannot
     be the best)."""
     many = np.array([len(c) > MANY_BATCHES for c in pool], dtype=bool)
     times = np.full(len(pool), np.inf)
@@ -166,7 +167,8 @@ def pool_makespans(ev: ExactMakespan, pool: list[tuple]) -> np.ndarray:
         times[~many] = ev.makespans([c for c, m in zip(pool, many) if not m])
     if many.any():
         big = np.flatnonzero(many)
-        lb = ev.lower_bounds([pool[r] for r in big])
+        big = big[np.array([ev.early_lower_bound(pool[r]) < times.min() for r in big], dtype=bool)]
+        lb = ev.lower_bounds([pool[r] for r in big]) if big.size else np.zeros(0)
         keep = big[lb < times.min()]
         if keep.size:
             times[keep] = ev.makespans([pool[r] for r in keep])
