@@ -11,7 +11,8 @@ import torch
 
 from specedge.errors import InputError
 from specedge.record.lm import HFCausalLM
-from specedge.record.self_draft import EarlyExitLM, exit_agreement, truncated_model
+from specedge.record.self_draft import EarlyExitLM, SelfDraftLM, exit_agreement, layer_subset_model, \
+    parse_layers, truncated_model
 
 LAYERS = 4
 
@@ -31,14 +32,26 @@ def _tiny(seed=0, layers=LAYERS):
 
 def _reference(model, k):
     """Oracle: a fresh k-layer Llama built from the config, loaded with the target's weights of layers < k."""
+    return _reference_subset(model, list(range(k)))
+
+
+def _reference_subset(model, keep):
+    """Oracle: a fresh len(keep)-layer Llama whose layer j holds the target's layer keep[j] (renamed by hand)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    cfg = LlamaConfig(**{**model.config.to_dict(), "num_hidden_layers": k})
+    cfg = LlamaConfig(**{**model.config.to_dict(), "num_hidden_layers": len(keep)})
     ref = LlamaForCausalLM(cfg).eval()
-    state = {name: w for name, w in model.state_dict().items()
-             if not name.startswith("model.layers.") or int(name.split(".")[2]) < k}
-    missing, unexpected = ref.load_state_dict(state, strict=True), None
-    assert not missing.missing_keys and not missing.unexpected_keys and unexpected is None
+    state = {}
+    for name, w in model.state_dict().items():
+        if not name.startswith("model.layers."):
+            state[name] = w
+            continue
+        parts = name.split(".")
+        if int(parts[2]) in keep:
+            parts[2] = str(keep.index(int(parts[2])))
+            state[".".join(parts)] = w
+    result = ref.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
     return ref
 
 
@@ -63,7 +76,9 @@ def test_weights_are_shared_not_copied():
     view = truncated_model(model, 2)
     assert view.lm_head.weight.data_ptr() == model.lm_head.weight.data_ptr()
     assert view.model.embed_tokens.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
-    assert view.model.layers[1] is model.model.layers[1] and len(view.model.layers) == 2
+    assert len(view.model.layers) == 2
+    for mine, theirs in zip(view.model.layers.parameters(), model.model.layers[:2].parameters()):
+        assert mine.data_ptr() == theirs.data_ptr()
 
 
 class _Vocab97:
@@ -118,3 +133,37 @@ def test_cli_rejects_a_bad_self_draft_before_loading_anything(capsys, monkeypatc
     monkeypatch.setattr(smollm2, "load_smollm2", boom)
     assert main(["record", "smollm2-acceptance", "--dataset", "x", "--draft", "self:two"]) == 2
     assert "self:K" in capsys.readouterr().err
+
+
+def test_layer_skipping_equals_a_model_built_from_the_kept_layers():
+    model = _tiny(layers=6)
+    keep = [0, 2, 3, 5]
+    ids = torch.randint(0, 97, (1, 11), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+        got = layer_subset_model(model, keep)(input_ids=ids).logits
+        want = _reference_subset(model, keep)(input_ids=ids).logits
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(model(input_ids=ids).logits, full)  # target unchanged
+    assert [layer.self_attn.layer_idx for layer in model.model.layers] == list(range(6))
+
+
+def test_layer_skipping_draft_caches_under_its_own_numbering():
+    target = HFCausalLM(_tiny(layers=6), tokenizer=_Vocab97(), name="tiny")
+    draft = SelfDraftLM(target, [1, 3, 4])
+    ids = torch.randint(0, 97, (1, 9), generator=torch.Generator().manual_seed(5))
+    cache = draft.new_cache()
+    parts = [draft.forward(ids[:, :4], cache), draft.forward(ids[:, 4:7], cache), draft.forward(ids[:, 7:], cache)]
+    torch.testing.assert_close(torch.cat(parts, dim=1), draft.forward(ids, draft.new_cache()), rtol=1e-5, atol=1e-4)
+    draft.crop(cache, 5)
+    assert draft.cache_length(cache) == 5
+    assert draft.name == "tiny-skip3" and draft.describe()["kept_layers"] == [1, 3, 4]
+
+
+def test_parse_layers():
+    assert parse_layers("3", 30) == [0, 1, 2]
+    assert parse_layers("0-2,5,7-8", 30) == [0, 1, 2, 5, 7, 8]
+    with pytest.raises(InputError, match="ranges"):
+        parse_layers("a-b", 30)
+    with pytest.raises(InputError, match="increasing distinct"):
+        layer_subset_model(_tiny(), [2, 1])

@@ -7,6 +7,7 @@ transformers are imported inside the commands only.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import typer
@@ -31,7 +32,8 @@ def _instructions(path: Path, limit: int | None):
 @record_app.command("smollm2-acceptance")
 def smollm2_acceptance_cmd(
     draft: str = typer.Option(PLD, "--draft", help=f"'{PLD}' (model-free n-gram draft), 'self:K' (the target's "
-                              "first K layers + its LM head, specedge.record.self_draft) or a distilled draft "
+                              "first K layers + its LM head) or 'self:0-9,12,...' (kept layers; "
+                              "specedge.record.self_draft) or a distilled draft "
                               "checkpoint directory (specedge record distill-draft)."),
     dataset: str = typer.Option(..., "--dataset", help="Dataset id, e.g. smollm2-135m-pld-t0."),
     temperature: float = typer.Option(0.0, "--temperature", "-T", help="0 = greedy; > 0 = speculative sampling."),
@@ -58,18 +60,19 @@ def smollm2_acceptance_cmd(
     from specedge.record.smollm2 import LICENCE, acceptance_summary, chat_prompts, load_smollm2, per_category
 
     torch.set_num_threads(threads)
-    if draft.startswith("self:") and not draft[5:].isdigit():
+    if draft.startswith("self:") and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", draft[5:]):
         from specedge.errors import InputError
 
-        raise InputError(f"--draft {draft!r}: expected self:K with K the number of the target's layers to keep")
+        raise InputError(f"--draft {draft!r}: expected self:K (the target's first K layers) or self:RANGES (kept "
+                         "layer indices, e.g. self:0-9,12,15-29)")
     instructions = _instructions(prompts, limit)
     target = load_smollm2()
     if draft == PLD:
         drafter = PromptLookupDrafter(target.vocab_size, max_ngram=max_ngram, min_ngram=min_ngram, prefer=prefer)
     elif draft.startswith("self:"):
-        from specedge.record.self_draft import EarlyExitLM
+        from specedge.record.self_draft import SelfDraftLM, parse_layers
 
-        drafter = LMDrafter(EarlyExitLM(target, int(draft[5:])))
+        drafter = LMDrafter(SelfDraftLM(target, parse_layers(draft[5:], len(target.model.model.layers))))
     else:
         from specedge.record.distill import load_draft
 
