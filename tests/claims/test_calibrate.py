@@ -81,3 +81,18 @@ def test_real_claims_recover_the_payload_and_loo_reproduces_a_left_out_claim():
     loo = cal.leave_one_out(model, paper, list(truth), claims=[left], max_nfev=30).set_index("claim")
     assert loo.loc[left, "param:bits_per_token"] == pytest.approx(truth["bits_per_token"], rel=0.05)
     assert loo.loc[left, "loo_prediction"] == pytest.approx(paper[left], abs=1.0)
+
+
+def _two_basins(params) -> pd.Series:
+    """A rugged landscape: from the box's middle the descent falls into a local minimum (t ~ -0.56)."""
+    t = np.log10(params["w"])
+    return pd.Series({"A": (t**2 - 1) ** 2 + 0.3 * t, "B": 0.1 * t})
+
+
+def test_multi_start_escapes_the_local_minimum_the_middle_falls_into():
+    bounds = {"w": cal.Bound(0.01, 100.0, "test")}
+    paper = _two_basins({"w": 10.0}).to_dict()  # t = 1
+    from_middle = cal.fit(_two_basins, paper, ["w"], bounds=bounds, start={"w": 1.0})
+    assert from_middle.parameters["w"] < 1.0 and from_middle.cost > 1e-3  # the trap is real
+    f = cal.fit(_two_basins, paper, ["w"], bounds=bounds)
+    assert f.parameters["w"] == pytest.approx(10.0, rel=1e-2) and f.cost < 1e-6
