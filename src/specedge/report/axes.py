@@ -101,7 +101,7 @@ def fmt(value: float, spec: str = ".1f") -> str:
 
 
 #: Below this |difference| (percent) a difference axis stays linear; above it the axis is symmetric-log.
-SYMLOG_ABOVE_PCT = 30.0
+SYMLOG_ABOVE_PCT = 100.0
 #: Linear range of a symmetric-log difference axis, percent (differences this small stay readable).
 SYMLOG_LINEAR_PCT = 5.0
 
@@ -118,8 +118,14 @@ def difference_axis(ax, values, axis: str = "y") -> bool:
     (ax.set_yscale if axis == "y" else ax.set_xscale)("symlog", linthresh=SYMLOG_LINEAR_PCT, linscale=1.0)
     target = ax.yaxis if axis == "y" else ax.xaxis
     top = int(np.ceil(np.log10(np.abs(v).max())))
-    decades = [10.0**k for k in range(1, top + 1)]
-    ticks = [-d for d in decades[::-1] if -d >= v.min() * 1.5] + [0.0] + [d for d in decades if d <= v.max() * 1.5]
+    lo, hi = min(float(v.min()), 0.0), max(float(v.max()), 0.0)
+    ticks = []
+    for subs in ((1.0, 2.0, 5.0), (1.0,)):  # 1-2-5 ticks while they are few, decades otherwise
+        marks = [m * 10.0**k for k in range(1, top + 1) for m in subs]
+        ticks = sorted([-t for t in marks if -t >= lo * 1.05] + [0.0] + [t for t in marks if t <= hi * 1.05])
+        if len(ticks) <= 5:
+            break
     target.set_major_locator(FixedLocator(ticks))
+    (ax.margins(y=0.08) if axis == "y" else ax.margins(x=0.08))
     target.set_major_formatter(FuncFormatter(plain_number))
     return True
