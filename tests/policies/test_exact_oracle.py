@@ -110,6 +110,8 @@ def test_lower_bound_never_exceeds_the_exact_makespan(k, seed, mode, data):
     early = np.array([ev.early_lower_bound(c, rounds_limit=data.draw(st.integers(1, 8))) for c in cands])
     assert (lb <= exact * (1 + 1e-12)).all()
     assert (early <= lb * (1 + 1e-12)).all() and (early > 0).all()
+    every_round = [ev.early_lower_bound(c, rounds_limit=10**6) for c in cands]
+    np.testing.assert_allclose(every_round, lb, rtol=1e-12)  # over all rounds the two bounds coincide
 
 
 @pytest.mark.parametrize("mode", ["sd-pipeline", "sd-serial", "ad"])
