@@ -82,3 +82,12 @@ ACCEPTANCE_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 def acceptance_markers(sources) -> dict[str, str]:
     return {s: ACCEPTANCE_MARKERS[i % len(ACCEPTANCE_MARKERS)] for i, s in enumerate(dict.fromkeys(sources))}
+
+
+def text_colour(name: str, darken: float = 0.35) -> str:
+    """The policy's colour mixed with ``darken`` black: legible as text on white (tick labels) even for the light
+    colours of the palette."""
+    from matplotlib.colors import to_hex, to_rgb
+
+    r, g, b = to_rgb(colour(name))
+    return to_hex((r * (1 - darken), g * (1 - darken), b * (1 - darken)))

@@ -53,7 +53,7 @@ def policy_bars(summary: pd.DataFrame, metric: str = "makespan_s", sources: Sequ
                 ax.plot(row[metric], y[k], marker=markers[acc], color=c, ms=5.5, mec="white", mew=0.5, ls="")
         ax.set_yticks(np.arange(len(policies)), policies)
         for tick, pol in zip(ax.get_yticklabels(), policies):
-            tick.set_color(palette.colour(pol))
+            tick.set_color(palette.text_colour(pol))
         ax.set_ylim(len(policies) - 0.5, -0.5)
         ax.set_title(pairs[n], fontsize=10)
         ax.set_xlabel(_label(metric) + (" (log scale)" if log else ""))
@@ -101,7 +101,7 @@ def reduction_heatmap(reductions: pd.DataFrame, baseline: str):
         ax.tick_params(axis="y", labelsize=7.5)
         ax.set_yticklabels([ax_.wrap_title(t.get_text(), 30, 2) for t in ax.get_yticklabels()], rotation=0)
         for tick in ax.get_xticklabels():
-            tick.set_color(palette.colour(tick.get_text()))
+            tick.set_color(palette.text_colour(tick.get_text()))
             tick.set_ha("right")
         if n < len(pairs) - 1:
             ax.set_xticklabels([])
