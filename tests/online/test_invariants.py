@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from specedge.online import OnlineConfig, simulate, synthetic
 from specedge.online.metrics import requests, summarize
-from specedge.online.policies import available_online_policies
+from specedge.online.policies import FCFS, available_online_policies
 from specedge.online.uplink import equal_finish_end_s, equal_share_end_s
 
 POLICIES = [p for p in available_online_policies()]
@@ -90,3 +90,13 @@ def test_acceptance_state_is_bounded_by_requests_in_flight(paper_sc):
         stage_g, pool_g = state.args[8], state.args[9]
         shapes.append((stage_g.shape[0], pool_g.shape[0]))
     assert shapes[0] == shapes[1] == (32, 16)
+
+
+def test_goodput_driven_l_beats_every_fixed_l_for_a_lone_request(paper_sc):
+    """A request alone in the system: choosing l per round by predicted goodput is at least as fast (within the
+    last round's truncation) as the best fixed l, and much faster than the worst."""
+    w = synthetic(paper_sc.params, rate_rps=0.001, num_requests=12, seed=4)
+    smart = requests(simulate(paper_sc, w, "smartspec"))["e2e_s"].mean()
+    fixed = {l: requests(simulate(paper_sc, w, FCFS(speculation_length=l)))["e2e_s"].mean() for l in range(1, 11)}
+    assert smart <= min(fixed.values()) * 1.01
+    assert smart < max(fixed.values()) * 0.9

@@ -281,6 +281,9 @@ def advance(state: EngineState, max_jobs: int = -1) -> int:
     n = state.workload.num_requests
     while True:
         status = kernel.run(*state.args, target - int(st_i[5]) if target >= 0 else -1)
+        if status == kernel.STALLED:
+            raise RuntimeError(f"online engine stalled at request {int(st_i[0])} of {n} under policy "
+                               f"{state.policy!r}: no batch can run and admission never becomes possible")
         if status != kernel.NEED_STAGING:
             return status
         k0 = int(st_i[3])

@@ -21,6 +21,7 @@ from numba import njit
 NEED_STAGING = 1
 DONE = 0
 STEP = 2  # returned after ``max_jobs`` jobs (several cells sharing a verifier advance a job at a time)
+STALLED = 3  # every batch empty, nobody admissible, and no later time at which that changes
 _EPS = 1e-9
 
 
@@ -209,6 +210,9 @@ def run(up_end, inp, out,  # requests in queue order
                         t_next = up_end[head] + adm_f[1]
                         if k2 < n_req and up_end[k2] < t_next:
                             t_next = up_end[k2]
+                    if t_next <= (sbs_free if mode != 1 else mbs_free):
+                        status = STALLED  # nothing can run and time cannot advance: a policy or engine bug
+                        break
                     if t_next > sbs_free:
                         sbs_free = t_next
                     if t_next > mbs_free:
