@@ -29,7 +29,8 @@ def one_cell():
     ("ad", "expected", {}),  # AD serving: the serial recursion, rounds start when the MBS is free
     ("fcfs-serial", "iid", {"fronthaul_delay_s": 2e-3}),
 ])
-def test_single_cell_equals_the_online_simulator_exactly(one_cell, policy, acceptance, extra):
+@pytest.mark.parametrize("driver", ["numba", "python"])
+def test_single_cell_equals_the_online_simulator_exactly(one_cell, policy, acceptance, extra, driver):
     topo, _ = one_cell
     sc = topo.cell_scenario(0, seed=0, tasks=1, acceptance=acceptance, **extra)
     w = wl.synthetic(sc.params, arrivals="poisson", rate_rps=0.1, num_requests=150, seed=4)
@@ -37,7 +38,7 @@ def test_single_cell_equals_the_online_simulator_exactly(one_cell, policy, accep
     if policy == "fcfs-serial":
         policy, cfg = "fcfs", cfg.replace(mode="sd-serial")
     a = simulate(sc, w, policy, cfg, seed=4)
-    b = mco.simulate(topo, [w], policy, cfg, seed=4, scenarios=(sc,)).runs[0]
+    b = mco.simulate(topo, [w], policy, cfg, seed=4, scenarios=(sc,), driver=driver).runs[0]
     for f in ("upload_end_s", "start_s", "first_token_s", "completion_s", "rounds", "slot", "l_histogram"):
         assert np.array_equal(getattr(a, f), getattr(b, f)), f
     assert (a.sbs_busy_s, a.mbs_busy_s, a.jobs, a.member_rounds) == (b.sbs_busy_s, b.mbs_busy_s, b.jobs,
@@ -124,3 +125,19 @@ def test_wrong_workload_count_and_empty_cells_are_refused(three_cells):
         mco.simulate(topo, [ws[0], empty, ws[2]], "fcfs", scenarios=scs)
     with pytest.raises(InputError, match="2 workloads for 3 cells"):
         mco.simulate(topo, ws[:2], "fcfs", scenarios=scs)
+
+
+@pytest.mark.parametrize("vp", ["fcfs", "round-robin", "shortest-verify-first", "pipeline-aware"])
+def test_compiled_driver_equals_the_python_driver(vp):
+    topo = load_topology("multi-cell").with_num_cells(4)
+    scs = tuple(topo.cell_scenario(c, seed=0, tasks=1, acceptance="iid") for c in range(4))
+    ws = mco.workloads(topo, rate_rps=0.05, num_requests=25, seed=5, scenarios=scs)
+    cfg = OnlineConfig(staging_requests=8)  # the acceptance draws are staged several times per cell
+    a = mco.simulate(topo, ws, "smartspec", cfg, verifier_policy=vp, scenarios=scs, record=True, driver="numba")
+    b = mco.simulate(topo, ws, "smartspec", cfg, verifier_policy=vp, scenarios=scs, record=True, driver="python")
+    assert np.array_equal(a.verify_log[0], b.verify_log[0])
+    assert a.fronthaul_bits == b.fronthaul_bits
+    for x, y in zip(a.runs, b.runs):
+        for f in ("start_s", "first_token_s", "completion_s", "rounds", "slot", "l_histogram"):
+            assert np.array_equal(getattr(x, f), getattr(y, f)), f
+        assert (x.sbs_busy_s, x.mbs_busy_s) == (y.sbs_busy_s, y.mbs_busy_s)

@@ -139,11 +139,12 @@ class MultiCellRun:
 
 
 def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy="fcfs", seed: int = 0,
-             scenarios=None, record: bool = False) -> MultiCellRun:
+             scenarios=None, record: bool = False, driver: str = "numba") -> MultiCellRun:
     """Serve one workload per cell (``workloads[c]``) with every cell's verification on its MBS.
 
     ``policy``: the online policy of every cell (name or instance); ``verifier_policy``: the MBSs' scheduling
-    rule (:mod:`specedge.multicell.scheduling`). ``scenarios``: the cells' scenarios (default
+    rule (:mod:`specedge.multicell.scheduling`). ``driver``: "numba" (:mod:`specedge.multicell.fast`, built-in
+    verifier policies) or "python" (this module's loop, any policy; the reference). ``scenarios``: the cells' scenarios (default
     ``topology.cell_scenario(c, seed=seed, tasks=1)``).
     """
     config = config or online_engine.OnlineConfig()
@@ -161,10 +162,17 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
         f = 0.0 if st.mode == "ad" else float(sc.params.fronthaul_delay_s)
         cells.append(CellState(c, topology.cells[c].mbs, sc, st, f))
     logs = []
+    from specedge.multicell.fast import POLICY_CODES, drive
+
+    compiled = driver == "numba" and isinstance(verifier_policy, str) and verifier_policy in POLICY_CODES
     for mbs in range(len(topology.mbs)):
+        group = [c for c in cells if c.mbs == mbs]
+        if compiled:
+            logs.append(drive(group, policy=verifier_policy, num_cells=topology.num_cells, payload=topology.payload,
+                              record=record))
+            continue
         log = [] if record else None
         logs.append(log if log is not None else [])
-        group = [c for c in cells if c.mbs == mbs]
         index = np.array([c.index for c in group], dtype=np.int64)
         ready = np.zeros(len(group))
         verify = np.zeros(len(group))
