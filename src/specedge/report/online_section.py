@@ -82,7 +82,7 @@ def speculation_stops_paying(cells: pd.DataFrame) -> pd.DataFrame:
 
 def figure(cells: pd.DataFrame, tpot_slo_s: float = 0.05):
     """One row per regime; against arrival rate: p99 TTFT, median TPOT, goodput, median e2e relative to AD."""
-    from matplotlib.ticker import FormatStrFormatter
+    from matplotlib.ticker import FormatStrFormatter, LogLocator
 
     from specedge.report.figures import _setup
 
@@ -101,6 +101,7 @@ def figure(cells: pd.DataFrame, tpot_slo_s: float = 0.05):
         sns.lineplot(d, y="ttft_p99_s", ax=row[0], legend=False, **kw)
         row[0].set_yscale("log")
         row[0].yaxis.set_major_formatter(FormatStrFormatter("%g"))
+        row[0].yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
         row[0].yaxis.set_minor_formatter(FormatStrFormatter("%g"))
         row[0].tick_params(axis="y", which="minor", labelsize=7)
         row[0].set_ylabel("TTFT p99 (s, log)")
