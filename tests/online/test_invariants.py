@@ -100,3 +100,16 @@ def test_goodput_driven_l_beats_every_fixed_l_for_a_lone_request(paper_sc):
     fixed = {l: requests(simulate(paper_sc, w, FCFS(speculation_length=l)))["e2e_s"].mean() for l in range(1, 11)}
     assert smart <= min(fixed.values()) * 1.01
     assert smart < max(fixed.values()) * 0.9
+
+
+def test_load_threshold_rule_at_its_extremes(paper_sc):
+    """Speculation off above a load threshold: never above an unreachable threshold (= FCFS at that l), always
+    below a negative one (every round an AD round)."""
+    from specedge.online.policies import OffAboveLoad
+
+    w = synthetic(paper_sc.params, rate_rps=0.3, num_requests=60, seed=8)
+    never = simulate(paper_sc, w, OffAboveLoad(speculation_length=5, load_threshold=10**9))
+    fcfs = simulate(paper_sc, w, FCFS(speculation_length=5))
+    np.testing.assert_array_equal(never.completion_s, fcfs.completion_s)
+    always = simulate(paper_sc, w, OffAboveLoad(speculation_length=5, load_threshold=-1))
+    assert always.l_histogram[0] == always.l_histogram.sum() and np.all(always.rounds == w.output_tokens)
