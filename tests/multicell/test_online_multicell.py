@@ -141,3 +141,21 @@ def test_compiled_driver_equals_the_python_driver(vp):
         for f in ("start_s", "first_token_s", "completion_s", "rounds", "slot", "l_histogram"):
             assert np.array_equal(getattr(x, f), getattr(y, f)), f
         assert (x.sbs_busy_s, x.mbs_busy_s) == (y.sbs_busy_s, y.mbs_busy_s)
+
+
+def test_two_mbs_groups_are_independent(three_cells):
+    from dataclasses import replace
+
+    topo, scs, ws = three_cells
+    second = replace(topo.mbs[0], name="mbs-2")
+    two = replace(topo, mbs=(topo.mbs[0], second),
+                  cells=(topo.cells[0], topo.cells[1], replace(topo.cells[2], mbs=1)))
+    both = mco.simulate(two, ws, "fcfs", scenarios=scs, record=True)
+    assert len(both.verify_log) == 2 and set(both.verify_log[1][:, 0].astype(int)) == {2}
+    pair = mco.simulate(replace(topo, cells=topo.cells[:2]), ws[:2], "fcfs", scenarios=scs[:2])
+    alone = simulate(scs[2], ws[2], "fcfs", seed=2 * mco._SEED_CELL)
+    assert np.array_equal(both.runs[2].completion_s, alone.completion_s)
+    for c in range(2):
+        assert np.array_equal(both.runs[c].completion_s, pair.runs[c].completion_s)
+    s = mco.summary(both)
+    assert "mbs_mbs_j" in s["energy_parts_j"] and "mbs_mbs-2_j" in s["energy_parts_j"]
