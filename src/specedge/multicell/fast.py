@@ -1,7 +1,7 @@
-"""The shared-verifier driver of :mod:`specedge.multicell.online`, compiled with numba (same peek / choose / resolve
-steps, the built-in verifier policies only). It calls the online engine's own kernel (:func:`specedge.online.kernel.run`)
-one job at a time from compiled code, so a job costs a kernel call instead of a Python step; the Python driver stays
-the reference (tests/multicell: equal results, bit for bit).
+"""The shared-verifier driver of :mod:`specedge.multicell.online`, compiled with numba (same peek / choose /
+resolve steps, the built-in verifier policies only). It calls the online engine's own kernel
+(:func:`specedge.online.kernel.run`) one job at a time from compiled code, so a job costs a kernel call instead of a
+Python step; the Python driver stays the reference (tests/multicell: equal results, bit for bit).
 """
 
 from __future__ import annotations

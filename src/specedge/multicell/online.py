@@ -144,8 +144,8 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
 
     ``policy``: the online policy of every cell (name or instance); ``verifier_policy``: the MBSs' scheduling
     rule (:mod:`specedge.multicell.scheduling`). ``driver``: "numba" (:mod:`specedge.multicell.fast`, built-in
-    verifier policies) or "python" (this module's loop, any policy; the reference). ``scenarios``: the cells' scenarios (default
-    ``topology.cell_scenario(c, seed=seed, tasks=1)``).
+    verifier policies) or "python" (this module's loop, any policy; the reference). ``scenarios``: the cells'
+    scenarios (default ``topology.cell_scenario(c, seed=seed, tasks=1)``).
     """
     config = config or online_engine.OnlineConfig()
     if len(workloads) != topology.num_cells:
