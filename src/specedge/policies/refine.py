@@ -40,6 +40,10 @@ from specedge.policies.dp import batch_costs_s, bandwidth_hz, l_range, make_plan
 from specedge.policies.exact import ExactMakespan
 
 _SPLITS = (0.25, 1 / 3, 0.5, 2 / 3, 0.75)
+#: A move is taken when it shortens the exact makespan by more than this fraction [A]. 1e-5 (was 1e-6): on the
+#: 50-instance gap set (K = 10) both give the same plans (worst gap 0.00 %, mean -0.142 %); at K = 10^4 1e-5 stops
+#: after 11 instead of 24 iterations with the same final gain (0.007 %), half the search time.
+TOLERANCE = 1e-5
 
 
 class _Fits:
@@ -56,6 +60,16 @@ class _Fits:
         if key not in self.cache:
             self.cache[key] = bool(memory.sbs_fits(self.sc, i - j, self.ins[j:i].max(), self.outs[j:i].max()))
         return self.cache[key]
+
+    def plan_fits(self, cand) -> bool:
+        """Every batch (j, i, l) of a candidate fits; unseen batches are checked in one vectorised call."""
+        new = [(j, i) for j, i, _ in cand if (j, i) not in self.cache]
+        if len(new) > 8:
+            sizes = np.array([b - a for a, b in new])
+            ok = memory.sbs_fits(self.sc, sizes, np.array([self.ins[a:b].max() for a, b in new]),
+                                 np.array([self.outs[a:b].max() for a, b in new]))
+            self.cache.update(zip(new, ok.tolist()))
+        return all(self(j, i) for j, i, _ in cand)
 
 
 def neighbours(cand: tuple, k: int, l_lo: int, l_hi: int, per_batch_l: bool) -> list[tuple]:
@@ -176,7 +190,7 @@ def pool_makespans(ev: ExactMakespan, pool: list[tuple]) -> np.ndarray:
 
 
 def refine(sc, *, l_max: int = 10, bandwidth: str = "optimal", per_batch_l: bool = True, starts: int = 3,
-           max_iterations: int = 100, tolerance: float = 1e-6, baselines: bool = True, alpha=None,
+           max_iterations: int = 100, tolerance: float = TOLERANCE, baselines: bool = True, alpha=None,
            tokens_per_round=None, outputs=None, name: str = "dp-refined") -> Plan:
     """The refined plan (see the module docstring); ``alpha``/``tokens_per_round``/``outputs`` let trace-aware
     planning reuse it with its own acceptance model."""
@@ -187,7 +201,7 @@ def refine(sc, *, l_max: int = 10, bandwidth: str = "optimal", per_batch_l: bool
     bw = bandwidth_hz(sc, bandwidth)
     fits = _Fits(sc, order)
     pool = [c for c in candidate_pool(sc, order, lv, baselines=baselines, alpha=alpha, outputs=outputs)
-            if all(fits(j, i) for j, i, _ in c)]
+            if fits.plan_fits(c)]
     if not per_batch_l:
         pool = [c for c in pool if len({x[2] for x in c}) == 1]
     ev = ExactMakespan(sc, order, bw, "sd-pipeline", tokens_per_round=tokens_per_round, outputs=outputs)
@@ -212,7 +226,7 @@ class RefinedDP:
     per_batch_l: bool = True
     starts: int = 3
     max_iterations: int = 100
-    tolerance: float = 1e-6
+    tolerance: float = TOLERANCE
 
     def plan(self, sc) -> Plan:
         return refine(sc, l_max=self.l_max, bandwidth=self.bandwidth, per_batch_l=self.per_batch_l,
