@@ -19,6 +19,10 @@ from specedge.report import palette
 from specedge.report.figures import MAX_WIDTH_IN, _label, _library_deprecations_silenced, _setup
 
 
+#: The policy every policy figure draws a guide for (the paper's optimizer).
+REFERENCE = "paper-dp"
+
+
 def policy_bars(summary: pd.DataFrame, metric: str = "makespan_s", sources: Sequence[str] | None = None):
     """Mean ``metric`` per policy with its 95% interval, one panel per model pair: a dot per acceptance source
     (marker), in the policy's colour; a log axis when the policies span decades (no batching vs the rest)."""
@@ -31,7 +35,7 @@ def policy_bars(summary: pd.DataFrame, metric: str = "makespan_s", sources: Sequ
     markers = palette.acceptance_markers(accs)
     ncols = min(len(pairs), 3)
     nrows = -(-len(pairs) // ncols)
-    height = 0.34 * len(policies) + 1.3
+    height = max(0.34, 0.12 * len(accs)) * len(policies) + 1.3  # room for one marker per source in a row
     fig, axes = plt.subplots(nrows, ncols, figsize=(min(3.3 * ncols + 1.9, MAX_WIDTH_IN), height * nrows + 0.5),
                              sharey=True, sharex=True, squeeze=False)
     step = 0.7 / max(len(accs), 1)
@@ -51,6 +55,9 @@ def policy_bars(summary: pd.DataFrame, metric: str = "makespan_s", sources: Sequ
                 c = palette.colour(pol)
                 ax.plot([row[f"{metric}_low"], row[f"{metric}_high"]], [y[k], y[k]], color=c, lw=1.4, alpha=0.8)
                 ax.plot(row[metric], y[k], marker=markers[acc], color=c, ms=5.5, mec="white", mew=0.5, ls="")
+        ref = part[(part["policy"] == REFERENCE) & (part["acceptance"] == accs[0])][metric]
+        if not ref.empty:  # a guide: the paper's optimizer on the first source
+            ax.axvline(float(ref.iloc[0]), color=palette.colour(REFERENCE), lw=0.8, ls="--", alpha=0.6, zorder=0)
         ax.set_yticks(np.arange(len(policies)), policies)
         for tick, pol in zip(ax.get_yticklabels(), policies):
             tick.set_color(palette.text_colour(pol))
@@ -60,8 +67,12 @@ def policy_bars(summary: pd.DataFrame, metric: str = "makespan_s", sources: Sequ
         if log:
             ax_.log_axis(ax, "x")
     handles = [plt.Line2D([], [], marker=markers[a], color="0.25", ls="", ms=6) for a in accs]
-    fig.legend(handles, [ax_.wrap_title(a, 34, 2) for a in accs], title="acceptance source", fontsize=8,
-               title_fontsize=8.5, loc="upper center", ncol=min(len(accs), 3), bbox_to_anchor=(0.5, 1.0),
+    labels = [ax_.wrap_title(a, 34, 2) for a in accs]
+    if (data["policy"] == REFERENCE).any():
+        handles.append(plt.Line2D([], [], color=palette.colour(REFERENCE), lw=0.8, ls="--"))
+        labels.append(f"{REFERENCE}, {ax_.wrap_title(accs[0], 20, 1)}")
+    fig.legend(handles, labels, title="acceptance source", fontsize=8,
+               title_fontsize=8.5, loc="upper center", ncol=min(len(labels), 3), bbox_to_anchor=(0.5, 1.0),
                frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - (0.14 + 0.09 * ((len(accs) - 1) // 3)) / (height * nrows + 0.5) * 2.2))
     return fig, data.reset_index(drop=True)

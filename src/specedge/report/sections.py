@@ -139,13 +139,13 @@ def comparison(ctx: Context, cells: pd.DataFrame) -> None:
 
     st = open_store(ctx.store)
     recorded = [a for a in acceptance if a not in ("expected", "iid") and st.info(a).source == "recorded"]
-    shown += recorded[:4] or [a for a in acceptance if a not in shown][:2]
+    shown += recorded[:2] or [a for a in acceptance if a not in shown][:2]  # four markers a row stay apart
     for preset, part in summary.groupby("preset", sort=True):
         sec.figure(f"comparison-makespan-{preset}", figures.policy_bars(part, "makespan_s", shown),
                    title=f"Makespan by policy ({preset} preset)",
                    caption="Mean makespan (dot) with its 95% interval (line), one colour per policy as in every "
                            "figure of this report, one marker per acceptance source: the model-based sources and up "
-                           "to four recorded traces (every source is in the tables and the heatmaps). The axis is "
+                           "to two recorded traces (every source is in the tables and the heatmaps). The axis is "
                            "logarithmic when the policies span decades.")
         sec.figure(f"comparison-mean-latency-{preset}", figures.policy_bars(part, "mean_latency_s", shown),
                    title=f"Mean task latency by policy ({preset} preset)")
