@@ -150,3 +150,15 @@ def test_wrap_title_keeps_the_start_and_every_character():
 def test_spans_decades():
     assert ax_.spans_decades([1.0, 100.0]) and not ax_.spans_decades([10.0, 100.0])
     assert not ax_.spans_decades([0.0, -5.0, np.nan])
+
+
+def test_difference_axis_is_symlog_only_when_a_small_gap_would_be_squashed():
+    one = _sweep(["paper-dp", "ad"], scale={"paper-dp": 1.0, "ad": 2.5})  # +150 % only
+    fig, _ = figures.sweep_lines(one, "tasks")
+    assert fig.axes[1].get_yscale() == "linear"
+    _close(fig)
+    mixed = _sweep(["paper-dp", "no-batching", "dp-refined"],
+                   scale={"paper-dp": 1.0, "no-batching": 7.0, "dp-refined": 0.98})  # +600 % and -2 %
+    fig, _ = figures.sweep_lines(mixed, "tasks")
+    assert fig.axes[1].get_yscale() == "symlog"  # axes: the lines, then the difference panel
+    _close(fig)

@@ -106,15 +106,26 @@ SYMLOG_ABOVE_PCT = 100.0
 SYMLOG_LINEAR_PCT = 5.0
 
 
-def difference_axis(ax, values, axis: str = "y") -> bool:
-    """A percent-difference axis: linear while every |value| ≤ :data:`SYMLOG_ABOVE_PCT`, else symmetric-log with a
-    linear part of ±:data:`SYMLOG_LINEAR_PCT`, so that a 2% gap stays visible next to a 600% one."""
+#: A difference axis goes symmetric-log only if some series stays within this many percent of the reference
+#: (it would be squashed flat next to one above :data:`SYMLOG_ABOVE_PCT`).
+SYMLOG_SMALL_PCT = 10.0
+
+
+def difference_axis(ax, values, axis: str = "y", series_max=None) -> bool:
+    """A percent-difference axis: linear unless some |value| exceeds :data:`SYMLOG_ABOVE_PCT` while a series stays
+    within :data:`SYMLOG_SMALL_PCT` (``series_max``: the largest |difference| of each compared series; None = do
+    not check); then symmetric-log with a linear part of ±:data:`SYMLOG_LINEAR_PCT`, so that a 2% gap stays
+    visible next to a 600% one."""
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     if not v.size or np.abs(v).max() <= SYMLOG_ABOVE_PCT:
         return False
+    if series_max is not None:
+        small = np.asarray(series_max, dtype=np.float64)
+        if not (small[np.isfinite(small)] <= SYMLOG_SMALL_PCT).any():
+            return False
     (ax.set_yscale if axis == "y" else ax.set_xscale)("symlog", linthresh=SYMLOG_LINEAR_PCT, linscale=1.0)
     target = ax.yaxis if axis == "y" else ax.xaxis
     top = int(np.ceil(np.log10(np.abs(v).max())))

@@ -192,7 +192,9 @@ def sweep_lines(summary: pd.DataFrame, x: str, metric: str = "makespan_s", hue: 
                 ls = st.linestyle if variants[h] == 0 else dashes[variants[h] % len(dashes)]
                 dax.plot(sub[x] * x_scale, sub["difference_pct"], marker=st.marker, ms=4.5, color=st.colour, ls=ls, lw=1.5)
             dax.axhline(0, color="0.3", lw=0.8)
-            ax_.difference_axis(dax, diff["difference_pct"].to_numpy())
+            compared = diff[diff[hue].map(palette.policy_of) != SWEEP_REFERENCE]
+            ax_.difference_axis(dax, diff["difference_pct"].to_numpy(),
+                                series_max=compared.groupby(hue)["difference_pct"].apply(lambda d: d.abs().max()))
             dax.set_xlabel(x_label or _label(x))
             dax.set_ylabel(f"vs {SWEEP_REFERENCE} (%)" if j == 0 else "")
         ticks = np.sort(part[xs].unique())
