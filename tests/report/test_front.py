@@ -65,3 +65,8 @@ def test_cells_with_extrapolated_rounds_get_a_note_and_a_table(tmp_path):
     quiet = report.section("q", "Q")
     _extrapolation(quiet, "none", ok.assign(extrapolated_rounds=0.0))
     assert quiet.blocks == []
+
+
+def test_policy_by_pair_keeps_the_grid_order_of_pairs():
+    table = front.policy_by_pair(_cells(), "expected", pairs=["d/t2", "d/t1"])
+    assert [c for c in table.columns if c.endswith("makespan_s")] == ["d/t2 makespan_s", "d/t1 makespan_s"]

@@ -25,10 +25,12 @@ def reference_source(sources) -> str:
     return "expected" if "expected" in sources else sources[0]
 
 
-def policy_by_pair(cells: pd.DataFrame, source: str, metric: str = "makespan_s") -> pd.DataFrame:
-    """One row per policy (report order), per pair the mean ``metric`` and the paired change vs paper-dp (%)."""
+def policy_by_pair(cells: pd.DataFrame, source: str, metric: str = "makespan_s", pairs=None) -> pd.DataFrame:
+    """One row per policy (report order), per pair (``pairs`` order, else as they come) the mean ``metric`` and
+    the paired change vs paper-dp (%)."""
     ok = cells[(cells["status"] == "ok") & (cells["acceptance"] == source)]
-    pairs = list(dict.fromkeys(ok["pair"]))
+    present = list(dict.fromkeys(ok["pair"]))
+    pairs = [p for p in pairs if p in present] if pairs is not None else present
     out = pd.DataFrame({"policy": palette.order(ok["policy"])})
     for pair in pairs:
         part = ok[ok["pair"] == pair]
@@ -76,7 +78,7 @@ def summary(ctx, cells: pd.DataFrame) -> None:
         f"Mean makespan (s) of every policy for each model pair on the `{source}` acceptance source (section 1 "
         f"has every source, intervals and more metrics), and each policy's change against `{REFERENCE_POLICY}` "
         "(the paper's optimizer), paired by seed: negative is faster. Below it, what the scenario assumes.")
-    table = policy_by_pair(cells, source)
+    table = policy_by_pair(cells, source, pairs=list(grid.pairs))
     sec.table("summary-policy-by-pair", table, title="Makespan by policy and pair",
               caption=f"{len(grid.seeds)} seed(s) per cell, K = {dict(grid.fixed).get('tasks', 'the preset')}'s "
                       "tasks; seconds and percent.")
