@@ -85,3 +85,10 @@ def test_cells_never_show_minus_zero():
     from specedge.report.document import _table_html
 
     assert ">-0<" not in _table_html(frame) and "-0.0" not in _table_html(frame)
+
+
+def test_tables_with_long_text_wrap():
+    from specedge.report.document import _table_html
+
+    assert 'class="dataframe data text"' in _table_html(pd.DataFrame({"meaning": ["a long sentence " * 4]}))
+    assert 'class="dataframe data"' in _table_html(pd.DataFrame({"x": [1.5], "name": ["short"]}))

@@ -157,9 +157,16 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+#: A table with a text column longer than this (characters) wraps its cells and aligns them left.
+TEXT_COLUMN_CHARS = 40
+
+
 def _table_html(frame: pd.DataFrame, rows: int = MAX_HTML_ROWS) -> str:
     head = _plain(frame).head(rows)
-    return head.to_html(index=False, border=0, classes="data", na_rep="–", float_format=_format, escape=True)
+    texts = [c for c in head.columns if head[c].dtype == object or pd.api.types.is_string_dtype(head[c])]
+    wide = any(head[c].astype(str).str.len().max() > TEXT_COLUMN_CHARS for c in texts) if len(head) else False
+    classes = "data text" if wide else "data"
+    return head.to_html(index=False, border=0, classes=classes, na_rep="–", float_format=_format, escape=True)
 
 
 def _inline(text: str):

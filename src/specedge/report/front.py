@@ -75,12 +75,13 @@ def summary(ctx, cells: pd.DataFrame) -> None:
     source = reference_source(sources)
     sec = ctx.report.section(
         "summary", "Summary and assumptions",
-        f"Mean makespan (s) of every policy for each model pair on the `{source}` acceptance source (section 1 "
-        f"has every source, intervals and more metrics), and each policy's change against `{REFERENCE_POLICY}` "
+        f"Mean makespan (s) of every policy for each model pair on the `{source}` acceptance source (the policy "
+        f"comparison below has every source, intervals and more metrics), and each policy's change against "
+        f"`{REFERENCE_POLICY}` "
         "(the paper's optimizer), paired by seed: negative is faster. Below it, what the scenario assumes.")
     table = policy_by_pair(cells, source, pairs=list(grid.pairs))
     sec.table("summary-policy-by-pair", table, title="Makespan by policy and pair",
-              caption=f"{len(grid.seeds)} seed(s) per cell, K = {dict(grid.fixed).get('tasks', 'the preset')}'s "
+              caption=f"{len(grid.seeds)} seed(s) per cell, K = {dict(grid.fixed).get('tasks', 'the preset’s')} "
                       "tasks; seconds and percent.")
     best = []
     for col in (c for c in table.columns if c.endswith(" makespan_s")):
