@@ -121,7 +121,7 @@ def comparison(ctx: Context, cells: pd.DataFrame) -> None:
     left_out = sorted(set(available_policies()) - set(grid.policies))
     if left_out:
         sec.text("Policies available but not in this grid: " + ", ".join(f"`{p}`" for p in left_out)
-                 + " (the oracle is exhaustive search, see section 5; add any of them with `--config`).")
+                 + " (the oracle is exhaustive search, see the optimizer section; add any of them with `--config`).")
     acceptance = sorted(cells["acceptance"].unique(), key=lambda a: (a not in ("expected", "iid"), a))
     sec.table("comparison-acceptance-sources", _acceptance_provenance(ctx.store, acceptance),
               title="Acceptance sources", caption="Where each acceptance source's numbers come from.")
