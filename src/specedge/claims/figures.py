@@ -76,14 +76,16 @@ def loo_figure(audits: pd.DataFrame):
     long = audits.melt(id_vars=["claim", "preset"], value_vars=list(cols), var_name="source", value_name="change_pct")
     long["source"] = long["source"].map(cols)
     long["claim"] = long["claim"].map(_short)
+    long = long[long["change_pct"].notna()]  # no leave-one-out markers when it was not computed
     presets = list(dict.fromkeys(long["preset"]))
     fig, axes = plt.subplots(1, len(presets), figsize=(5.2 * len(presets) + 1.0, 0.55 * audits["claim"].nunique()
                                                          + 1.6), sharey=True, squeeze=False)
-    order = list(cols.values())
+    palette = dict(zip(cols.values(), ["#222222", "#2a5db0", "#8fb339", "#d1495b"]))
+    order = [c for c in cols.values() if c in set(long["source"])]
     for ax, preset in zip(axes.flat, presets):
         part = long[long["preset"] == preset]
         sns.stripplot(part, y="claim", x="change_pct", hue="source", ax=ax, jitter=False, dodge=True, size=6,
-                      palette=["#222222", "#2a5db0", "#8fb339", "#d1495b"], hue_order=order)
+                      palette=[palette[c] for c in order], hue_order=order)
         ax.axvline(0, color="0.3", lw=0.8)
         ax.set_title(f"preset {preset}", fontsize=9)
         ax.set_xlabel("latency change (%), negative = faster")
