@@ -101,7 +101,8 @@ def claims(ctx) -> None:
             sec.text(f"{r.claim}: paper {r.paper:+.1f}%, specedge {r.specedge:+.1f}% — {_verdict(r)}; {loo}.")
     if table["loo_prediction"].isna().any():
         sec.note("Leave-one-out refits cost minutes (eight extra fits per preset), so this build did not run "
-                 "them; `specedge claims --preset P` computes and caches them (about 4 minutes on 2 busy cores), "
+                 "them; `specedge claims --preset P` computes and caches them (measured under load: 5 and 11 minutes for the two presets with 2 workers at load "
+                 "average 6–11 on 2 cores), "
                  "and the next build reads them.")
     sec.figure("claims-loo", cfig.loo_figure(table),
                title="Paper, preset, joint fit and leave-one-out prediction per claim",
