@@ -147,3 +147,27 @@ def test_interval_of_a_count_stops_at_its_floor():
     assert out["num_batches"] == pytest.approx(3.0)
     assert out["num_batches_low"] == 1.0 and out["makespan_s_low"] == 0.0  # the t-interval went below both
     assert out["gap_low"] < -3.0  # a metric without a floor keeps its interval
+
+
+def test_acceptance_summary_takes_rounds_tau_and_m_from_the_tools_own_numbers():
+    # The stored histogram says tau = 3.5, m = 10/16; the tool (e.g. vLLM) counted R = 50 rounds, A = 60 accepted,
+    # D = 200 drafted: tau = 1 + 60/50 = 2.2 and m = 60/200 = 0.3 by hand. The table must print the tool's numbers,
+    # as `traces show` does, and leave undefined ones null (llama.cpp's per-request lines define no rounds).
+    frame = pd.DataFrame({"dataset": "t", "request_id": ["a"] * 4, "turn": 0, "round": range(4),
+                          "drafted": [4, 4, 4, 4], "accepted": [0, 2, 4, 4], "prompt_tokens": 5,
+                          "temperature": 0.0, "wall_ms": float("nan")})
+    tool = {"vllm": {"rounds": 50, "accepted_tokens": 60, "draft_tokens": 200, "inferred": {}},
+            "llama": {"rounds": None, "accepted_tokens": 30, "draft_tokens": 40,
+                      "inferred": {"draft_tokens": "n_drafted = n_predict"}}}
+    out = tables.acceptance_summary({"vllm": frame, "llama": frame, "plain": frame},
+                                    {"vllm": "ingested:vllm", "llama": "ingested:llama.cpp", "plain": "recorded"},
+                                    tool).set_index("dataset")
+    assert out.loc["vllm", "rounds"] == 50
+    assert out.loc["vllm", "tau"] == pytest.approx(2.2)
+    assert out.loc["vllm", "acceptance_ratio"] == pytest.approx(0.3)
+    assert out.loc["vllm", "numbers_from"] == "tool"
+    assert pd.isna(out.loc["llama", "rounds"]) and pd.isna(out.loc["llama", "tau"])
+    assert out.loc["llama", "acceptance_ratio"] == pytest.approx(0.75)
+    assert "n_drafted = n_predict" in out.loc["llama", "inferred"]
+    assert out.loc["plain", "numbers_from"] == "table"
+    assert out.loc["plain", "tau"] == pytest.approx(3.5) and out.loc["plain", "rounds"] == 4

@@ -233,10 +233,16 @@ def traces(ctx: Context) -> None:
         if stages:
             stages(n + 1, len(acc_infos) + 1)
     if frames:
-        summary = tables.acceptance_summary(frames, {i.id: i.source for i in acc_infos})
+        from specedge.traces.ingest.numbers import KEY
+
+        summary = tables.acceptance_summary(frames, {i.id: i.source for i in acc_infos},
+                                            {i.id: i.metadata[KEY] for i in acc_infos
+                                             if isinstance(i.metadata.get(KEY), dict)})
         sec.table("traces-acceptance", summary, title="Acceptance per dataset",
-                  caption="`alpha_iid`: the fitted i.i.d. α; `survival_gap`: the largest |S_trace(i) − S_iid(i)| "
-                          "(0 when the trace is i.i.d. at one α).")
+                  caption="`numbers_from`: `tool` when rounds, τ and m are the ingested tool's own counts (as "
+                          "`specedge traces show` prints them; empty where the tool does not define one), `table` "
+                          "when computed from the stored rounds. `alpha_iid`: the fitted i.i.d. α; `survival_gap`: "
+                          "the largest |S_trace(i) − S_iid(i)| (0 when the trace is i.i.d. at one α).")
         sec.figure("traces-tau", figures.tau_by_dataset(summary), title="τ per dataset")
         limit = int(ctx.cfg.traces.get("max_datasets", DEFAULT_MAX_TRACE_PANELS))
         order = sorted(frames, key=lambda k: (next(i.source for i in acc_infos if i.id == k) != "recorded", k))

@@ -151,27 +151,46 @@ def trace_catalog(infos: Iterable) -> pd.DataFrame:
                                        "target_model", "citation", "note"])
 
 
-def acceptance_summary(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str]) -> pd.DataFrame:
+def acceptance_summary(frames: Mapping[str, pd.DataFrame], sources: Mapping[str, str],
+                       tool_numbers: Mapping[str, Mapping] | None = None) -> pd.DataFrame:
     """Per acceptance dataset: rounds, τ, m, max drafted, the fitted i.i.d. α and how far i.i.d. is from the trace.
 
-    ``survival_gap`` is max_i |S_trace(i) − S_iid(i)|: 0 when the trace is i.i.d. at one α.
+    Where a dataset has its tool's own numbers (``tool_numbers[name]``, the metadata dict of
+    :mod:`specedge.traces.ingest.numbers`), rounds, τ and m are :func:`~specedge.traces.ingest.numbers.derived`
+    from them (None where the tool does not define one, never filled in from the histogram), as ``traces show``
+    prints them; otherwise they are computed from the stored rounds. ``numbers_from`` says which ("tool" or
+    "table") and ``inferred`` lists any number computed under an assumption. ``survival_gap`` is
+    max_i |S_trace(i) − S_iid(i)|: 0 when the trace is i.i.d. at one α.
     """
+    from specedge.traces.ingest.numbers import derived
+
+    tool_numbers = tool_numbers or {}
     rows = []
     for name, frame in frames.items():
         alpha = iid_alpha(frame)
         s = stats.survival(frame)
         s_iid = survival_iid(frame, alpha)
+        if isinstance(tool_numbers.get(name), Mapping):
+            tool = derived(tool_numbers[name])
+            numbers = {"rounds": tool["rounds"], "tau": tool["tau"], "acceptance_ratio": tool["acceptance_ratio"],
+                       "numbers_from": "tool", "inferred": "; ".join(f"{k}: {v}" for k, v in tool["inferred"].items())}
+        else:
+            numbers = {"rounds": stats.rounds(frame), "tau": stats.tau(frame),
+                       "acceptance_ratio": stats.acceptance_ratio(frame), "numbers_from": "table", "inferred": ""}
         rows.append({
             "dataset": name,
             "provenance": provenance(sources.get(name, "")),
-            "rounds": stats.rounds(frame),
-            "tau": stats.tau(frame),
-            "acceptance_ratio": stats.acceptance_ratio(frame),
+            **numbers,
             "max_drafted": int(frame["drafted"].max()),
             "alpha_iid": alpha,
             "survival_gap": float(np.max(np.abs(s - s_iid))),
         })
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    if not out.empty:  # None (undefined by the tool) stays a null, not an object column
+        out["rounds"] = out["rounds"].astype("Int64")
+        out["tau"] = pd.to_numeric(out["tau"], errors="coerce").astype("float64")
+        out["acceptance_ratio"] = pd.to_numeric(out["acceptance_ratio"], errors="coerce").astype("float64")
+    return out
 
 
 def tau_by_category(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
