@@ -81,10 +81,11 @@ def speculation_stops_paying(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def figure(cells: pd.DataFrame, tpot_slo_s: float = 0.05):
-    """One row per regime; against arrival rate: p99 TTFT, median TPOT, goodput, median e2e relative to AD."""
-    from matplotlib.ticker import FormatStrFormatter, LogLocator
-
-    from specedge.report.figures import _setup
+    """One column per regime, one row per metric against arrival rate: p99 TTFT, median TPOT, goodput, median e2e
+    relative to AD. Policies in the report's palette (:mod:`specedge.report.palette`), at the page's width cap."""
+    from specedge.report import axes as ax_
+    from specedge.report import palette
+    from specedge.report.figures import MAX_WIDTH_IN, _setup
 
     plt, sns = _setup()
     data = cells[["regime", "policy", "rate_rps", "ttft_p50_s", "ttft_p99_s", "tpot_p50_s", "e2e_p50_s",
@@ -93,35 +94,37 @@ def figure(cells: pd.DataFrame, tpot_slo_s: float = 0.05):
     keys = pd.MultiIndex.from_frame(data[["regime", "rate_rps"]])
     data["e2e_p50_vs_ad"] = data["e2e_p50_s"].to_numpy() / ad.reindex(keys).to_numpy()
     regimes = list(dict.fromkeys(data["regime"]))
-    fig, axes = plt.subplots(len(regimes), 4, figsize=(17, 4.0 * len(regimes) + 0.6), squeeze=False)
-    kw = dict(x="rate_rps", hue="policy", style="policy", markers=True, dashes=False, hue_order=list(POLICIES),
-              style_order=list(POLICIES))
-    for row, regime in zip(axes, regimes):
+    policies = palette.order(data["policy"].unique())
+    metrics = (("ttft_p99_s", "TTFT p99 (s)"), ("tpot_p50_s", "TPOT median (s)\ndashed: SLO"),
+               ("goodput_rps", "goodput (req/s in SLO)\ndotted: offered"),
+               ("e2e_p50_vs_ad", "median e2e / AD's\n(< 1: SD pays)"))
+    fig, axes = plt.subplots(len(metrics), len(regimes), figsize=(MAX_WIDTH_IN, 2.3 * len(metrics) + 0.9),
+                             squeeze=False, sharex="col")
+    for c, regime in enumerate(regimes):
         d = data[data["regime"] == regime]
-        sns.lineplot(d, y="ttft_p99_s", ax=row[0], legend=False, **kw)
-        row[0].set_yscale("log")
-        row[0].yaxis.set_major_formatter(FormatStrFormatter("%g"))
-        row[0].yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        row[0].yaxis.set_minor_formatter(FormatStrFormatter("%g"))
-        row[0].tick_params(axis="y", which="minor", labelsize=7)
-        row[0].set_ylabel("TTFT p99 (s, log)")
-        row[0].set_title(regime, loc="left", fontsize=10, fontweight="bold")
-        sns.lineplot(d, y="tpot_p50_s", ax=row[1], legend=False, **kw)
-        row[1].axhline(tpot_slo_s, color="#999999", lw=0.8, ls="--")
-        row[1].set_ylabel("TPOT median (s); dashed: SLO")
-        sns.lineplot(d, y="goodput_rps", ax=row[2], legend=False, **kw)
-        lim = float(d["rate_rps"].max())
-        row[2].plot([0, lim], [0, lim], color="#999999", lw=0.8, ls=":")
-        row[2].set_ylabel("goodput (req/s in SLO); dotted: offered")
-        sns.lineplot(d, y="e2e_p50_vs_ad", ax=row[3], **kw)
-        row[3].axhline(1.0, color="black", lw=0.8)
-        row[3].set_ylabel("median e2e latency / AD's (< 1: SD pays)")
-        handles, labels = row[3].get_legend_handles_labels()
-        row[3].get_legend().remove()
-        for ax in row:
-            ax.set_xlabel("arrival rate (requests/s, Poisson)")
-    fig.legend(handles, labels, loc="lower center", ncol=len(POLICIES), frameon=False, fontsize=9)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+        for r, (col, label) in enumerate(metrics):
+            ax = axes[r, c]
+            for pol in policies:
+                st = palette.style(pol)
+                p = d[d["policy"] == pol].sort_values("rate_rps")
+                ax.plot(p["rate_rps"], p[col], color=st.colour, marker=st.marker, ls=st.linestyle, lw=1.4, ms=4,
+                        label=pol)
+            if col == "ttft_p99_s":
+                ax_.log_if_decades(ax, d[col])
+            elif col == "tpot_p50_s":
+                ax.axhline(tpot_slo_s, color="#999999", lw=0.8, ls="--")
+            elif col == "goodput_rps":
+                lim = float(d["rate_rps"].max())
+                ax.plot([0, lim], [0, lim], color="#999999", lw=0.8, ls=":")
+            else:
+                ax.axhline(1.0, color="black", lw=0.8)
+            ax.set_ylabel(label if c == 0 else "", fontsize=9)
+            ax.tick_params(labelsize=8)
+        axes[0, c].set_title(regime, fontsize=10, fontweight="bold")
+        axes[-1, c].set_xlabel("arrival rate (requests/s, Poisson)", fontsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(policies), frameon=False, fontsize=8.5)
+    fig.tight_layout(rect=(0, 0.035, 1, 1))
     return fig, data
 
 

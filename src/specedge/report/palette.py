@@ -24,7 +24,8 @@ class Style:
     linestyle: str = "-"
 
 
-#: The registered policies, in the order figures list them (the paper's first, then specedge's, then baselines).
+#: The registered policies, in the order figures list them (the paper's first, then specedge's, then baselines),
+#: then the online serving policies.
 POLICY_STYLES: dict[str, Style] = {
     "paper-dp": Style("#1f4e9c", "o"),
     "dp-per-batch-l": Style("#6a9bd8", "s", "--"),
@@ -41,6 +42,12 @@ POLICY_STYLES: dict[str, Style] = {
     "sd-serial": Style("#c49c94", "p", "-."),
     "ad": Style("#7f7f7f", "d", "--"),
     "oracle": Style("#000000", "+", ":"),
+    # online serving policies (specedge.online.policies; "ad" above is shared with the offline baselines)
+    "fcfs": Style("#393b79", "o"),
+    "smartspec": Style("#ad494a", "s", "--"),
+    "sd-ad-switch": Style("#8c6d31", "^", "-."),
+    "spec-off-above-load": Style("#7b4173", "v", ":"),
+    "threshold": Style("#637939", "<", "--"),
 }
 
 #: Colours for names that are not registered policies (stable per name).
