@@ -35,7 +35,8 @@ def _label(result) -> str:
     sizes = plan["batch_sizes"]
     ls = sorted(set(plan["speculation_length"]))
     batching = f"{len(sizes)}×{sizes[0]}" if len(set(sizes)) == 1 else "+".join(map(str, sizes))
-    return f"{batching} l={','.join(map(str, ls))}"
+    policy = result.run.get("policy")
+    return f"{policy + ' · ' if policy else ''}{batching} l={','.join(map(str, ls))}"
 
 
 def compare_runs(run_ids=None, *, store=None, acceptance: str = "observed") -> list:
@@ -79,13 +80,16 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
     import seaborn as sns
     from matplotlib.figure import Figure
 
+    from specedge.report.figures import MAX_WIDTH_IN
+
     results = results if results is not None else compare_runs(run_ids, store=store, acceptance=acceptance)
     data = fidelity_points(results)
     if not include_stage_times:
         data = data[data["predictor"] != STAGE_TIMES]
     predictors = list(dict.fromkeys(data["predictor"])) or ["(no runs)"]
-    fig = Figure(figsize=(4.2 * len(predictors) + 2.0, 4.2), layout="constrained")
-    axes = fig.subplots(1, len(predictors), squeeze=False)[0]
+    colours = _plan_colours(results)
+    fig = Figure(figsize=(min(3.2 * len(predictors) + 0.6, MAX_WIDTH_IN), 4.3), layout="constrained")
+    axes = fig.subplots(1, len(predictors), squeeze=False, sharey=True)[0]
     hi = float(np.nanmax(data[["measured_s", "predicted_s"]].to_numpy())) * 1.05 if len(data) else 1.0
     line = np.linspace(0.0, hi, 2)
     for ax, name in zip(axes, predictors):
@@ -93,13 +97,30 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
         ax.fill_between(line, line * (1 - TARGET_BAND), line * (1 + TARGET_BAND), color="0.9", label="±10%")
         ax.plot(line, line, color="0.4", lw=1)
         if len(part):
-            sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", style="pair", ax=ax, s=28)
-        ax.set(xlim=(0, hi), ylim=(0, hi), title=name, xlabel="measured latency (s)", ylabel="predicted latency (s)")
+            sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", style="pair", ax=ax, s=22,
+                            palette=colours, hue_order=list(colours), legend=ax is axes[-1])
+        ax.set(xlim=(0, hi), ylim=(0, hi), title=name, xlabel="measured latency (s)",
+               ylabel="predicted latency (s)" if ax is axes[0] else "")
         if ax.get_legend() is not None:
-            if ax is axes[-1]:
-                sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-            else:
-                ax.get_legend().remove()
+            handles, labels = ax.get_legend_handles_labels()
+            ax.get_legend().remove()
+            fig.legend(handles, labels, loc="outside lower center", ncol=3, frameon=False, fontsize=7.5)
+    return fig
+
+
+def _plan_colours(results) -> dict[str, str]:
+    """Plan label -> colour: a plan a policy made ("dp-refined · 4×6 l=6") in that policy's report-wide colour
+    (:mod:`specedge.report.palette`); hand-written plans in the palette's non-policy colours, in order."""
+    from specedge.report import palette
+
+    labels = list(dict.fromkeys(_label(r) for r in results))
+    taken = {st.colour for st in palette.POLICY_STYLES.values()}
+    out, spare = {}, iter(c for c in ("#3182bd", "#31a354", "#e6550d", "#555555", "#e7ba52", "#843c39",
+                                      *palette.EXTRA_COLOURS) if c not in taken)
+    for label in palette.order(labels):
+        known = palette.policy_of(label) in palette.POLICY_STYLES and " · " in label
+        out[label] = palette.colour(label) if known else next(spare, "#555555")
+    return out
     return fig
 
 
