@@ -42,12 +42,13 @@ POLICY_STYLES: dict[str, Style] = {
     "sd-serial": Style("#c49c94", "p", "-."),
     "ad": Style("#7f7f7f", "d", "--"),
     "oracle": Style("#000000", "+", ":"),
-    # online serving policies (specedge.online.policies; "ad" above is shared with the offline baselines)
-    "fcfs": Style("#393b79", "o"),
+    # online serving policies (specedge.online.policies; "ad" above is shared with the offline baselines);
+    # none of these colours is in EXTRA_COLOURS, so no other name can be given them by hash
+    "fcfs": Style("#5254a3", "o"),
     "smartspec": Style("#ad494a", "s", "--"),
-    "sd-ad-switch": Style("#8c6d31", "^", "-."),
-    "spec-off-above-load": Style("#7b4173", "v", ":"),
-    "threshold": Style("#637939", "<", "--"),
+    "sd-ad-switch": Style("#bd9e39", "^", "-."),
+    "spec-off-above-load": Style("#a55194", "v", ":"),
+    "threshold": Style("#8ca252", "<", "--"),
 }
 
 #: Colours for names that are not registered policies (stable per name).
