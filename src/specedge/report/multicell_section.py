@@ -86,45 +86,54 @@ def dipsd_points(table: pd.DataFrame, users: int) -> pd.DataFrame:
 
 
 def figure(online: pd.DataFrame, dip: pd.DataFrame, users: int):
-    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
-
-    from specedge.report.figures import _setup
+    """(a) the online runs, energy against latency; (b) the DiP-SD steady state. At the page's width cap; AD and
+    the other schemes in the report's palette (:mod:`specedge.report.palette`), speculation length by colour in (a)."""
+    from specedge.report import axes as ax_
+    from specedge.report import palette
+    from specedge.report.figures import MAX_WIDTH_IN, _setup
 
     plt, sns = _setup()
-    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 4.8))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, 5.0))
     sd = online[online["speculation_length"] > 0]
     sns.scatterplot(sd, x="e2e_p50_s", y="energy_j_per_token", hue="speculation_length", style="verifier_policy",
-                    palette="viridis", s=70, ax=a)
+                    palette="viridis", s=55, ax=a)
     ad = online[online["speculation_length"] == 0]
-    a.scatter(ad["e2e_p50_s"], ad["energy_j_per_token"], marker="*", s=160, color="#d62728", label="AD serving")
+    a.scatter(ad["e2e_p50_s"], ad["energy_j_per_token"], marker="*", s=160, color=palette.colour("ad"),
+              edgecolor="black", lw=0.5, label="AD serving", zorder=3)
     front = online[online["pareto"]].sort_values("e2e_p50_s")
     a.plot(front["e2e_p50_s"], front["energy_j_per_token"], color="#555555", lw=1, ls="--", label="Pareto front")
-    a.set_xlabel("median end-to-end latency (s)")
-    a.set_ylabel("energy per output token (J)")
-    a.set_title(f"(a) {CELLS} heterogeneous cells, one MBS (online, {RATE_RPS:g} req/s per cell)", loc="left",
-                fontsize=10)
-    a.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    a.set_xlabel("median end-to-end latency (s)", fontsize=9)
+    a.set_ylabel("energy per output token (J)", fontsize=9)
+    a.set_title(ax_.wrap_title(f"(a) {CELLS} heterogeneous cells, one MBS (online, {RATE_RPS:g} req/s per cell)",
+                               width=48), loc="left", fontsize=9)
+    handles, labels = a.get_legend_handles_labels()
+    a.get_legend().remove()
+    labels = [{"speculation_length": "l (colour)", "verifier_policy": "verifier policy (marker)"}.get(x, x)
+              for x in labels]
+    a.legend(handles, labels, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     g = dip[dip["scheme"] == "sd-greedy"]
-    b.plot(g["tpot_s"], g["energy_j_per_token"], marker="o", color="#1f77b4", label="SD, greedy batching (l = 1..8)")
+    st = palette.style("sd-greedy")
+    b.plot(g["tpot_s"], g["energy_j_per_token"], marker="o", ms=4, color=st.colour,
+           label="SD, greedy batching (l = 1..8)")
     for r in g.itertuples():
         b.annotate(f"l={r.speculation_length}", (r.tpot_s, r.energy_j_per_token), fontsize=7,
-                   xytext=(3, 3), textcoords="offset points")
-    markers = {"dip-sd": ("D", "#2ca02c"), "ad-greedy": ("s", "#ff7f0e"), "ad": ("*", "#d62728")}
-    for scheme, (mk, col) in markers.items():
+                   xytext=(4, -3), textcoords="offset points")
+    markers = {"dip-sd": "D", "ad-greedy": "s", "ad": "*"}
+    for scheme, mk in markers.items():
         r = dip[dip["scheme"] == scheme]
-        b.scatter(r["tpot_s"], r["energy_j_per_token"], marker=mk, s=90, color=col, label=scheme, zorder=3)
+        b.scatter(r["tpot_s"], r["energy_j_per_token"], marker=mk, s=110 if mk == "*" else 70,
+                  color=palette.colour(scheme), edgecolor="black", lw=0.5, label=scheme, zorder=3)
     front = dip[dip["pareto"]].sort_values("tpot_s")
     b.plot(front["tpot_s"], front["energy_j_per_token"], color="#555555", lw=1, ls="--", label="Pareto front")
-    b.set_xscale("log")
-    b.set_yscale("log")
-    for axis in (b.xaxis, b.yaxis):
-        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-        axis.set_major_formatter(FormatStrFormatter("%g"))
-        axis.set_minor_formatter(NullFormatter())
-    b.set_xlabel("time per token per user (s, log)")
-    b.set_ylabel("energy per token (J, log)")
-    b.set_title(f"(b) DiP-SD setting, {users} users (steady-state model)", loc="left", fontsize=10)
-    b.legend(fontsize=7, frameon=False)
+    ax_.log_axis(b, "x")
+    ax_.log_axis(b, "y")
+    b.set_xlabel("time per token per user (s, log)", fontsize=9)
+    b.set_ylabel("energy per token (J, log)", fontsize=9)
+    b.set_title(ax_.wrap_title(f"(b) DiP-SD setting, {users} users (steady-state model)", width=48), loc="left",
+                fontsize=9)
+    b.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    for ax in (a, b):
+        ax.tick_params(labelsize=8)
     fig.tight_layout()
     data = pd.concat([online.assign(panel="a"), dip.assign(panel="b")], ignore_index=True)
     return fig, data
