@@ -39,6 +39,9 @@ from specedge.latency.acceptance import IIDAcceptance
 from specedge.latency.acceptance_positional import PositionalAcceptance
 
 MODEL_IID, MODEL_POSITIONAL, MODEL_TRACE = "a-iid", "b-per-position", "c-trace"
+#: Colours of the acceptance models: none is a policy colour of :mod:`specedge.report.palette` (the figures hold
+#: one policy, :data:`LADDER_POLICY`; a red or blue model would read as dp-refined or paper-dp elsewhere).
+MODEL_COLOURS = {"a-iid": "#843c39", "b-per-position": "#e7ba52", "c-trace": "#333333"}
 MODELS = (MODEL_IID, MODEL_POSITIONAL, MODEL_TRACE)
 #: Scenario preset of the ladder's plans [A].
 LADDER_PRESET = "paper"
@@ -144,7 +147,7 @@ def ladder(dataset_ids, *, store=None, progress=None, **kw) -> tuple[pd.DataFram
 
 def figure(summary: pd.DataFrame, curves: pd.DataFrame):
     """Left: makespan error of (a) and (b) at the trace's best l; right: the l each model chooses."""
-    from specedge.report.figures import _setup
+    from specedge.report.figures import MAX_WIDTH_IN, _setup
 
     plt, sns = _setup()
     order = summary.drop_duplicates("dataset").sort_values("tau")["dataset"].tolist()
@@ -154,29 +157,32 @@ def figure(summary: pd.DataFrame, curves: pd.DataFrame):
         summary.drop_duplicates("dataset")[["dataset", "l_opt_trace"]].rename(columns={"l_opt_trace": "l_opt"})
         .assign(model=MODEL_TRACE)], ignore_index=True)
     data = err.merge(chosen, on=["dataset", "model"], how="outer")
-    height = max(3.5, 0.32 * len(order) + 1.2)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12.5, height), sharey=True,
+    height = max(3.5, 0.3 * len(order) + 1.4)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(MAX_WIDTH_IN, height), sharey=True,
                                    gridspec_kw={"width_ratios": [1.4, 1.0]})
-    palette = {MODEL_IID: "#c44e52", MODEL_POSITIONAL: "#4c72b0", MODEL_TRACE: "#333333"}
+    palette = MODEL_COLOURS
     sns.barplot(err, y="dataset", x="makespan_error_at_l_opt_trace_pct", hue="model", order=order,
                 hue_order=[MODEL_IID, MODEL_POSITIONAL], palette=palette, ax=ax1, orient="h")
     ax1.axvline(0, color="black", lw=0.8)
     noise = summary.drop_duplicates("dataset").set_index("dataset").loc[order, "trace_ci95_pct"].to_numpy()
     ax1.errorbar(np.zeros(len(order)), np.arange(len(order)), xerr=noise, fmt="none", ecolor="#888888",
                  elinewidth=5, alpha=0.45, capsize=0, zorder=0, label="±95% noise of the trace replay")
-    ax1.set_xlabel("makespan error vs trace replay at the trace's best l (%)")
+    ax1.set_xlabel("makespan error vs trace replay\nat the trace's best l (%)", fontsize=9)
     ax1.set_ylabel("")
-    ax1.legend(title="", fontsize=8, loc="lower left")
+    ax1.tick_params(axis="y", labelsize=8)
+    ax1.tick_params(axis="x", labelsize=8)
+    ax1.legend(title="", fontsize=7.5, loc="lower left")
     markers = {MODEL_IID: "s", MODEL_POSITIONAL: "^", MODEL_TRACE: "o"}
     offsets = {MODEL_IID: -0.22, MODEL_POSITIONAL: 0.0, MODEL_TRACE: 0.22}
     ypos = {d: i for i, d in enumerate(order)}
     for model in (MODEL_TRACE, MODEL_IID, MODEL_POSITIONAL):
         sub = chosen[chosen["model"] == model]
         ax2.scatter(sub["l_opt"], sub["dataset"].map(ypos) + offsets[model], marker=markers[model],
-                    color=palette[model], label=model, s=28, zorder=3)
-    ax2.set_xlabel("speculation length l* chosen (argmin of mean makespan)")
+                    color=palette[model], edgecolor="black", lw=0.4, label=model, s=28, zorder=3)
+    ax2.set_xlabel(f"speculation length l* chosen\n(argmin of mean makespan, policy {LADDER_POLICY})", fontsize=9)
     ax2.set_xticks(list(LADDER_L_VALUES))
-    ax2.legend(fontsize=8, loc="lower right")
+    ax2.tick_params(axis="x", labelsize=8)
+    ax2.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, frameon=False)
     ax2.grid(True, axis="x", alpha=0.5)
     fig.tight_layout()
     return fig, data
@@ -190,7 +196,7 @@ def curves_figure(curves: pd.DataFrame, datasets):
     data = curves[curves["dataset"].isin(list(datasets))]
     titles = _panels(pd.Series(list(datasets)))
     fig, axes = _facets(plt, len(datasets), ncols=3, sharey=False)
-    palette = {MODEL_IID: "#c44e52", MODEL_POSITIONAL: "#4c72b0", MODEL_TRACE: "#333333"}
+    palette = MODEL_COLOURS
     for n, (ax, name, title) in enumerate(zip(axes, datasets, titles)):
         sub = data[data["dataset"] == name]
         for model in MODELS:
