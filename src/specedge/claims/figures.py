@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from specedge.report.axes import wrap_title
+from specedge.report.figures import MAX_WIDTH_IN
+
 #: Claims per row of the tornado's grid.
 TORNADO_COLS = 4
+#: Bar colours of the tornado: greys, light for halved and dark for doubled, so that no bar reads as one of the
+#: report's policy colours (:mod:`specedge.report.palette`).
+FACTOR_COLOURS = {"x0.5": "#a3a3a3", "x2": "#3a3a3a"}
 
 
 def _plt():
@@ -41,10 +47,10 @@ def tornado(sens: pd.DataFrame, *, title: str = "", max_parameters: int = 10):
     claims = list(dict.fromkeys(data["claim"]))
     ncols = min(TORNADO_COLS, len(claims))
     nrows = -(-len(claims) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 1.6, 0.26 * len(keep) * nrows + 1.2 * nrows),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(MAX_WIDTH_IN, 0.2 * len(keep) * nrows + 1.0 * nrows + 0.4),
+                             sharey=True, sharex=True, squeeze=False)
     limit = max(1.0, float(data["change_pp"].abs().max()) * 1.08)
-    colors = {"x0.5": "#2a5db0", "x2": "#d1495b"}
+    colors = FACTOR_COLOURS
     for ax, claim in zip(axes.flat, claims):
         part = data[data["claim"] == claim]
         for factor, offset in (("x0.5", -0.2), ("x2", 0.2)):
@@ -55,13 +61,13 @@ def tornado(sens: pd.DataFrame, *, title: str = "", max_parameters: int = 10):
         ax.set_yticks(range(len(keep)), keep, fontsize=7)
         ax.invert_yaxis()
         ax.set_xlim(-limit, limit)
-        ax.set_title(_short(claim), fontsize=8)
-        ax.tick_params(axis="x", labelsize=7)
+        ax.set_title(wrap_title(_short(claim), width=34), fontsize=8)
+        ax.tick_params(axis="x", labelsize=7, labelbottom=True)
         ax.set_xlabel("change (points)", fontsize=7)
     for ax in list(axes.flat)[len(claims):]:
         ax.set_visible(False)
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.035, 1, 0.97))
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -78,7 +84,8 @@ def loo_figure(audits: pd.DataFrame):
     long["claim"] = long["claim"].map(_short)
     long = long[long["change_pct"].notna()]  # no leave-one-out markers when it was not computed
     presets = list(dict.fromkeys(long["preset"]))
-    fig, axes = plt.subplots(1, len(presets), figsize=(5.2 * len(presets) + 1.0, 0.55 * audits["claim"].nunique()
+    fig, axes = plt.subplots(1, len(presets), figsize=(min(5.2 * len(presets) + 1.0, MAX_WIDTH_IN),
+                                                       0.55 * audits["claim"].nunique()
                                                          + 1.6), sharey=True, squeeze=False)
     palette = dict(zip(cols.values(), ["#222222", "#2a5db0", "#8fb339", "#d1495b"]))
     order = [c for c in cols.values() if c in set(long["source"])]

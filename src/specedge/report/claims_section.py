@@ -122,8 +122,9 @@ def claims(ctx) -> None:
     for p, s in zip(presets, sens_all):
         sec.figure(f"claims-tornado-{p}", cfig.tornado(s, title=f"preset {p}"),
                    title=f"Tornado: what moves each claim (preset {p})",
-                   caption="Bars: change of specedge's number (points) when one [A] parameter is halved (blue) or "
-                           "doubled (red), the ten most influential parameters; switches are in the table.")
+                   caption="Bars: change of specedge's number (points) when one [A] parameter is halved (light "
+                           "grey) or doubled (dark grey), the ten most influential parameters; switches are in the "
+                           "table.")
     qual = pd.concat(quals, ignore_index=True)
     sec.table("claims-qualitative", qual, title="The figure sweeps' qualitative claims, checked",
               caption="`passed`: the statement holds at every point of the sweep; `numbers`: what it was judged on.")
