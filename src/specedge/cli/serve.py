@@ -189,7 +189,9 @@ def serve_real_cmd(
     console.print(f"load average before the run: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     run = serve_real(setup, progress=lambda msg: console.print(msg))
     dataset_id = dataset or f"run-{draft_name}-{target_name}-{plan_sha256(plan)[:8]}-{stamp}"
-    extra = {"note": note, "policy": policy, "plan_file": str(plan_path) if plan_path else None}
+    from specedge.provenance import portable_path
+
+    extra = {"note": note, "policy": policy, "plan_file": portable_path(plan_path)}
     from specedge.serve.quiet import FOREIGN_WORK_LIMIT
 
     fw = {"before": before, **run.metadata.get("foreign_work", {})}

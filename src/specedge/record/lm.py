@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 
 from specedge.errors import InputError
+from specedge.provenance import portable_path
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
 
@@ -132,7 +133,7 @@ class ByteGPTLM:
             "weights_sha256": self._weights_sha256,
             "tokenizer": "bytes (UTF-8, 256 ids)",
             "dtype": dtype_name(next(self.model.parameters()).dtype),
-            "path": str(self.path) if self.path else None,
+            "path": portable_path(self.path),
             "layers": cfg.n_layer,
             "hidden": cfg.d_model,
             "mlp_hidden": cfg.mlp_ratio * cfg.d_model,
@@ -216,7 +217,7 @@ class HFCausalLM:
             "weights_sha256": self._weights_sha256,
             "tokenizer": f"{type(self.tokenizer).__name__} (vocab {len(self.tokenizer)})",
             "dtype": dtype_name(self.model.dtype),
-            "path": str(self.path) if self.path else None,
+            "path": portable_path(self.path),
             "layers": getattr(cfg, "num_hidden_layers", None),
             "hidden": getattr(cfg, "hidden_size", None),
             "mlp_hidden": getattr(cfg, "intermediate_size", None),
