@@ -10,7 +10,7 @@ import numpy as np
 from numba import njit
 from numba.typed import List
 
-from specedge.online import kernel
+from specedge.online import engine, kernel
 
 #: built-in verifier policies by code (anything else runs through the Python driver)
 POLICY_CODES = {"fcfs": 0, "round-robin": 1, "shortest-verify-first": 2, "pipeline-aware": 3}
@@ -189,24 +189,9 @@ def drive(group, *, policy: str, num_cells: int, payload, record: bool):
             c = group[-2 - g]
             raise RuntimeError(f"online engine stalled in cell {c.index} at request {int(c.state.st_i[0])}: no "
                                "batch can run and admission never becomes possible")
-        _stage(group[g].state)
+        engine.stage(group[g].state)
     if record and log_n[0] >= cap:
         raise RuntimeError("verification log overflow")  # pragma: no cover - cap is 2048 jobs per request
     for j, c in enumerate(group):
         c.sbs_busy_s, c.mbs_busy_s, c.fronthaul_bits = float(busy[j, 0]), float(busy[j, 1]), float(fh[j])
     return log[: log_n[0]].copy()
-
-
-def _stage(state) -> None:
-    """The staging step of :func:`specedge.online.engine.advance` (acceptance draws of the next queued requests),
-    for a kernel that returned NEED_STAGING inside :func:`run_group`. Kept identical to the engine's: the tests
-    compare this driver with the Python one, which stages through the engine."""
-    st_i = state.st_i
-    k0 = int(st_i[3])
-    ring = state.args[8].shape[0]
-    k1 = min(state.workload.num_requests, int(st_i[0]) + ring)
-    if state.use_g:
-        rows = state.feed.rows(state.order[k0:k1], state.width_rounds)
-        state.args[8][np.arange(k0, k1) % ring] = np.minimum(rows, state.lmax).astype(np.int8)
-    st_i[3] = k1
-    state.chunk += 1

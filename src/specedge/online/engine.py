@@ -286,14 +286,20 @@ def advance(state: EngineState, max_jobs: int = -1) -> int:
                                f"{state.policy!r}: no batch can run and admission never becomes possible")
         if status != kernel.NEED_STAGING:
             return status
-        k0 = int(st_i[3])
-        ring = state.args[8].shape[0]
-        k1 = min(n, int(st_i[0]) + ring)
-        if state.use_g:
-            rows = state.feed.rows(state.order[k0:k1], state.width_rounds)
-            state.args[8][np.arange(k0, k1) % ring] = np.minimum(rows, state.lmax).astype(np.int8)
-        st_i[3] = k1
-        state.chunk += 1
+        stage(state)
+
+
+def stage(state: EngineState) -> None:
+    """Stage the acceptance draws of the queued requests the kernel's ring can hold (it returned NEED_STAGING)."""
+    st_i = state.st_i
+    k0 = int(st_i[3])
+    ring = state.args[8].shape[0]
+    k1 = min(state.workload.num_requests, int(st_i[0]) + ring)
+    if state.use_g:
+        rows = state.feed.rows(state.order[k0:k1], state.width_rounds)
+        state.args[8][np.arange(k0, k1) % ring] = np.minimum(rows, state.lmax).astype(np.int8)
+    st_i[3] = k1
+    state.chunk += 1
 
 
 def result(state: EngineState) -> OnlineRun:
