@@ -17,11 +17,14 @@ from specedge.cli.record import _Reporter, _write, console, record_app
 PLD = "prompt-lookup"
 
 
-def _instructions(path: Path, limit: int | None):
+def _instructions(path: Path, limit: int | None, every: int = 1):
+    """Every ``every``-th instruction of ``path`` (0, every, 2·every, …), then the first ``limit`` of those."""
     from specedge.errors import InputError
     from specedge.record.smollm2 import load_instructions
 
-    instructions = load_instructions(path)
+    if every < 1:
+        raise InputError(f"--every must be >= 1, got {every}")
+    instructions = load_instructions(path)[::every]
     if limit is not None:
         if limit < 1:
             raise InputError(f"--limit must be >= 1, got {limit}")
@@ -42,7 +45,9 @@ def smollm2_acceptance_cmd(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
     prompts: Path = typer.Option(Path("data/prompts/instructions.jsonl"), "--prompts",
                                  help="Instruction JSONL (id, category, prompt); wrapped in the chat template."),
-    limit: int | None = typer.Option(None, "--limit", help="Use only the first N instructions."),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N instructions (after --every)."),
+    every: int = typer.Option(1, "--every", help="Use every N-th instruction (0, N, 2N, ...): the file is sorted "
+                              "by category, so N > 1 spans the categories."),
     max_ngram: int = typer.Option(3, "--max-ngram", help="Prompt lookup: longest suffix tried."),
     min_ngram: int = typer.Option(1, "--min-ngram", help="Prompt lookup: shortest suffix tried."),
     prefer: str = typer.Option("recent", "--prefer", help="Prompt lookup: 'recent' or 'first' occurrence."),
@@ -65,7 +70,7 @@ def smollm2_acceptance_cmd(
 
         raise InputError(f"--draft {draft!r}: expected self:K (the target's first K layers) or self:RANGES (kept "
                          "layer indices, e.g. self:0-9,12,15-29)")
-    instructions = _instructions(prompts, limit)
+    instructions = _instructions(prompts, limit, every)
     target = load_smollm2()
     if draft == PLD:
         drafter = PromptLookupDrafter(target.vocab_size, max_ngram=max_ngram, min_ngram=min_ngram, prefer=prefer)
@@ -78,7 +83,9 @@ def smollm2_acceptance_cmd(
 
         drafter = LMDrafter(load_draft(Path(draft), tokenizer_of=target))
     prompt_list = chat_prompts(target, instructions)
-    source = (f"{len(instructions)} instructions of {prompts} (specedge's own, Apache-2.0), each one user turn "
+    picked = f"every {every}-th of " if every > 1 else ""
+    source = (f"{len(instructions)} instructions ({picked}{prompts}"
+              f"{', first ' + str(limit) if limit is not None else ''}; specedge's own, Apache-2.0), each one user turn "
               "in SmolLM2's chat template (its default system prompt, add_generation_prompt=True)")
     load_before = os.getloadavg()
     with _Reporter(every=8) as reporter:
