@@ -94,8 +94,20 @@ def serve_real_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Build the scenario and the plan, check them, print the "
                                  "plan and stop (nothing is measured, served or written)."),
     as_json: bool = typer.Option(False, "--json", help="Print the run's summary (with --dry-run: the plan) as JSON."),
+    arrivals: Optional[str] = typer.Option(None, "--arrivals", help="Online run (no plan): poisson, gamma or trace "
+                                           "arrivals, served by FCFS continuous batching (docs/online.md)."),
+    rate: float = typer.Option(1.0, "--rate", help="Online: arrival rate, requests per second."),
+    requests: int = typer.Option(40, "--requests", help="Online: number of requests."),
+    cv: float = typer.Option(1.0, "--cv", help="Online: coefficient of variation of gamma gaps."),
+    workload_file: Optional[Path] = typer.Option(None, "--workload-file", help="Online: a workload file (trace)."),
+    layout: str = typer.Option("specedge", "--layout", help="Online: layout of --workload-file."),
+    online_policy: str = typer.Option("fcfs", "--online-policy", help="Online: the policy the nodes follow (fcfs)."),
+    speculation_length: int = typer.Option(4, "--speculation-length", help="Online: l of every round."),
+    max_batch_size: int = typer.Option(32, "--max-batch-size", help="Online: members per batch at most."),
+    config: list[str] = typer.Option([], "--config", help="Online: engine setting num_slots=N or uplink_rule=R."),
 ) -> None:
-    """Serve K tasks for real: a draft-node and a verify-node process on their own cores, pipelined per a plan."""
+    """Serve K tasks for real: a draft-node and a verify-node process on their own cores, pipelined per a plan
+    (or, with --arrivals, requests arriving over time, batched online)."""
     import os
 
     from specedge.errors import InputError
@@ -112,14 +124,28 @@ def serve_real_cmd(
     )
     from specedge.traces.store import open_store
 
-    if (plan_path is None) == (policy is None):
+    if arrivals is None and (plan_path is None) == (policy is None):
         raise InputError("give exactly one of --plan FILE or --policy NAME")
+    if arrivals is not None and (plan_path is not None or policy is not None):
+        raise InputError("an online run (--arrivals) has no plan: give --online-policy, not --plan or --policy")
     if temperature < 0:
         raise InputError(f"--temperature must be >= 0, got {temperature}")
     core_pair = (None, None) if cores.strip().lower() == "none" else tuple(int(c) for c in cores.split(","))
     if len(core_pair) != 2:
         raise InputError(f"--cores: expected 'draft,verify' (e.g. 0,1) or 'none', got {cores!r}")
     pair = _pair(pair)
+    if arrivals is not None:
+        from specedge.cli.serve_online import OnlineArgs, serve_online_cmd
+
+        args = OnlineArgs(arrivals, rate, requests, cv, workload_file, layout, online_policy, speculation_length,
+                          max_batch_size, tuple(config))
+        serve_online_cmd(args, pair=pair, seed=seed, temperature=temperature, dataset=dataset,
+                         checkpoints=checkpoints, overrides=_overrides(set_), measure=measure,
+                         compute_repeats=compute_repeats, measure_mode=measure_mode, core_pair=core_pair,
+                         allow_noisy=allow_noisy, quiet_sample_s=quiet_sample_s, use_traces=use_traces, note=note,
+                         replace_run=replace_run, store=store, dry_run=dry_run, as_json=as_json, quiet=_quiet,
+                         console=_err())
+        return
     draft_name, target_name = pair.split("/")
     draft_src, target_src = model_source(draft_name, checkpoints), model_source(target_name, checkpoints)
     st = open_store(store)
