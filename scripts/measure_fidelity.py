@@ -99,7 +99,7 @@ def shipped_plans(store, pair: str, tasks: int) -> list[dict]:
     seen, out = set(), []
     for i in sorted(store.list(), key=lambda i: i.id):
         m = i.metadata
-        if i.kind != "run" or m.get("pair") != pair or (m.get("scenario") or {}).get("num_tasks") != tasks:
+        if i.kind != "run" or m.get("online") or m.get("pair") != pair or (m.get("scenario") or {}).get("num_tasks") != tasks:
             continue
         if m.get("plan_sha256") in seen:
             continue

@@ -298,8 +298,21 @@ def fidelity_cmd(
         _rank(run_id, predictor, host_overhead, store, as_json)
         return
     traces = (draft_trace, verify_trace) if draft_trace else None
-    result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces, fronthaul=fronthaul,
-                         host_overhead=host_overhead)
+    from specedge.fidelity.compare import latest_run
+    from specedge.traces.store import open_store
+
+    st = open_store(store)
+    run_id = run_id or latest_run(st)
+    if st.info(run_id).metadata.get("online"):  # predicted by the online simulator (specedge.fidelity.online_run)
+        from specedge.fidelity.online_run import compare_online_run
+
+        if acceptance != "observed":
+            raise InputError("an online run is predicted with its own (observed) acceptance only")
+        result = compare_online_run(run_id, store=st, compute_traces=traces, fronthaul=fronthaul,
+                                    host_overhead=host_overhead)
+    else:
+        result = compare_run(run_id, store=store, acceptance=acceptance, compute_traces=traces, fronthaul=fronthaul,
+                             host_overhead=host_overhead)
     from specedge.fidelity.repeats import noise_floor_of
 
     floor = noise_floor_of(store, result.run_id)

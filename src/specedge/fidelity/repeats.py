@@ -59,7 +59,7 @@ def run_index(store, run_ids=None) -> pd.DataFrame:
     rows = []
     wanted = None if run_ids is None else set(run_ids)
     for i in store.list():
-        if i.kind != "run" or (wanted is not None and i.id not in wanted):
+        if i.kind != "run" or i.metadata.get("online") or (wanted is not None and i.id not in wanted):
             continue
         meta = i.metadata
         noisy, foreign = run_noise(meta)

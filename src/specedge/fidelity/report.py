@@ -26,7 +26,7 @@ TARGET_BAND = 0.10
 def _run_ids(store, run_ids):
     if run_ids is not None:
         return list(run_ids)
-    return sorted(i.id for i in store.list() if i.kind == "run")
+    return sorted(i.id for i in store.list() if i.kind == "run" and not i.metadata.get("online"))
 
 
 def _label(result) -> str:
