@@ -14,9 +14,10 @@ f_k and rate W_k) in batch m, context c tokens [A: a fixed representative contex
 
 Baselines: ``ad`` (the server alone, one user at a time: X = 1 / t_ad(1, c)), ``ad-greedy`` (the server alone,
 all K users in one batch: X = K / t_ad(K, c)), ``sd-greedy`` (one batch of all users, one common l, the best),
-and ``dip-sd`` (scan M = 1..K; alternate: assign users to batches by sorting D_k + R_k into M near-equal
-contiguous groups, then per-user l_k by coordinate ascent from the best common l; a few rounds) [A: a
-heuristic in the spirit of the paper's alternating method, not its algorithm].
+and ``dip-sd`` (scan M = 1..K; start from M near-equal contiguous groups of users sorted by D_k + R_k at the
+best common l, then alternate per-user l_k by coordinate ascent and single-user moves between batches, each to a
+local optimum) [A: a heuristic in the spirit of the paper's alternating method, not its algorithm; an exhaustive
+oracle in tests/multicell/test_dipsd_oracle.py checks it on small instances].
 
 Energy per token of a configuration (:func:`energy_per_token_j`): server idle + busy over the period, users'
 devices busy while drafting, users' radios p (D_up / W_k) (see :mod:`specedge.multicell.energy`).
@@ -121,27 +122,91 @@ def _contiguous_groups(order: np.ndarray, m: int) -> np.ndarray:
     return out
 
 
-def optimise(users: Users, *, l_max: int = 10, iterations: int = 3, batches=None) -> dict:
-    """DiP-SD-style search (module docstring): the best (throughput, M, batch_of, l) found."""
-    cand = np.arange(1, l_max + 1)
-    best = {"throughput_tokens_per_s": -1.0}
-    for m in (range(1, users.k + 1) if batches is None else batches):
-        # start from the best common l at this M (so M = 1 includes sd-greedy), then alternate
-        common = [throughput_tokens_per_s(users, _contiguous_groups(np.arange(users.k), m), np.full(users.k, lv))
-                  for lv in cand.astype(np.float64)]
-        l = np.full(users.k, float(cand[int(np.argmax(common))]))
-        for _ in range(iterations):
-            batch_of = _contiguous_groups(np.argsort(users.draft_phase_s(l), kind="stable"), m)
-            for k in range(users.k):
-                scores = []
-                for lk in cand:
+def _ascend_l(users: Users, batch_of, l, cand) -> tuple[np.ndarray, float]:
+    """Draft-length subproblem at a fixed assignment, to a local optimum: per-user coordinate moves over ``cand``
+    and block moves (every member of one batch shifted by the same step, which moves its padded length)."""
+    l = l.copy()
+    x = throughput_tokens_per_s(users, batch_of, l)
+    lo, hi = float(cand[0]), float(cand[-1])
+    changed = True
+    while changed:
+        changed = False
+        trials = []
+        for k in range(users.k):
+            for lk in cand:
+                if lk != l[k]:
                     trial = l.copy()
                     trial[k] = lk
-                    scores.append(throughput_tokens_per_s(users, batch_of, trial))
-                l[k] = cand[int(np.argmax(scores))]
-        x = throughput_tokens_per_s(users, batch_of, l)
-        if x > best["throughput_tokens_per_s"]:
-            best = {"throughput_tokens_per_s": x, "batches": m, "batch_of": batch_of.copy(), "l": l.copy()}
+                    trials.append(trial)
+        for b in np.unique(batch_of):
+            for step in (-2.0, -1.0, 1.0, 2.0):
+                trial = l.copy()
+                trial[batch_of == b] = np.clip(l[batch_of == b] + step, lo, hi)
+                trials.append(trial)
+        for trial in trials:
+            xt = throughput_tokens_per_s(users, batch_of, trial)
+            if xt > x * (1 + 1e-12):
+                l, x, changed = trial, xt, True
+                break
+    return l, x
+
+
+def _move_users(users: Users, batch_of, l, m: int) -> tuple[np.ndarray, float]:
+    """Association subproblem: single-user moves to another batch (no batch left empty) and pairwise swaps
+    between batches, while one improves."""
+    batch_of = batch_of.copy()
+    x = throughput_tokens_per_s(users, batch_of, l)
+    changed = True
+    while changed:
+        changed = False
+        for k in range(users.k):
+            if np.count_nonzero(batch_of == batch_of[k]) == 1:
+                continue
+            for b in range(m):
+                if b == batch_of[k]:
+                    continue
+                trial = batch_of.copy()
+                trial[k] = b
+                xt = throughput_tokens_per_s(users, trial, l)
+                if xt > x * (1 + 1e-12):
+                    batch_of, x, changed = trial, xt, True
+        for i in range(users.k):  # swaps: two users of different batches trade places (sizes unchanged)
+            for j in range(i + 1, users.k):
+                if batch_of[i] == batch_of[j]:
+                    continue
+                trial = batch_of.copy()
+                trial[i], trial[j] = batch_of[j], batch_of[i]
+                xt = throughput_tokens_per_s(users, trial, l)
+                if xt > x * (1 + 1e-12):
+                    batch_of, x, changed = trial, xt, True
+    return batch_of, x
+
+
+def optimise(users: Users, *, l_max: int = 10, iterations: int = 3, batches=None, starts: int = 1) -> dict:
+    """DiP-SD-style search (module docstring): the best (throughput, M, batch_of, l) found.
+
+    Per M and per start (the ``starts`` best common l at M contiguous groups): assign users to M contiguous
+    groups sorted by draft phase, then alternate the draft-length subproblem (:func:`_ascend_l`) and the
+    association subproblem (:func:`_move_users`), each to a local optimum, at most ``iterations`` times or until
+    neither changes anything; keep the best."""
+    cand = np.arange(1, l_max + 1).astype(np.float64)
+    best = {"throughput_tokens_per_s": -1.0}
+    for m in (range(1, users.k + 1) if batches is None else batches):
+        common = np.array([throughput_tokens_per_s(users, _contiguous_groups(np.arange(users.k), m),
+                                                   np.full(users.k, lv)) for lv in cand])
+        for i in np.argsort(-common, kind="stable")[: max(int(starts), 1)]:
+            l = np.full(users.k, float(cand[i]))
+            batch_of = _contiguous_groups(np.argsort(users.draft_phase_s(l), kind="stable"), m)
+            x = -1.0
+            for _ in range(iterations):
+                l, _x = _ascend_l(users, batch_of, l, cand)
+                batch_of, x_new = _move_users(users, batch_of, l, m)
+                if x_new <= x * (1 + 1e-12):
+                    break
+                x = x_new
+            x = throughput_tokens_per_s(users, batch_of, l)
+            if x > best["throughput_tokens_per_s"]:
+                best = {"throughput_tokens_per_s": x, "batches": m, "batch_of": batch_of.copy(), "l": l.copy()}
     return best
 
 
