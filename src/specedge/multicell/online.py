@@ -55,6 +55,8 @@ class _Pending:
     finishers: np.ndarray
     before: np.ndarray
     idle_at_s: float = 0.0
+    #: the round's shape as the kernel costed it: joiners, their longest input, continuing members, their context
+    shape: tuple = (0, 0, 0, 0.0)
 
 
 @dataclass(eq=False)
@@ -81,6 +83,7 @@ def _peek(cell: CellState, mbs_free: float) -> _Pending | None:
     req_before = s_req.copy()
     comm_before = m_comm.copy()
     hist_before = l_hist.copy()
+    pad_before = a[14].copy()
     head_before = int(st_i[0])
     members_before = int(st_i[6])
     st_f[1] = mbs_free
@@ -100,6 +103,11 @@ def _peek(cell: CellState, mbs_free: float) -> _Pending | None:
     fin = done_s[members] != 0.0
     p = _Pending(m, ready, float(st_f[3]), float(st_f[2]), l, int(st_i[6]) - members_before, joiners,
                  members[fin], before[fin])
+    n_old = int(n_before[m])
+    ij = int(a[1][joiners].max()) if joiners.size else 0
+    # the kernel's context of the continuing members: the slot's padded input (joiners included) + most committed
+    p.shape = (int(joiners.size), ij, n_old,
+               float(max(pad_before[m], ij) + comm_before[m, :n_old].max()) if n_old else 0.0)
     # the time the cell's SBS runs out of drafting if this job waits: the other busy slots' rounds can still be
     # drafted, about one drafting time each [A] (pipeline-aware policy)
     p.idle_at_s = ready + max(int(np.count_nonzero(s_n)) - 1, 0) * p.draft_s
