@@ -283,16 +283,19 @@ def fronthaul_of(meta: dict, fronthaul: str | float) -> float | None:
 
 def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "observed", predictors=None,
                 compute_traces: tuple[str, str] | None = None, fronthaul: str | float = "scenario",
-                host_overhead="pair") -> FidelityResult:
+                host_overhead="pair", contention: str | None = "plan") -> FidelityResult:
     """Replay run ``run_id`` (latest run when None) with each compute predictor and compare with the run.
 
     ``fronthaul``: see :func:`fronthaul_of` (the stage-times diagnostic uses the same delay).
     ``predictors``: a list of :class:`~specedge.fidelity.predictors.PredictorPair` replacing the three built from
     the compute traces; ``compute_traces``: (draft dataset, verify dataset) overriding the run's metadata.
     ``host_overhead``: see the module docstring ("none" leaves the predictors as built or given).
+    ``contention``: adds ``measured-contention`` (:mod:`specedge.fidelity.contention`), fitted on the pair's other
+    quiet runs without this plan's repeats ("plan") or without this run ("run"); None: not added.
     """
     from scipy.stats import ks_2samp
 
+    from specedge.fidelity.contention import with_contention
     from specedge.latency.host_overhead import with_job_overhead
     from specedge.fidelity.predictors import build_predictors, compute_rows, grid_coverage, latest_compute_trace
     from specedge.plan import Plan
@@ -328,6 +331,8 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     if overhead is not None:
         predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
                               verify=with_job_overhead(p.verify, overhead["verify"])) for p in predictors]
+    predictors, contention_info = with_contention(st, run_id, meta, sc, plan, predictors, overhead,
+                                                  holdout=contention, seed=int(meta.get("seed", 0)))
     measured = task_rows["completion_s"].to_numpy(np.float64)
     measured_ttft = task_rows["first_token_s"].to_numpy(np.float64)
     meas_makespan = float(measured.max())
@@ -379,6 +384,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),
         "core_load": (meta.get("cpu_usage") or {}).get("cores"),
         "host_overhead": overhead_info,
+        "contention": contention_info,
         "foreign_work": meta.get("foreign_work"),
     }
     noisy, foreign = run_noise(meta)

@@ -20,7 +20,11 @@ from specedge.errors import DatasetNotFoundError, InputError
 from specedge.latency.cards import DeviceCard, ModelCard
 from specedge.latency.compute import AffineCompute, MeasuredCompute, RooflineCompute
 
-PREDICTORS = ("affine", "roofline", "measured")
+#: Predictors built from the compute traces alone.
+BASE_PREDICTORS = ("affine", "roofline", "measured")
+#: Every predictor name ``fidelity`` may report: the base ones and ``measured-contention``, the measured grid
+#: calibrated on the pair's other runs (:mod:`specedge.fidelity.contention`, added by ``compare_run``).
+PREDICTORS = (*BASE_PREDICTORS, "measured-contention")
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,7 @@ def roofline_from_trace(card: ModelCard, device: DeviceCard, frame: pd.DataFrame
 
 
 def build_predictors(sc, draft_rows: pd.DataFrame, verify_rows: pd.DataFrame, *,
-                     names=PREDICTORS, sources: tuple[str, str] = ("trace", "trace")) -> list[PredictorPair]:
+                     names=BASE_PREDICTORS, sources: tuple[str, str] = ("trace", "trace")) -> list[PredictorPair]:
     """The named predictor pairs for scenario ``sc``'s draft and target from their compute-trace rows."""
     kv = sc.params.kv_bytes_per_value
     ffn = sc.params.flops_ffn_factor
@@ -90,7 +94,7 @@ def build_predictors(sc, draft_rows: pd.DataFrame, verify_rows: pd.DataFrame, *,
             v = MeasuredCompute.from_trace(sc.target, verify_rows, allow_extrapolation=True, source=sources[1])
             note = "linear interpolation over the measured grid"
         else:
-            raise InputError(f"unknown predictor {name!r}; expected one of {', '.join(PREDICTORS)}")
+            raise InputError(f"unknown predictor {name!r}; expected one of {', '.join(BASE_PREDICTORS)}")
         out.append(PredictorPair(name, d, v, note))
     return out
 
