@@ -162,26 +162,41 @@ def rank_table(rank: list[dict]) -> pd.DataFrame:
 
 
 def rank_figure(rank: list[dict]):
-    """Per pair, each plan's predicted makespan against its measured one (median over repeats), with the y = x
-    line: rank fidelity is whether the points keep their order along both axes."""
+    """Per pair, one row per plan (fastest measured on top): its measured makespan (filled) and its predicted one
+    (open, median over repeats), joined by a line. Rank fidelity is whether the open markers keep the filled ones'
+    order; plan names are the y tick labels, so no label can cover another."""
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
-    fig = Figure(figsize=(5.0 * max(len(rank), 1) + 1.5, 4.4), layout="constrained")
-    axes = fig.subplots(1, max(len(rank), 1), squeeze=False)[0]
+    from specedge.report.axes import wrap_title
+    from specedge.report.figures import MAX_WIDTH_IN
+
+    n = max(len(rank), 1)
+    rows = max([len(e["plans"]) for e in rank] or [1])
+    fig = Figure(figsize=(min(4.6 * n + 0.4, MAX_WIDTH_IN), 1.2 + 0.36 * rows), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, entry in zip(axes, rank):
-        meas = np.array([p["measured_makespan_s"] for p in entry["plans"]])
-        pred = np.array([p["predicted_makespan_s"] for p in entry["plans"]])
-        lo, hi = 0.0, max(meas.max(), pred.max()) * 1.15
-        ax.plot([lo, hi], [lo, hi], color="0.4", lw=1)
-        for p, x, y in zip(entry["plans"], meas, pred):
-            ax.scatter([x], [y], marker="x" if p["noisy"] else "o", s=36)
-            ax.annotate(p["policy"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        plans = sorted(entry["plans"], key=lambda p: p["measured_makespan_s"])
+        y = np.arange(len(plans))
+        meas = np.array([p["measured_makespan_s"] for p in plans])
+        pred = np.array([p["predicted_makespan_s"] for p in plans])
+        ax.hlines(y, np.minimum(meas, pred), np.maximum(meas, pred), color="0.7", lw=1.5)
+        ax.scatter(meas, y, color="0.15", s=30, zorder=3)
+        ax.scatter(pred, y, facecolor="white", edgecolor="#3182bd", linewidth=1.5, s=34, zorder=3)
+        ax.set_yticks(y, [p["policy"] + (" ×" if p["noisy"] else "") for p in plans], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_xlim(0.0, max(meas.max(), pred.max()) * 1.08)
+        ax.set_xlabel("makespan (s)", fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="x", color="0.9")
         tau = entry["kendall_tau"]
-        ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured makespan (s)",
-               ylabel="predicted makespan (s)",
-               title=f"{entry['pair']}\nKendall τ = {'n/a' if tau is None else f'{tau:.2f}'}, "
-                     f"same best: {'yes' if entry['same_best'] else 'no'}")
-        ax.title.set_fontsize(9)
+        ax.set_title(f"{wrap_title(entry['pair'], width=48, max_lines=2)}\nKendall τ = "
+                     f"{'n/a' if tau is None else f'{tau:.2f}'}, same best: {'yes' if entry['same_best'] else 'no'}",
+                     fontsize=9)
+    handles = [Line2D([], [], marker="o", ls="", color="0.15", label="measured (median over repeats)"),
+               Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor="#3182bd",
+                      label="predicted, observed acceptance")]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return fig
 
 
@@ -217,8 +232,8 @@ def write_fidelity_section(sec, store, stage=None) -> None:
     sec.table("fidelity-rank", ranks,
               title=f"Rank fidelity ({RANK_PREDICTOR} predictor): Kendall τ of predicted vs measured makespans")
     sec.figure("fidelity-rank", (rank_figure(rank), ranks), title="Rank fidelity: predicted vs measured makespan",
-               caption="One point per plan (median over its quiet repeats; × = measured only under noise), observed "
-                       "acceptance; the line is y = x.")
+               caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
+                       "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance.")
     sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
     sec.figure("fidelity", (fidelity_figure(results=results), fidelity_points(results)),
                title="Predicted vs measured task latency",
