@@ -87,9 +87,13 @@ def serve_online_cmd(args: OnlineArgs, *, pair, seed, temperature, dataset, chec
     sc = build_scenario(pair, tasks=1, seed=seed, store=st, **overrides)
     w, made = build_workload(sc, args, seed)
     cfg = _engine_config(args)
-    from specedge.online.policies import get_online_policy
+    from specedge.serve.online_run import SERVED_ONLINE_POLICIES
 
-    get_online_policy(args.policy, speculation_length=args.speculation_length)  # unknown names fail here
+    if args.policy not in SERVED_ONLINE_POLICIES:
+        raise InputError(f"online policy {args.policy!r} cannot be served for real (the draft node implements "
+                         f"{', '.join(SERVED_ONLINE_POLICIES)})")
+    if args.speculation_length < 1:
+        raise InputError(f"--speculation-length must be >= 1 (a real run serves SD), got {args.speculation_length}")
     plan_like = Plan.from_dict({"batches": [list(range(min(cfg["max_batch_size"], w.num_requests)))],
                                 "speculation_length": int(args.speculation_length), "bandwidth_hz": [1.0] * min(
                                     cfg["max_batch_size"], w.num_requests)})
