@@ -34,5 +34,19 @@ def test_section_writes_its_tables_and_figure(tmp_path, monkeypatch):
     dip = pd.read_csv(tmp_path / "out" / "tables" / "dipsd-throughput.csv")
     assert set(dip["scheme"]) == {"dip-sd", "sd-greedy", "ad-greedy", "ad"} and set(dip["users"]) == {2, 4}
     assert (tmp_path / "out" / "figures" / "multicell-energy-latency.png").stat().st_size > 0
+    online_dip = pd.read_csv(tmp_path / "out" / "tables" / "dipsd-online.csv")
+    assert set(online_dip["scheme"]) == {"dip-sd", "sd-greedy", "ad-greedy", "ad"}
+    paper = pd.read_csv(tmp_path / "out" / "tables" / "dipsd-paper.csv")
+    assert paper["paper"].tolist() == [17.89, 1.93]
     text = " ".join(b.text for b in report.sections[0].blocks if b.kind == "text")
     assert "17.89" in text and "1.93" in text
+
+
+def test_dip_sd_has_its_own_colour_far_from_paper_dp():
+    from matplotlib.colors import to_rgb
+
+    from specedge.report import palette
+
+    assert "dip-sd" in palette.POLICY_STYLES  # not a hashed colour (it drew a blue beside paper-dp's)
+    dist = np.linalg.norm(np.subtract(to_rgb(palette.colour("dip-sd")), to_rgb(palette.colour("paper-dp"))))
+    assert dist > 0.3

@@ -49,6 +49,9 @@ POLICY_STYLES: dict[str, Style] = {
     "sd-ad-switch": Style("#bd9e39", "^", "-."),
     "spec-off-above-load": Style("#a55194", "v", ":"),
     "threshold": Style("#8ca252", "<", "--"),
+    # multi-cell schemes (specedge.multicell.dipsd): DiP-SD-style batching in a gold no policy uses (by hash it
+    # drew #3182bd, a blue beside paper-dp's)
+    "dip-sd": Style("#e6ab02", "D"),
 }
 
 #: Colours for names that are not registered policies (stable per name).
