@@ -130,3 +130,23 @@ def test_a_sampled_run_at_temperature_one(tiny_run, tmp_path):
     parts = split_records(store.read("run-t1"))
     rounds, tasks = parts["round"], parts["task"].sort_values("task")
     assert rounds.groupby("task")["tokens"].sum().sort_index().tolist() == tasks["output_tokens"].tolist()
+
+
+def test_a_plan_made_for_another_scenario_is_refused(tiny_run, tmp_path, capsys):
+    """A plan records the scenario (pair, K) it was made for; serve-real refuses another one with one line."""
+    root = tiny_run["root"]
+    base = ["serve-real", "--pair", PAIR, "--tasks", str(NUM_TASKS), "--checkpoints", str(root / "checkpoints"),
+            "--store", str(tmp_path / "s"), "--cores", "none", "--dry-run"]
+    for s in SETS:
+        base += ["--set", s]
+    plan = json.loads(plan_file(tmp_path / "p.json").read_text())
+    for made, words in (({"pair": "llama-68m/llama-7b", "tasks": NUM_TASKS}, "pair llama-68m/llama-7b in the plan"),
+                        ({"pair": PAIR, "tasks": NUM_TASKS + 5}, f"K {NUM_TASKS + 5} in the plan, {NUM_TASKS} here")):
+        path = tmp_path / "other.json"
+        path.write_text(json.dumps({**plan, "scenario": made}))
+        capsys.readouterr()
+        assert main(base + ["--plan", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "made for another scenario" in err and words in err and len(err.strip().splitlines()) == 1
+    path.write_text(json.dumps({**plan, "scenario": {"pair": PAIR, "tasks": NUM_TASKS}}))
+    assert main(base + ["--plan", str(path)]) == 0  # a matching record is served

@@ -97,9 +97,16 @@ def build_scenario(pair: str, *, tasks: int, seed: int, acceptance="expected", s
 
 
 def check_plan(sc, plan) -> None:
-    """A plan the real run can serve: valid for the scenario (replay's own checks) and a served mode."""
+    """A plan the real run can serve: made for this run's scenario (when the plan records one: same pair and K),
+    valid for it (replay's own checks) and a served mode."""
     from specedge.replay import prepare
 
+    made = dict(getattr(plan, "scenario", None) or {})
+    diffs = [f"{name} {made[key]} in the plan, {here} here" for key, name, here in
+             (("pair", "pair", sc.pair), ("tasks", "K", int(sc.num_tasks))) if key in made and made[key] != here]
+    if diffs:
+        raise PlanError(f"plan was made for another scenario ({'; '.join(diffs)}); plan for this run with --policy "
+                        "or pass a plan made for --pair/--tasks as given")
     prepare(sc, plan)
     if plan.mode not in SERVED_MODES:
         raise PlanError(f"plan: mode {plan.mode!r} cannot be served for real; expected one of "
