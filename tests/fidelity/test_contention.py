@@ -142,3 +142,33 @@ def test_the_run_and_its_plan_are_held_out(tmp_path):
                       host_overhead="none")
     assert "measured-contention" not in set(res.table["predictor"])  # never fitted on the run itself
     assert "no other quiet run" in res.diagnostics["contention"]["reason"]
+
+
+class _Named:
+    """A predictor built from a named dataset (cacheable by its source)."""
+
+    def __init__(self, base, source: str, scale: float = 1.0):
+        self.base, self.source, self.model, self.scale = base, source, base.model, scale
+
+    def latency_s(self, *shape):
+        return self.scale * self.base.latency_s(*shape)
+
+
+def test_samples_are_cached_per_run_and_grid_source(slowed):
+    from specedge.fidelity.contention import calibration_samples
+
+    st, made = slowed
+    base = plain_predictors(base_scenario())
+    parts = [made["a"]["parts"], made["b"]["parts"]]
+    keys = [("store", "run-a", "x"), ("store", "run-b", "y")]
+    d, v = _Named(base.draft, "grid-1"), _Named(base.verify, "grid-1")
+    plain = calibration_samples(parts, d, v, ["run-a", "run-b"])
+    first = calibration_samples(parts, d, v, ["run-a", "run-b"], keys)
+    again = calibration_samples(parts, d, v, ["A", "B"], keys)
+    pd.testing.assert_frame_equal(plain, first)
+    assert again["g_s"].to_numpy() == pytest.approx(plain["g_s"].to_numpy())
+    assert set(again["run"]) == {"A", "B"}
+    # another grid (another source) is not served from the cache
+    other = calibration_samples(parts, _Named(base.draft, "grid-2", 2.0), _Named(base.verify, "grid-2", 2.0),
+                                ["run-a", "run-b"], keys)
+    assert other["g_s"].to_numpy() == pytest.approx(2.0 * plain["g_s"].to_numpy())

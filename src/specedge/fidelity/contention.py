@@ -81,10 +81,29 @@ def pass_overlap(parts: dict) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-def calibration_samples(parts_list, base_draft, base_verify, run_ids=None) -> pd.DataFrame:
-    """One row per pass of the given runs: run, node, class, u, measured t_s and the base prediction g_s."""
+#: calibration samples of one run against one pair of grid predictors, keyed by (run key, predictor key)
+_SAMPLES_CACHE: dict = {}
+
+
+def _predictor_key(pred):
+    """A key naming a predictor by the dataset it was built from (None: not cacheable)."""
+    source = getattr(pred, "source", None)
+    if not isinstance(source, str) or source in ("", "trace", "custom", "scenario"):
+        return None
+    return (type(pred).__name__, source, getattr(pred, "allow_extrapolation", None))
+
+
+def calibration_samples(parts_list, base_draft, base_verify, run_ids=None, cache_keys=None) -> pd.DataFrame:
+    """One row per pass of the given runs: run, node, class, u, measured t_s and the base prediction g_s.
+    ``cache_keys``: one key per run (its store, id and checksum) to reuse samples of grid predictors built from
+    named datasets."""
     frames = []
+    pkey = (_predictor_key(base_draft), _predictor_key(base_verify))
     for i, parts in enumerate(parts_list):
+        key = None if cache_keys is None or None in pkey else (cache_keys[i], pkey)
+        if key is not None and key in _SAMPLES_CACHE:
+            frames.append(_SAMPLES_CACHE[key].assign(run=run_ids[i] if run_ids else i))
+            continue
         p = pass_overlap(parts)
         g = np.empty(len(p))
         for node, pred in (("draft", base_draft), ("verify", base_verify)):
@@ -95,6 +114,10 @@ def calibration_samples(parts_list, base_draft, base_verify, run_ids=None) -> pd
         frames.append(pd.DataFrame({"run": run_ids[i] if run_ids else i, "node": p["node"].to_numpy(),
                                     "cls": pass_class(p["new_tokens"], p["context_tokens"]),
                                     "u": p["u"].to_numpy(), "t_s": p["t_s"].to_numpy(), "g_s": g}))
+        if key is not None:
+            if len(_SAMPLES_CACHE) > 512:
+                _SAMPLES_CACHE.clear()
+            _SAMPLES_CACHE[key] = frames[-1]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -192,19 +215,20 @@ def holdout_runs(store, run_id: str, meta: dict, holdout: str = "plan") -> list[
         raise InputError(f"contention holdout {holdout!r}: expected 'run' or 'plan'")
     others = pair_runs(store, meta, exclude=run_id)
     if holdout == "plan":
-        others = [r for r in others if store.info(r).metadata.get("plan_sha256") != meta.get("plan_sha256")]
+        sha = {i.id: i.metadata.get("plan_sha256") for i in store.list()}
+        others = [r for r in others if sha.get(r) != meta.get("plan_sha256")]
     return others
 
 
 def contention_pair(sc, plan, base, fit_parts, *, name: str | None = None, seed: int = 0, iterations: int = 3,
-                    run_ids=None, overheads=None):
+                    run_ids=None, overheads=None, cache_keys=None):
     """(PredictorPair, info): ``base`` (a PredictorPair, passes only) calibrated on ``fit_parts`` (record dicts of
     other runs) with u set by replaying ``plan`` on ``sc`` to a fixed point. ``overheads``: {"draft", "verify"}
     JobOverhead carried by the calibrated predictors (None: the base predictors' own)."""
     from specedge.fidelity.predictors import PredictorPair
     from specedge.replay import evaluate
 
-    samples = calibration_samples(fit_parts, base.draft, base.verify, run_ids)
+    samples = calibration_samples(fit_parts, base.draft, base.verify, run_ids, cache_keys)
     cal = {node: fit_pass_calibration(samples, node) for node in ("draft", "verify")}
     ovh = overheads or {node: getattr(getattr(base, node), "job_overhead", None) for node in ("draft", "verify")}
     u = {"draft": 1.0, "verify": 1.0}
@@ -246,5 +270,7 @@ def with_contention(store, run_id: str, meta: dict, sc, plan, predictors, overhe
         return predictors, {"source": "none", "holdout": holdout,
                             "reason": "no other quiet run of the pair to fit on (the run itself is never used)"}
     parts = [_records(store, r, split_records) for r in others]
-    pair, info = contention_pair(sc, plan, base, parts, seed=seed, run_ids=others, overheads=overhead)
+    keys = [(str(getattr(store, "root", id(store))), r, store.info(r).checksum) for r in others]
+    pair, info = contention_pair(sc, plan, base, parts, seed=seed, run_ids=others, overheads=overhead,
+                                 cache_keys=keys)
     return [*predictors, pair], {"source": "pair", "holdout": holdout, **info}
