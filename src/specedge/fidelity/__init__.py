@@ -3,7 +3,8 @@ pair's compute predictors, and compare per-task latency and makespan with what t
 
 - :func:`compare_run` (one run) -> :class:`FidelityResult`;
 - :func:`fidelity_table` / :func:`fidelity_figure` / :func:`fidelity_report` (every run in the store) for reports;
-- predictors: :func:`build_predictors` (affine, roofline, measured from compute traces).
+- predictors: :func:`build_predictors` (affine, roofline, measured from compute traces), and ``measured-contention``
+  (:mod:`specedge.fidelity.contention`: the measured grid calibrated on the pair's other quiet runs).
 """
 
 from __future__ import annotations
