@@ -141,6 +141,8 @@ def test_compiled_driver_equals_the_python_driver(vp):
         for f in ("start_s", "first_token_s", "completion_s", "rounds", "slot", "l_histogram"):
             assert np.array_equal(getattr(x, f), getattr(y, f)), f
         assert (x.sbs_busy_s, x.mbs_busy_s) == (y.sbs_busy_s, y.mbs_busy_s)
+    for x, y in zip(a.request_shares, b.request_shares):  # per-request energy shares, bit for bit
+        assert np.array_equal(x, y)
 
 
 def test_two_mbs_groups_are_independent(three_cells):

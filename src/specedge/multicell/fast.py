@@ -40,11 +40,13 @@ def _less(a, b):
 
 @njit(cache=True)
 def run_group(cells, f_delay, bits_token, verdict_bits, policy, index, num_cells, pf, pi, has, need, done,
-              fin, fin_before, fin_n, join, mbs, busy, fh, log, log_n):
+              fin, fin_before, fin_n, join, mbs, busy, fh, log, log_n, shares):
     """Advance a group of cells (one MBS) until all are done (returns -1) or cell g needs staging (returns g).
 
     pf[g] = (ready, verify, draft, idle_at), pi[g] = (slot, l, members) of cell g's pending job; mbs = (free, last);
-    busy[g] = (drafting, verification) seconds; fh[g] = fronthaul bits; log rows (cell, ready, start, end)."""
+    busy[g] = (drafting, verification) seconds; fh[g] = fronthaul bits; log rows (cell, ready, start, end);
+    shares[g][k] += request k's (verification s, drafting s, bits) of each job (weights as
+    :func:`specedge.multicell.online.share_weights`)."""
     ng = len(cells)
     one = 1
     while True:
@@ -113,6 +115,28 @@ def run_group(cells, f_delay, bits_token, verdict_bits, policy, index, num_cells
             pi[g, 1] = lv
             pi[g, 2] = st_i[6] - members_before
             has[g] = True
+            # per-request shares of this job (same weights and order of operations as the Python driver)
+            inp = args[1]
+            sh = shares[g]
+            extra = lv + 1.0 if lv > 0 else 0.0
+            wsum = 0.0
+            for i in range(n_before[m]):
+                wsum += extra if lv > 0 else 1.0
+            for r in range(head_before, st_i[0]):
+                wsum += float(inp[r]) + extra
+            for i in range(n_before[m]):
+                r = req_before[m, i]
+                wi = (extra if lv > 0 else 1.0) / wsum
+                sh[r, 0] += wi * st_f[3]
+                sh[r, 1] += wi * st_f[2]
+                if lv > 0:
+                    sh[r, 2] += lv * bits_token[g] + verdict_bits
+            for r in range(head_before, st_i[0]):
+                wi = (float(inp[r]) + extra) / wsum
+                sh[r, 0] += wi * st_f[3]
+                sh[r, 1] += wi * st_f[2]
+                if lv > 0:
+                    sh[r, 2] += lv * bits_token[g] + verdict_bits
         best = -1
         waiting = 0
         for g in range(ng):
@@ -179,10 +203,13 @@ def drive(group, *, policy: str, num_cells: int, payload, record: bool):
     index = np.array([c.index for c in group], np.int64)
     f_delay = np.array([c.f_delay_s for c in group])
     bits_token = np.array([float(payload.draft_bits(1.0, 1.0, c.scenario.target.vocab_size)) for c in group])
+    shares = List()
+    for c in group:
+        shares.append(c.shares)
     while True:
         g = run_group(cells, f_delay, bits_token, float(payload.verdict_bits), POLICY_CODES[policy], index,
                       int(num_cells), pf, pi, has, need, done, fin, fin_before, fin_n, join, mbs, busy, fh, log,
-                      log_n)
+                      log_n, shares)
         if g == -1:
             break
         if g < -1:

@@ -24,8 +24,9 @@ With one cell both times coincide, so the equality with the online simulator hol
 
 Per-cell metrics are :func:`specedge.online.metrics.summarize` of each cell's run; energy
 (:mod:`specedge.multicell.energy`) is per node busy/idle over the common window, the users' transmit energy
-p (u_k - a_k) and e_bit (D_up + D_down) per job on the fronthaul; per request is the total over requests [A: no
-per-request attribution in the online path].
+p (u_k - a_k) and e_bit (D_up + D_down) per job on the fronthaul; per request, each request's share of every
+job it took part in (by verified positions), its node's idle energy split equally, its own upload and its share
+of the fronthaul bits (:func:`request_energy_j`; the shares are kept by both drivers as the jobs run).
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ class CellState:
     sbs_busy_s: float = 0.0
     mbs_busy_s: float = 0.0
     fronthaul_bits: float = 0.0
+    #: per request (queue order): its shares of verification seconds, drafting seconds and fronthaul bits
+    shares: np.ndarray | None = None
+    #: fronthaul bits per member of an SD round: per draft token, and the verdict
+    member_bits: tuple = (0.0, 0.0)
+
+
+def share_weights(l: int, n_old: int, joiner_inputs: np.ndarray) -> np.ndarray:
+    """A round's members' shares of its busy time [A]: by the positions each is verified at, l + 1 for a
+    continuing member and I_k + l + 1 for a joiner (AD rounds: 1 and I_k); normalised to sum to 1."""
+    extra = l + 1.0 if l > 0 else 0.0
+    w = np.concatenate((np.full(n_old, extra if l > 0 else 1.0), joiner_inputs.astype(np.float64) + extra))
+    total = 0.0
+    for x in w.tolist():  # in order, as the compiled driver adds them (numpy's pairwise sum may differ in the last bit)
+        total += x
+    return w / total
 
 
 def _peek(cell: CellState, mbs_free: float) -> _Pending | None:
@@ -108,6 +124,12 @@ def _peek(cell: CellState, mbs_free: float) -> _Pending | None:
     # the kernel's context of the continuing members: the slot's padded input (joiners included) + most committed
     p.shape = (int(joiners.size), ij, n_old,
                float(max(pad_before[m], ij) + comm_before[m, :n_old].max()) if n_old else 0.0)
+    if cell.shares is not None:
+        w = share_weights(l, n_old, a[1][joiners])
+        cell.shares[members, 0] += w * p.verify_s
+        cell.shares[members, 1] += w * p.draft_s
+        if l > 0:
+            cell.shares[members, 2] += l * cell.member_bits[0] + cell.member_bits[1]
     # the time the cell's SBS runs out of drafting if this job waits: the other busy slots' rounds can still be
     # drafted, about one drafting time each [A] (pipeline-aware policy)
     p.idle_at_s = ready + max(int(np.count_nonzero(s_n)) - 1, 0) * p.draft_s
@@ -144,6 +166,8 @@ class MultiCellRun:
     verifier_policy: str
     #: per MBS, every verification job as (cell, ready_s, start_s, end_s) when ``record=True``, else empty
     verify_log: tuple = ()
+    #: per cell, per request (request order): its shares of verification s, drafting s and fronthaul bits
+    request_shares: tuple = ()
 
 
 def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy="fcfs", seed: int = 0,
@@ -168,7 +192,9 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
     for c, (sc, w) in enumerate(zip(scs, workloads)):
         st = online_engine.prepare(sc, w, policy, config, seed=seed + c * _SEED_CELL)
         f = 0.0 if st.mode == "ad" else float(sc.params.fronthaul_delay_s)
-        cells.append(CellState(c, topology.cells[c].mbs, sc, st, f))
+        bits = (float(topology.payload.draft_bits(1.0, 1.0, sc.target.vocab_size)), float(topology.payload.verdict_bits))
+        cells.append(CellState(c, topology.cells[c].mbs, sc, st, f, shares=np.zeros((w.num_requests, 3)),
+                               member_bits=bits))
     logs = []
     from specedge.multicell.fast import POLICY_CODES, drive
 
@@ -215,18 +241,23 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
             pick.pending = None
             todo = [g]
     runs = []
+    shares = []
     for c in cells:
         st = c.state
         st.st_f[2] = c.sbs_busy_s
         st.st_f[3] = c.mbs_busy_s
         runs.append(online_engine.result(st))
+        inv = np.empty_like(st.order)
+        inv[st.order] = np.arange(st.order.size)
+        shares.append(c.shares[inv])  # queue order -> request order
     return MultiCellRun(topology, tuple(range(len(cells))), tuple(scs), tuple(runs),
                         tuple(c.fronthaul_bits for c in cells), getattr(vpol, "policy_name", str(vpol)),
-                        tuple(np.array(lg, dtype=np.float64).reshape(-1, 4) for lg in logs))
+                        tuple(np.array(lg, dtype=np.float64).reshape(-1, 4) for lg in logs), tuple(shares))
 
 
 def energy(run: MultiCellRun) -> dict:
-    """Energy of a multi-cell run over its window (first arrival to last completion): see the module docstring."""
+    """Energy of a multi-cell run over its window (first arrival to last completion): see the module docstring.
+    ``per_request_j``: one array per cell (request order) of each request's energy (:func:`request_energy_j`)."""
     start = min(float(r.workload.arrival_s.min()) for r in run.runs)
     end = max(float(r.completion_s.max()) for r in run.runs)
     window = end - start
@@ -255,7 +286,33 @@ def energy(run: MultiCellRun) -> dict:
     tokens = float(sum(r.workload.output_tokens.sum() for r in run.runs))
     requests = sum(r.workload.num_requests for r in run.runs)
     return {"energy_j": total, "energy_j_per_token": total / tokens, "energy_j_per_request": total / requests,
-            "energy_window_s": window, "energy_parts_j": parts}
+            "energy_window_s": window, "energy_parts_j": parts,
+            "per_request_j": request_energy_j(run, window) if run.request_shares else ()}
+
+
+def request_energy_j(run: MultiCellRun, window_s: float) -> tuple:
+    """Each request's energy [A], one array per cell (request order): its shares of the busy increments of the
+    passes it took part in ((P_busy - P_idle) x its share of each job's seconds, shares by verified positions,
+    :func:`share_weights`), the idle energy of its MBS (and SBS) over the window split equally among the requests
+    that node served, its own upload's transmit energy p (u_k - a_k), and e_bit x its share of the fronthaul bits.
+    They sum to :func:`energy`'s total (tested)."""
+    topo = run.topology
+    out = []
+    served = {}
+    for i in run.cells:
+        served[topo.cells[i].mbs] = served.get(topo.cells[i].mbs, 0) + run.runs[i].workload.num_requests
+    for i in run.cells:
+        sc, r, sh = run.scenarios[i], run.runs[i], run.request_shares[i]
+        mbs = NodePower.from_card(sc.verify_device)
+        draft = NodePower.from_card(sc.draft_device)
+        e = (mbs.busy_w - mbs.idle_w) * sh[:, 0] + mbs.idle_w * window_s / served[topo.cells[i].mbs]
+        e = e + (draft.busy_w - draft.idle_w) * sh[:, 1]
+        if topo.drafting == "sbs":
+            e = e + draft.idle_w * window_s / r.workload.num_requests
+        e = e + transmit_energy_j(sc.params.tx_power_w, r.upload_end_s - r.workload.arrival_s)
+        e = e + fronthaul_energy_j(sh[:, 2], topo.fronthaul_j_per_bit)
+        out.append(e)
+    return tuple(out)
 
 
 def merged_run(run: MultiCellRun) -> online_engine.OnlineRun:
@@ -301,6 +358,13 @@ def summary(run: MultiCellRun) -> dict:
     out.update({"num_cells": len(run.runs), "verifier_policy": run.verifier_policy, "cells": cells,
                 "energy_j_per_token": e["energy_j_per_token"], "energy_j_per_request": e["energy_j_per_request"],
                 "energy_j": e["energy_j"], "energy_parts_j": e["energy_parts_j"]})
+    if e["per_request_j"]:
+        per_req = np.concatenate(e["per_request_j"])
+        per_tok = per_req / np.concatenate([r.workload.output_tokens for r in run.runs])
+        out.update({"energy_j_per_request_p50": float(np.percentile(per_req, 50)),
+                    "energy_j_per_request_p90": float(np.percentile(per_req, 90)),
+                    "energy_j_per_token_p50": float(np.percentile(per_tok, 50)),
+                    "energy_j_per_token_p90": float(np.percentile(per_tok, 90))})
     return out
 
 
