@@ -64,6 +64,8 @@ def online_cmd(
                                         help="Order of the cells' jobs at a shared MBS (multi-cell presets)."),
     association: str = typer.Option("home", "--association",
                                     help="User association (multi-cell): home, nearest or load-aware."),
+    mbs_association: str = typer.Option("fixed", "--mbs-association",
+                                        help="Cell-to-MBS association (several MBSs): fixed, nearest or load-aware."),
 ) -> None:
     """Serve a workload of requests arriving over time; print latency percentiles, SLO attainment, goodput."""
     from specedge.errors import InputError
@@ -86,7 +88,8 @@ def online_cmd(
                                rate=rate, requests=requests, cv=cv, policy=get_online_policy(policy, **_kv(
                                    param, "--param")), config=OnlineConfig().replace(**_kv(config, "--config")),
                                overrides=_kv(set_, "--set"), seed=seed, acceptance=acceptance, alpha=alpha,
-                               store=str(store) if store else None, association=association)
+                               store=str(store) if store else None, association=association,
+                               mbs_association=mbs_association)
         typer.echo(dumps(out)) if json_ else echo_summary(out, typer.echo)
         return
     from specedge.scenario import Scenario
