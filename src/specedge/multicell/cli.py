@@ -27,7 +27,8 @@ def _has_cells(path: str) -> bool:
 
 def online_multicell(*, preset: str, cells: int | None, verifier_policy: str, arrivals: str, rate: float,
                      requests: int, cv: float, policy, config, overrides: dict, seed: int, acceptance: str,
-                     alpha: float | None, store=None, association: str = "home") -> dict:
+                     alpha: float | None, store=None, association: str = "home",
+                     mbs_association: str = "fixed") -> dict:
     """Run the multi-cell online simulation and return its JSON-ready summary."""
     from specedge.multicell import online as mco
     from specedge.multicell.topology import available_topologies, load_topology
@@ -40,8 +41,11 @@ def online_multicell(*, preset: str, cells: int | None, verifier_policy: str, ar
     topo = load_topology(preset)
     if cells is not None:
         topo = topo.with_num_cells(cells)
-    scs = tuple(topo.cell_scenario(c, seed=seed, tasks=1, acceptance=acceptance, alpha=alpha,
-                                   store=store, **overrides) for c in range(topo.num_cells))
+    def scenarios(t):
+        return tuple(t.cell_scenario(c, seed=seed, tasks=1, acceptance=acceptance, alpha=alpha, store=store,
+                                     **overrides) for c in range(t.num_cells))
+
+    scs = scenarios(topo)
     ws = mco.workloads(topo, arrivals=arrivals, rate_rps=rate, num_requests=requests, cv=cv, seed=seed,
                        scenarios=scs)
     if association != "home":
@@ -50,11 +54,18 @@ def online_multicell(*, preset: str, cells: int | None, verifier_policy: str, ar
         if association not in RULES:
             raise InputError(f"--association must be home, {', '.join(RULES)}; got {association!r}")
         ws = associate_workloads(topo, ws, scs[0].params, association, seed=seed)
+    if mbs_association != "fixed":
+        from specedge.multicell.mbs_association import associate_cells
+
+        l_pred = int(getattr(policy, "speculation_length", 4) or 4)
+        topo, _, _ = associate_cells(topo, ws, mbs_association, speculation_length=l_pred, seed=seed)
+        scs = scenarios(topo)  # a cell's scenario carries its MBS's device and target
     run = mco.simulate(topo, ws, policy, config, verifier_policy=verifier_policy, seed=seed, scenarios=scs)
     out = mco.summary(run)
     out.update({"preset": topo.name, "pairs": sorted({sc.pair for sc in scs}),
                 "acceptance": scs[0].acceptance.stats.name, "uplink_rule": config.uplink_rule, "seed": seed,
-                "rate_rps_per_cell": rate, "requests_per_cell": requests, "association": association})
+                "rate_rps_per_cell": rate, "requests_per_cell": requests, "association": association,
+                "mbs_association": mbs_association, "cell_mbs": [topo.mbs[c.mbs].name for c in topo.cells]})
     return out
 
 

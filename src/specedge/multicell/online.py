@@ -201,6 +201,9 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
     compiled = driver == "numba" and isinstance(verifier_policy, str) and verifier_policy in POLICY_CODES
     for mbs in range(len(topology.mbs)):
         group = [c for c in cells if c.mbs == mbs]
+        if not group:  # an MBS no cell uses (cell-to-MBS association); it is off [A]
+            logs.append([])
+            continue
         if compiled:
             logs.append(drive(group, policy=verifier_policy, num_cells=topology.num_cells, payload=topology.payload,
                               record=record))

@@ -87,6 +87,8 @@ class MBSSpec:
     name: str
     device: str
     target_model: str
+    #: where the MBS stands in the cells' plane (m); used by the ``nearest`` cell-to-MBS association
+    position_m: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,12 @@ def load_topology(name: str | Path) -> Topology:
         if "position_m" in t:
             t["position_m"] = tuple(float(v) for v in t["position_m"])
         cells.append(_build(CellSpec, t, f"{path.name}: [[cells]] #{i + 1}"))
-    mbs = [_build(MBSSpec, dict(t), f"{path.name}: [[mbs]] #{i + 1}") for i, t in enumerate(data.get("mbs", []))]
+    mbs = []
+    for i, table in enumerate(data.get("mbs", [])):
+        t = dict(table)
+        if "position_m" in t:
+            t["position_m"] = tuple(float(v) for v in t["position_m"])
+        mbs.append(_build(MBSSpec, t, f"{path.name}: [[mbs]] #{i + 1}"))
     payload = _build(PayloadSpec, dict(data.get("payload", {})), f"{path.name}: [payload]")
     return Topology(name=path.stem, description=str(data.get("description", "")),
                     base_preset=str(data.get("base", "paper")), cells=tuple(cells), mbs=tuple(mbs),
