@@ -7,6 +7,7 @@ to start, and each ``serve-real`` refuses to run, when other processes take more
     .venv/bin/python scripts/measure_fidelity.py --estimate        # one short run: projected duration, nothing kept
     .venv/bin/python scripts/measure_fidelity.py                   # the full protocol, both pairs (~20-25 min)
     .venv/bin/python scripts/measure_fidelity.py --pairs stdlib    # one pair
+    .venv/bin/python scripts/measure_fidelity.py --alone-grids     # only each pair's grid measured alone (~6 min)
 
 Per pair (same tasks as the shipped runs: stdlib K = 24, SmolLM2 K = 8, seed 0, T = 0):
 
@@ -114,8 +115,8 @@ def policy_plan(pair: str, tasks: int, policy: str, store: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int, cores) -> dict:
-    """One co-run compute measurement over a grid covering every plan."""
+def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int, cores, mode: str = "co-run") -> dict:
+    """One compute measurement (``mode``: co-run, or alone for --alone-grids) over a grid covering every plan."""
     from specedge.serve.measure import measure_pair, run_grid
     from specedge.serve.workload import build_scenario, model_source
 
@@ -127,13 +128,14 @@ def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int
     union = SimpleNamespace(batches=[list(range(b_max))], speculation_length=ls)
     grid = run_grid(sc, union, repeats=repeats)
     say(f"{pair}: compute traces over b {list(grid.batch_sizes)}, x {list(grid.new_tokens)}, "
-        f"c {list(grid.context_tokens)}, {repeats} repeats (co-run)")
+        f"c {list(grid.context_tokens)}, {repeats} repeats ({mode})")
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     sample = quiet_or_exit({"draft": cores[0], "verify": cores[1]}, ARGS.allow_noisy, 3.0)
     t0 = time.monotonic()
     ids = measure_pair(sc, union, model_source(draft, None), model_source(target, None), store=store, cores=cores,
-                       grid=grid, stamp=stamp + "-fidelity", mode="co-run",
-                       note="issue-10 protocol: one grid covering every measured plan",
+                       grid=grid, stamp=stamp + ("-fidelity" if mode == "co-run" else "-fidelity-alone"), mode=mode,
+                       note="issue-10 protocol: one grid covering every measured plan"
+                       + ("" if mode == "co-run" else ", measured alone (one model after the other)"),
                        provenance={"foreign_work": {"before": sample}})
     say(f"wrote {ids['draft']} and {ids['verify']} in {time.monotonic() - t0:.0f} s")
     return ids
@@ -180,6 +182,8 @@ def main() -> None:
     ap.add_argument("--estimate", action="store_true", help="one short run of the stdlib pair into a temporary "
                     "store; prints the projected duration of the full protocol")
     ap.add_argument("--dry-run", action="store_true", help="print the plans and the schedule, measure nothing")
+    ap.add_argument("--alone-grids", action="store_true", help="only measure each pair's compute grid alone (one "
+                    "model after the other) over the protocol's grid: no runs (for `measured-blend`, ~6 min)")
     ap.add_argument("--out", type=Path, default=ROOT / "report-out" / "fidelity-protocol")
     ARGS = ap.parse_args()
     cores = tuple(int(c) for c in ARGS.cores.split(","))
@@ -217,6 +221,10 @@ def main() -> None:
             p["path"].write_text(json.dumps(p["plan"]))
         if ARGS.dry_run:
             continue
+        if ARGS.alone_grids:
+            measure_traces(pair, k, [p["plan"] for p in plans + extra], store, ARGS.smollm2_compute_repeats
+                           if key == "smollm2" else ARGS.compute_repeats, cores, mode="alone")
+            continue
         traces = measure_traces(pair, k, [p["plan"] for p in plans + extra], store, ARGS.smollm2_compute_repeats
                                 if key == "smollm2" else ARGS.compute_repeats, cores)
         for r in range(ARGS.repeats):
@@ -226,7 +234,7 @@ def main() -> None:
                 first = r == 0 and p["run"] is not None
                 serve(pair, k, p["path"], traces, ARGS.store, p["run"] if first else None, first,
                       f"issue-10 protocol, {p['label']}, repeat {r + 1}")
-    if ARGS.dry_run:
+    if ARGS.dry_run or ARGS.alone_grids:
         return
     say(f"all runs done in {(time.monotonic() - started) / 60:.1f} min; rank fidelity:")
     rank = specedge("fidelity", "--rank", "--json", "--store", str(ARGS.store))

@@ -220,31 +220,42 @@ def holdout_runs(store, run_id: str, meta: dict, holdout: str = "plan") -> list[
     return others
 
 
-def contention_pair(sc, plan, base, fit_parts, *, name: str | None = None, seed: int = 0, iterations: int = 3,
-                    run_ids=None, overheads=None, cache_keys=None):
-    """(PredictorPair, info): ``base`` (a PredictorPair, passes only) calibrated on ``fit_parts`` (record dicts of
-    other runs) with u set by replaying ``plan`` on ``sc`` to a fixed point. ``overheads``: {"draft", "verify"}
-    JobOverhead carried by the calibrated predictors (None: the base predictors' own)."""
-    from specedge.fidelity.predictors import PredictorPair
+def busy_fixed_point(sc, plan, make, *, seed: int = 0, iterations: int = 3):
+    """({"draft", "verify"} predictors, u, history): ``make(u)`` builds the two predictors for each node's other-
+    node busy share u; start at u = 1 (the co-run grid's assumption), replay ``plan``, take the replayed shares
+    (:func:`replayed_busy_share`) and repeat until they move by less than 1e-3 or ``iterations`` replays."""
     from specedge.replay import evaluate
 
-    samples = calibration_samples(fit_parts, base.draft, base.verify, run_ids, cache_keys)
-    cal = {node: fit_pass_calibration(samples, node) for node in ("draft", "verify")}
-    ovh = overheads or {node: getattr(getattr(base, node), "job_overhead", None) for node in ("draft", "verify")}
     u = {"draft": 1.0, "verify": 1.0}
     history = []
-    preds = None
     for _ in range(max(1, iterations)):
-        preds = {node: CalibratedCompute(getattr(base, node).model, getattr(base, node), cal[node], u[node],
-                                         source=f"calibrated on {len(fit_parts)} other run(s)",
-                                         job_overhead=ovh[node]) for node in ("draft", "verify")}
+        preds = make(u)
         res = evaluate(replace(sc, draft_compute=preds["draft"], verify_compute=preds["verify"]), plan, seed=seed)
         new = replayed_busy_share(res.runs[0])
         history.append(new)
         if all(abs(new[n] - u[n]) < 1e-3 for n in u):
             break
         u = new
-    preds = {node: replace(preds[node], other_busy=u[node]) for node in preds}
+    return make(u), u, history
+
+
+def contention_pair(sc, plan, base, fit_parts, *, name: str | None = None, seed: int = 0, iterations: int = 3,
+                    run_ids=None, overheads=None, cache_keys=None):
+    """(PredictorPair, info): ``base`` (a PredictorPair, passes only) calibrated on ``fit_parts`` (record dicts of
+    other runs) with u set by replaying ``plan`` on ``sc`` to a fixed point. ``overheads``: {"draft", "verify"}
+    JobOverhead carried by the calibrated predictors (None: the base predictors' own)."""
+    from specedge.fidelity.predictors import PredictorPair
+
+    samples = calibration_samples(fit_parts, base.draft, base.verify, run_ids, cache_keys)
+    cal = {node: fit_pass_calibration(samples, node) for node in ("draft", "verify")}
+    ovh = overheads or {node: getattr(getattr(base, node), "job_overhead", None) for node in ("draft", "verify")}
+
+    def make(u):
+        return {node: CalibratedCompute(getattr(base, node).model, getattr(base, node), cal[node], u[node],
+                                        source=f"calibrated on {len(fit_parts)} other run(s)",
+                                        job_overhead=ovh[node]) for node in ("draft", "verify")}
+
+    preds, u, history = busy_fixed_point(sc, plan, make, seed=seed, iterations=iterations)
     info = {"runs": list(run_ids or []), "other_busy": u, "iterations": history,
             **{node: {cls: c.to_dict() for cls, c in cal[node].items()} for node in cal}}
     pair = PredictorPair(name or f"{base.name}-contention", preds["draft"], preds["verify"],
@@ -260,17 +271,20 @@ def with_contention(store, run_id: str, meta: dict, sc, plan, predictors, overhe
     from specedge.fidelity.compare import _records
     from specedge.serve.dataset import split_records
 
+    from specedge.fidelity.blend import with_blend
+
     if holdout is None:
         return predictors, {"source": "off"}
     base = next((p for p in predictors if p.name == base_name), None)
     if base is None:
         return predictors, {"source": "none", "reason": f"no {base_name!r} predictor to calibrate"}
+    predictors, blend_info = with_blend(store, sc, plan, predictors, base, overhead, seed=seed)
     others = holdout_runs(store, run_id, meta, holdout)
     if not others:
-        return predictors, {"source": "none", "holdout": holdout,
+        return predictors, {"source": "none", "holdout": holdout, "blend": blend_info,
                             "reason": "no other quiet run of the pair to fit on (the run itself is never used)"}
     parts = [_records(store, r, split_records) for r in others]
     keys = [(str(getattr(store, "root", id(store))), r, store.info(r).checksum) for r in others]
     pair, info = contention_pair(sc, plan, base, parts, seed=seed, run_ids=others, overheads=overhead,
                                  cache_keys=keys)
-    return [*predictors, pair], {"source": "pair", "holdout": holdout, **info}
+    return [*predictors, pair], {"source": "pair", "holdout": holdout, "blend": blend_info, **info}

@@ -22,9 +22,10 @@ from specedge.latency.compute import AffineCompute, MeasuredCompute, RooflineCom
 
 #: Predictors built from the compute traces alone.
 BASE_PREDICTORS = ("affine", "roofline", "measured")
-#: Every predictor name ``fidelity`` may report: the base ones and ``measured-contention``, the measured grid
-#: calibrated on the pair's other runs (:mod:`specedge.fidelity.contention`, added by ``compare_run``).
-PREDICTORS = (*BASE_PREDICTORS, "measured-contention")
+#: Every predictor name ``fidelity`` may report: the base ones, ``measured-contention`` (the measured grid
+#: calibrated on the pair's other runs, :mod:`specedge.fidelity.contention`) and ``measured-blend`` (alone and
+#: co-run grids weighted by the replayed busy share, :mod:`specedge.fidelity.blend`), both added by ``compare_run``.
+PREDICTORS = (*BASE_PREDICTORS, "measured-contention", "measured-blend")
 
 
 @dataclass(frozen=True)
