@@ -192,7 +192,8 @@ def simulate(topology, workloads, policy="fcfs", config=None, *, verifier_policy
     for c, (sc, w) in enumerate(zip(scs, workloads)):
         st = online_engine.prepare(sc, w, policy, config, seed=seed + c * _SEED_CELL)
         f = 0.0 if st.mode == "ad" else float(sc.params.fronthaul_delay_s)
-        bits = (float(topology.payload.draft_bits(1.0, 1.0, sc.target.vocab_size)), float(topology.payload.verdict_bits))
+        bits = (float(topology.payload.draft_bits(1.0, 1.0, sc.target.vocab_size)),
+                float(topology.payload.verdict_bits))
         cells.append(CellState(c, topology.cells[c].mbs, sc, st, f, shares=np.zeros((w.num_requests, 3)),
                                member_bits=bits))
     logs = []
