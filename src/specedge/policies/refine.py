@@ -8,21 +8,24 @@ and the round dependency, so it often picks one big batch where two or three ove
    the batchings of the baselines this policy can express (one batch per task, memory-greedy batches, equal
    halves), each at every l, or, with more than ``MANY_BATCHES`` batches, at the l its baseline picks (the
    least summed surrogate), which is exactly that baseline's plan;
-2. times the pool exactly (:class:`~specedge.policies.exact.ExactMakespan`: the replay's makespan under
-   deterministic acceptance L(l, alpha)); a plan with more than ``MANY_BATCHES`` batches only when its lower
-   bound min ready + max(sum D, sum V) is below the best smaller plan (else it cannot win);
-3. from the ``starts`` best distinct candidates runs a steepest-descent local search under the same exact
-   makespan. Moves: shift a batch boundary by 1, 2, 4, ... tasks; merge two neighbouring batches; split a batch
-   at 1/4, 1/3, 1/2, 2/3 or 3/4 of its length; l of one batch +-1 (``per_batch_l``) and l of every batch +-1. A
-   neighbourhood is timed in one vectorised call; a move is taken when it shortens the makespan by more than
-   ``tolerance`` (relative); the search stops at a local optimum or after ``max_iterations``.
+2. times the pool exactly (the replay's makespan under deterministic acceptance L(l, alpha)); a plan with more
+   than ``MANY_BATCHES`` batches (in increasing order of its early lower bound) only when its lower bound
+   min ready + max(sum D, sum V) is below the ``starts``-th best plan timed so far (else it cannot be a start);
+3. from the ``starts`` best candidates runs a local search under the same exact makespan
+   (:func:`local_search`). Moves (:func:`specedge.policies.incremental.edits`): shift a batch boundary by 1, 2,
+   4, ... tasks; merge two neighbouring batches; split a batch at 1/4, 1/3, 1/2, 2/3 or 3/4 of its length; l of
+   one batch +-1 (``per_batch_l``) and l of every batch +-1. A move is taken when it shortens the makespan by
+   more than ``tolerance`` (relative); the search stops at a local optimum or after ``max_iterations``.
+   Moves are timed incrementally and compiled (:mod:`specedge.policies.incremental`), lazily (a move timed on
+   an earlier plan keeps its change as a prediction; only the best-predicted are re-timed), and in plans with
+   more than ``WIDE`` batches from predictions by the surrogate sums, several disjoint improving moves at once.
 
 Every candidate keeps the closed-form bandwidth, the input-length order and the SBS memory check. Because the
 pool holds the baselines' plans, the result is never worse (exactly timed) than any baseline it can express.
 
 Cost: one DP pass (per-l, per-batch-l and serial together; O(K W l), W the SBS memory cap), O(pool x batches x
-rounds) for the exact pool, and per local-search iteration O(moves x batches x rounds), about O(M log K) moves
-for M batches. At K = 10 the pool is what it was before the many-batch rules, so the plans are the same.
+rounds) for the exact pool, and per local-search iteration O(batches x rounds) per timed move (compiled), with
+the moves next to the last change timed (M <= WIDE) or at most WIDE_TIMED (+ WIDE_RETRY) timed (M > WIDE).
 """
 
 from __future__ import annotations
@@ -32,14 +35,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from specedge.errors import PolicyError
-from specedge.latency import memory
+from specedge.latency import memory, planning
 from specedge.plan import Plan
 from specedge.policies.base import register_policy
 from specedge.policies.baselines import greedy_max_partition, heuristic_partition
 from specedge.policies.dp import batch_costs_s, bandwidth_hz, l_range, make_plan, solve, sorted_order
 from specedge.policies.exact import ExactMakespan
+from specedge.policies.incremental import Tables, edits
 
-_SPLITS = (0.25, 1 / 3, 0.5, 2 / 3, 0.75)
 #: A move is taken when it shortens the exact makespan by more than this fraction [A]. 1e-5 (was 1e-6): on the
 #: 50-instance gap set (K = 10) both give the same plans (worst gap 0.00 %, mean -0.142 %); at K = 10^4 1e-5 stops
 #: after 11 instead of 24 iterations with the same final gain (0.007 %), half the search time.
@@ -72,35 +75,6 @@ class _Fits:
         return all(self(j, i) for j, i, _ in cand)
 
 
-def neighbours(cand: tuple, k: int, l_lo: int, l_hi: int, per_batch_l: bool) -> list[tuple]:
-    """Moves from a candidate ((j, i, l), ...) (see the module docstring); may contain duplicates."""
-    out = []
-    m_n = len(cand)
-    for m in range(m_n - 1):
-        (j0, x, l0), (_, i1, l1) = cand[m], cand[m + 1]
-        step = 1
-        while step < max(x - j0, i1 - x):
-            for y in (x - step, x + step):
-                if j0 < y < i1:
-                    out.append(cand[:m] + ((j0, y, l0), (y, i1, l1)) + cand[m + 2:])
-            step *= 2
-        for l in {l0, l1}:
-            out.append(cand[:m] + ((j0, i1, l),) + cand[m + 2:])
-    for m, (j, i, l) in enumerate(cand):
-        n = i - j
-        for y in sorted({j + int(round(n * s)) for s in _SPLITS}):
-            if j < y < i:
-                out.append(cand[:m] + ((j, y, l), (y, i, l)) + cand[m + 1:])
-        if per_batch_l:
-            for dl in (-1, 1):
-                if l_lo <= l + dl <= l_hi:
-                    out.append(cand[:m] + ((j, i, l + dl),) + cand[m + 1:])
-    for dl in (-1, 1):
-        if all(l_lo <= c[2] + dl <= l_hi for c in cand):
-            out.append(tuple((j, i, l + dl) for j, i, l in cand))
-    return out
-
-
 @dataclass(frozen=True, eq=False)
 class SearchResult:
     candidate: tuple
@@ -110,30 +84,183 @@ class SearchResult:
     evaluations: int
 
 
+#: Lazy re-evaluation: stale moves re-timed at a time, best predicted first (see :func:`local_search`).
+RECHECK = 8
+#: In a plan with more batches than this, moves never timed are predicted from the change of the lower bound
+#: min ready + max(sum D, sum V) instead of all being timed, and at most WIDE_TIMED are timed per iteration.
+WIDE = 64
+WIDE_TIMED = 48
+#: ... and, while none of them improves, up to WIDE_RETRY more before the search stops.
+WIDE_RETRY = 96
+
+
 def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_hi: int, per_batch_l: bool,
-                 max_iterations: int, tolerance: float) -> SearchResult:
-    """Steepest descent from each start; returns the best local optimum found."""
-    k = ev.order.size
-    start_ms = ev.makespans(starts)
+                 max_iterations: int, tolerance: float, lazy: bool = True, tables: Tables | None = None,
+                 start_ms=None) -> SearchResult:
+    """Descent from each start; returns the best local optimum found.
+
+    Moves are evaluated incrementally (:mod:`specedge.policies.incremental`: only the new batches are built and
+    memory-checked, the recursion starts at the first changed batch, a move that cannot beat the current plan by
+    ``tolerance`` is stopped early). With ``lazy=False`` every move is timed every iteration and the best is
+    taken (steepest descent).
+
+    With ``lazy`` a move is identified by what it does (the batches it removes, the batches it adds); one timed on
+    an earlier plan keeps its change of makespan as a prediction. Each iteration times the moves never timed
+    (those next to the last change, and "l of every batch"; in a plan with more than ``WIDE`` batches they are
+    predicted from the lower bound's change instead), then times the others best-predicted first, ``RECHECK`` at
+    a time, while one is predicted to beat the best timed move. The best timed move is taken, or (wide plans),
+    when several timed moves improve on disjoint, non-adjacent windows, all of them at once if that plan (timed)
+    is better.
+    When no timed move improves, every move is timed before stopping (wide plans: every move predicted to
+    improve), so the result is a local optimum of the neighbourhood under the same tolerance."""
+    tables = tables or Tables(ev)
+    start_ms = tables.plans(starts) if start_ms is None else np.asarray(start_ms, dtype=np.float64)
     best, best_ms = None, np.inf
     iterations = 0
-    seen: set = set(starts)
+    change: dict = {}  # (removed batches, added batches) -> makespan change when last timed
+    checked: dict = {}  # (removed, added) -> do the added batches fit the SBS memory
+    sums = _SurrogateSums(ev)
     for cand, ms in zip(starts, start_ms.tolist()):
+        rows = tables.row_ids(list(cand))
         for _ in range(max_iterations):
-            moves = [c for c in dict.fromkeys(neighbours(cand, k, l_lo, l_hi, per_batch_l))
-                     if c not in seen and all(fits(j, i) for j, i, _ in c)]
+            moves, keys, predicted = [], [], []
+            for m0, m1, new in edits(cand, l_lo, l_hi, per_batch_l):
+                key = (cand[m0:m1], new)
+                known = change.get(key) if lazy else None
+                if known is None:
+                    ok = checked.get(key)
+                    if ok is None:
+                        ok = checked[key] = all(fits(j, i) for j, i, _ in new)
+                    if not ok:
+                        continue
+                moves.append((m0, m1, new))
+                keys.append(key)
+                predicted.append(-np.inf if known is None else ms + known)
             if not moves:
                 break
-            seen.update(moves)
-            times = ev.makespans(moves)
             iterations += 1
+            bar = ms * (1.0 - tolerance)
+            predicted = np.array(predicted)
+            times = np.full(len(moves), np.nan)
+            wide = lazy and len(cand) > WIDE
+
+            def timed(sel):
+                sel = np.asarray(sel, dtype=np.int64)
+                if not sel.size:
+                    return
+                times[sel] = _time_moves(tables, rows, [moves[q] for q in sel], bar, not lazy)
+                for q in sel.tolist():
+                    change[keys[q]] = times[q] - ms
+
+            fresh = np.flatnonzero(np.isneginf(predicted))
+            if wide:
+                predicted[fresh] = ms + sums.bound_change(cand, [moves[q] for q in fresh])
+            else:
+                timed(fresh)
+            budget = WIDE_TIMED if wide else len(moves)
+            while True:
+                known = float(np.nanmin(times)) if not np.isnan(times).all() else np.inf
+                if budget <= 0 and (known < bar or budget <= -WIDE_RETRY):
+                    break
+                pending = np.flatnonzero(np.isnan(times) & (predicted < (bar if wide else min(known, bar))))
+                if not pending.size:
+                    break
+                pick = pending[np.argsort(predicted[pending], kind="stable")[:RECHECK]]
+                timed(pick)
+                budget -= pick.size
+            if not wide and (np.isnan(times).all() or not np.nanmin(times) < bar):
+                timed(np.flatnonzero(np.isnan(times)))
+            times = np.where(np.isnan(times), np.inf, times)
             r = int(np.argmin(times))
-            if not times[r] < ms * (1.0 - tolerance):
+            if not times[r] < bar:
                 break
-            cand, ms = moves[r], float(times[r])
+            chosen = [r]
+            if wide:
+                chosen = _disjoint([moves[q] for q in np.argsort(times, kind="stable") if times[q] < bar],
+                                   len(cand)) or chosen
+            if len(chosen) > 1:
+                both_cand, both_rows = _apply(tables, cand, rows, chosen)
+                lo = min(m0 for m0, _, _ in chosen)
+                hi = max(m1 for _, m1, _ in chosen)
+                t = _time_moves(tables, rows, [(lo, hi, both_cand[lo : len(both_cand) - (len(cand) - hi)])],
+                                float(times[r]))[0]
+                if t < times[r]:
+                    cand, rows, ms = both_cand, both_rows, float(t)
+                    continue
+            cand, rows = _apply(tables, cand, rows, [moves[r]])
+            ms = float(times[r])
         if ms < best_ms:
             best, best_ms = cand, ms
     return SearchResult(best, best_ms, float(start_ms.min()), iterations, ev.evaluations)
+
+
+def _disjoint(moves: list, m_n: int) -> list:
+    """Moves (best first) whose windows neither overlap nor touch, greedily; [] when fewer than two."""
+    taken, used = [], np.zeros(m_n + 2, dtype=bool)
+    for m0, m1, new in moves:
+        if m1 - m0 == m_n or used[m0 : m1 + 2].any():
+            continue
+        used[m0 : m1 + 2] = True
+        taken.append((m0, m1, new))
+    return taken if len(taken) > 1 else []
+
+
+def _apply(tables: Tables, cand: tuple, rows: np.ndarray, moves: list):
+    """The plan (and its rows) after moves on disjoint windows."""
+    for m0, m1, new in sorted(moves, key=lambda x: -x[0]):
+        cand = cand[:m0] + new + cand[m1:]
+        rows = np.concatenate([rows[:m0], tables.row_ids(list(new)), rows[m1:]])
+    return cand, rows
+
+
+class _SurrogateSums:
+    """Total drafting and verification time of a batch under the planning assumption (closed form,
+    :func:`specedge.latency.planning.batch_stage_times_s`), cached per (j, i, l): the wide search's prediction
+    of a move is the change of max(sum D, sum V) (pipelined; else sum D + sum V) it makes."""
+
+    def __init__(self, ev: ExactMakespan):
+        self.ev = ev
+        self.cache: dict = {}
+
+    def _fill(self, keys) -> None:
+        new = [k for k in dict.fromkeys(keys) if k not in self.cache]
+        if not new:
+            return
+        ev = self.ev
+        j = np.array([k[0] for k in new])
+        i = np.array([k[1] for k in new])
+        l = np.array([k[2] for k in new], dtype=np.float64)
+        omax = np.array([ev.outputs[a:b].max() for a, b in zip(j.tolist(), i.tolist())])
+        d, v, _ = planning.batch_stage_times_s(ev.sc, i - j, ev.inputs[i - 1], omax, l,
+                                               mode="ad" if ev.mode == "ad" else "sd")
+        self.cache.update(zip(new, zip(d.tolist(), v.tolist())))
+
+    def bound_change(self, cand: tuple, moves: list) -> np.ndarray:
+        if not moves:
+            return np.zeros(0)
+        self._fill([k for k in cand] + [k for _, _, new in moves for k in new])
+        c = self.cache
+        base = np.array([c[k] for k in cand])
+        cum = np.vstack([np.zeros(2), np.cumsum(base, axis=0)])
+        tot = cum[-1]
+        out = np.empty(len(moves))
+        for q, (m0, m1, new) in enumerate(moves):
+            dv = tot - (cum[m1] - cum[m0])
+            for k in new:
+                dv = dv + c[k]
+            out[q] = (max(dv[0], dv[1]) - max(tot[0], tot[1]) if self.ev.mode == "sd-pipeline"
+                      else dv.sum() - tot.sum())
+        return out
+
+
+def _time_moves(tables: Tables, rows: np.ndarray, moves: list, bar: float, shared_bar: bool = True) -> np.ndarray:
+    """Exact makespans of moves (m0, m1, new batches) of the plan with ``rows``; +inf where one cannot beat
+    ``bar`` (or, with ``shared_bar``, the best before it)."""
+    new_rows = tables.row_ids([key for _, _, new in moves for key in new])
+    m0 = np.array([m[0] for m in moves], dtype=np.int64)
+    m1 = np.array([m[1] for m in moves], dtype=np.int64)
+    count = np.array([len(m[2]) for m in moves], dtype=np.int64)
+    return tables.moves(rows, m0, m1, new_rows, count, None, bar, shared_bar=shared_bar)
 
 
 #: A baseline batching with more batches than this enters the pool at its own l only (the l its policy picks by
@@ -170,28 +297,32 @@ def candidate_pool(sc, order, l_values, *, mode: str = "sd-pipeline", baselines:
     return list(dict.fromkeys(pool))
 
 
-def pool_makespans(ev: ExactMakespan, pool: list[tuple]) -> np.ndarray:
+def pool_makespans(ev: ExactMakespan, pool: list[tuple], tables: Tables | None = None, keep: int = 1) -> np.ndarray:
     """Exact makespans of the pool; a plan with more than MANY_BATCHES batches is timed only when its lower bounds
     (first :meth:`ExactMakespan.early_lower_bound`, over the first rounds only, then
-    :meth:`ExactMakespan.lower_bounds`) are below the best plan with fewer batches, else it gets +inf (it cannot
-    be the best)."""
+    :meth:`ExactMakespan.lower_bounds`) are below the ``keep``-th best plan timed so far (plans with fewer batches
+    first, then the others in increasing order of their early bound), else it gets +inf (it cannot be among the
+    ``keep`` best)."""
+    exact = ev.makespans if tables is None else tables.plans
     many = np.array([len(c) > MANY_BATCHES for c in pool], dtype=bool)
     times = np.full(len(pool), np.inf)
     if (~many).any():
-        times[~many] = ev.makespans([c for c, m in zip(pool, many) if not m])
-    if many.any():
-        big = np.flatnonzero(many)
-        big = big[np.array([ev.early_lower_bound(pool[r]) < times.min() for r in big], dtype=bool)]
-        lb = ev.lower_bounds([pool[r] for r in big]) if big.size else np.zeros(0)
-        keep = big[lb < times.min()]
-        if keep.size:
-            times[keep] = ev.makespans([pool[r] for r in keep])
+        times[~many] = exact([c for c, m in zip(pool, many) if not m])
+    big = np.flatnonzero(many)
+    early = np.array([ev.early_lower_bound(pool[r]) for r in big])
+    for q in np.argsort(early, kind="stable").tolist():
+        r = int(big[q])
+        bar = np.sort(times)[keep - 1]
+        if early[q] >= bar:
+            break
+        if ev.lower_bounds([pool[r]])[0] < bar:
+            times[r] = exact([pool[r]])[0]
     return times
 
 
 def refine(sc, *, l_max: int = 10, bandwidth: str = "optimal", per_batch_l: bool = True, starts: int = 3,
            max_iterations: int = 100, tolerance: float = TOLERANCE, baselines: bool = True, alpha=None,
-           tokens_per_round=None, outputs=None, name: str = "dp-refined") -> Plan:
+           tokens_per_round=None, outputs=None, name: str = "dp-refined", lazy: bool = True) -> Plan:
     """The refined plan (see the module docstring); ``alpha``/``tokens_per_round``/``outputs`` let trace-aware
     planning reuse it with its own acceptance model."""
     lv = l_range(l_max)
@@ -205,10 +336,13 @@ def refine(sc, *, l_max: int = 10, bandwidth: str = "optimal", per_batch_l: bool
     if not per_batch_l:
         pool = [c for c in pool if len({x[2] for x in c}) == 1]
     ev = ExactMakespan(sc, order, bw, "sd-pipeline", tokens_per_round=tokens_per_round, outputs=outputs)
-    times = pool_makespans(ev, pool)
-    ranked = [pool[r] for r in np.argsort(times, kind="stable")[: int(starts)]]
-    res = local_search(ev, ranked, fits, l_lo=int(lv[0]), l_hi=int(lv[-1]), per_batch_l=per_batch_l,
-                       max_iterations=int(max_iterations), tolerance=float(tolerance))
+    tables = Tables(ev)
+    times = pool_makespans(ev, pool, tables, keep=min(int(starts), len(pool)))
+    top = np.argsort(times, kind="stable")[: int(starts)]
+    top = top[np.isfinite(times[top])]
+    res = local_search(ev, [pool[r] for r in top], fits, l_lo=int(lv[0]), l_hi=int(lv[-1]),
+                       per_batch_l=per_batch_l, max_iterations=int(max_iterations), tolerance=float(tolerance),
+                       lazy=lazy, tables=tables, start_ms=times[top])
     bounds = [(j, i) for j, i, _ in res.candidate]
     ls = [l for _, _, l in res.candidate]
     return make_plan(sc, order, bounds, ls, bw, "sd-pipeline", policy=name, exact_makespan_s=res.makespan_s,
@@ -227,7 +361,9 @@ class RefinedDP:
     starts: int = 3
     max_iterations: int = 100
     tolerance: float = TOLERANCE
+    lazy: bool = True
 
     def plan(self, sc) -> Plan:
         return refine(sc, l_max=self.l_max, bandwidth=self.bandwidth, per_batch_l=self.per_batch_l,
-                      starts=self.starts, max_iterations=self.max_iterations, tolerance=self.tolerance)
+                      starts=self.starts, max_iterations=self.max_iterations, tolerance=self.tolerance,
+                      lazy=self.lazy)

@@ -1,0 +1,155 @@
+"""Incremental exact makespans for the local search: a neighbour is its base plan with one window of batches
+replaced, and only what the edit changes is recomputed.
+
+A move (:func:`edits`) replaces batches ``m0:m1`` of the current plan by a few new batches (a shifted boundary, a
+merge, a split, one batch's l) or, for "l of every batch +-1", all of them. For a move:
+
+- only the new batches' stage tables are built (:class:`~specedge.policies.exact.ExactMakespan` caches every
+  (j, i, l) batch it has seen), and only the new batches are memory-checked;
+- the recursion starts at the move's first changed batch: before job (round 0, batch m0) the two machines' free
+  times and the earlier batches' round-0 verify ends are the base plan's (:func:`_round0_prefix`), because the
+  jobs before it are the same. Every later round includes the changed batches, so the rest is recomputed;
+- the recursion runs compiled (numba), one candidate at a time over its jobs in round-robin order, the same
+  per-job operations as :meth:`ExactMakespan._run` (``a = max(a, r) + t_d``, ``b = max(b, a + f) + t_v``);
+- a candidate stops early once it provably cannot beat ``threshold`` (the best makespan seen in the call or
+  the caller's bar): the MBS must still do every remaining verification after its current free time, and the
+  SBS every remaining draft (pipelined: plus one fronthaul), so ``max(b + rest of V, a + rest of D + f)``
+  bounds the makespan from below. A stopped candidate gets +inf; it can never be the arg-min.
+
+:class:`Tables` keeps the stage tables as flat arrays (CSR rows) for the kernel, grown as new batches appear.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from specedge.policies.exact import ExactMakespan
+from specedge.policies.exact_kernel import gather, moves_makespans, round0_prefix
+
+
+class Tables:
+    """Flat copies of an :class:`ExactMakespan`'s per-batch stage tables (row u: jobs off[u]..off[u] + nr[u])."""
+
+    def __init__(self, ev: ExactMakespan):
+        self.ev = ev
+        self.rows = 0
+        self.jobs = 0
+        self.track_tail = ev.downlink_s != 0.0
+        self._grow_jobs(1 << 16)
+        self._grow_rows(1 << 10)
+
+    def _grow_jobs(self, size: int) -> None:
+        old = getattr(self, "td", np.zeros(0))
+        for name in ("td", "tv", "tail"):
+            buf = np.zeros(size)
+            buf[: old.size] = getattr(self, name, old)[: old.size]
+            setattr(self, name, buf)
+
+    def _grow_rows(self, size: int) -> None:
+        for name, dtype in (("nr", np.int64), ("ready", np.float64), ("sum_d", np.float64),
+                            ("sum_v", np.float64), ("off", np.int64)):
+            buf = np.zeros(size + 1 if name == "off" else size, dtype=dtype)
+            old = getattr(self, name, None)
+            if old is not None:
+                buf[: old.size] = old
+            setattr(self, name, buf)
+
+    def row_ids(self, keys: list[tuple[int, int, int]]) -> np.ndarray:
+        """Row of each (j, i, l) batch, building the batches not seen before."""
+        ev = self.ev
+        new = sorted(set(k for k in keys if k not in ev._rows))
+        if new:
+            ev._add(new)
+        self._sync()  # also rows ev built for others (lower bounds)
+        rows = ev._rows
+        return np.array([rows[k] for k in keys], dtype=np.int64)
+
+    def _sync(self) -> None:
+        """Append the rows ``ev`` added since the last call (buffers grow by doubling)."""
+        ev = self.ev
+        n = len(ev._nr)
+        if n == self.rows:
+            return
+        fresh = range(self.rows, n)
+        nr = np.array([ev._nr[u] for u in fresh], dtype=np.int64)
+        jobs = self.jobs + int(nr.sum())
+        if jobs > self.td.size:
+            self._grow_jobs(max(jobs, 2 * self.td.size))
+        if n > self.nr.size:
+            self._grow_rows(max(n, 2 * self.nr.size))
+        at = self.jobs
+        for u, k in zip(fresh, nr.tolist()):
+            self.td[at : at + k] = ev._td[u]
+            self.tv[at : at + k] = ev._tv[u]
+            if self.track_tail:
+                self.tail[at : at + k] = ev._tail[u]
+            self.sum_d[u] = float(self.td[at : at + k].sum())
+            self.sum_v[u] = float(self.tv[at : at + k].sum())
+            at += k
+        self.off[self.rows + 1 : n + 1] = self.jobs + np.cumsum(nr)
+        self.nr[self.rows : n] = nr
+        self.ready[self.rows : n] = [ev._ready[u] for u in fresh]
+        self.rows, self.jobs = n, jobs
+
+    def plans(self, plans: list) -> np.ndarray:
+        """Exact makespans of whole plans ((j, i, l), ...), none stopped early."""
+        out = np.empty(len(plans))
+        empty = np.zeros(0, dtype=np.int64)
+        for r, plan in enumerate(plans):
+            rows = self.row_ids(list(plan))
+            m = np.array([rows.size])
+            out[r] = self.moves(rows, m, m, empty, np.zeros(1, dtype=np.int64), empty, np.inf, shared_bar=False)[0]
+        return out
+
+    def _base(self, rows: np.ndarray):
+        key = rows.tobytes()
+        if getattr(self, "_base_key", None) != key:
+            ev = self.ev
+            bd, bv, bt = gather(rows, self.td, self.tv, self.tail, self.off, self.nr, self.track_tail)
+            chk = round0_prefix(rows, bd, bv, bt, self.ready, ev.fronthaul_s, ev.mode == "sd-pipeline",
+                                self.track_tail)
+            self._base_key, self._base_val = key, (bd, bv, bt) + chk
+        return self._base_val
+
+    def moves(self, rows: np.ndarray, m0: np.ndarray, m1: np.ndarray, new_rows: np.ndarray, new_count: np.ndarray,
+              new_start: np.ndarray | None = None, threshold: float = np.inf, *, shared_bar: bool = True) -> np.ndarray:
+        """Makespans of moves of the plan with batch ``rows``: batches m0[p]:m1[p] replaced by the next
+        ``new_count[p]`` rows of ``new_rows``; +inf for a move stopped early because it cannot beat
+        ``threshold`` or, with ``shared_bar``, the best move before it (see the module docstring)."""
+        ev = self.ev
+        if new_start is None:
+            new_start = np.cumsum(new_count) - new_count
+        ev.evaluations += int(m0.size)
+        return moves_makespans(rows, *self._base(rows), m0, m1, new_start, new_count, new_rows, self.td, self.tv,
+                               self.tail, self.off, self.nr, self.ready, self.sum_d, self.sum_v, ev.fronthaul_s,
+                               ev.mode == "sd-pipeline", self.track_tail, float(threshold), bool(shared_bar))
+
+
+def edits(cand: tuple, l_lo: int, l_hi: int, per_batch_l: bool) -> list[tuple[int, int, tuple]]:
+    """The local search's moves as (m0, m1, new batches): batches cand[m0:m1] are replaced by the new ones.
+    Shift a boundary by 1, 2, 4, ... tasks; merge two neighbours (at either's l); split a batch at 1/4, 1/3,
+    1/2, 2/3 or 3/4; l of one batch +-1 (``per_batch_l``); l of every batch +-1."""
+    out = []
+    m_n = len(cand)
+    for m in range(m_n - 1):
+        (j0, x, l0), (_, i1, l1) = cand[m], cand[m + 1]
+        step = 1
+        while step < max(x - j0, i1 - x):
+            for y in (x - step, x + step):
+                if j0 < y < i1:
+                    out.append((m, m + 2, ((j0, y, l0), (y, i1, l1))))
+            step *= 2
+        for l in {l0, l1}:
+            out.append((m, m + 2, ((j0, i1, l),)))
+    for m, (j, i, l) in enumerate(cand):
+        n = i - j
+        for y in sorted({j + int(round(n * s)) for s in (0.25, 1 / 3, 0.5, 2 / 3, 0.75)}):
+            if j < y < i:
+                out.append((m, m + 1, ((j, y, l), (y, i, l))))
+        if per_batch_l:
+            for dl in (-1, 1):
+                if l_lo <= l + dl <= l_hi:
+                    out.append((m, m + 1, ((j, i, l + dl),)))
+    for dl in (-1, 1):
+        if all(l_lo <= c[2] + dl <= l_hi for c in cand):
+            out.append((0, m_n, tuple((j, i, l + dl) for j, i, l in cand)))
+    return out
