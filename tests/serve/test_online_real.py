@@ -16,7 +16,7 @@ from specedge.traces.store import open_store
 
 from .tiny import PAIR, RUN_ID, SETS
 
-N, RATE, L, BMAX, SEED = 6, 40.0, 3, 4, 0
+N, RATE, L, BMAX, SEED = 6, 200.0, 3, 2, 0
 ONLINE_ID = "run-online-tiny"
 
 
@@ -77,6 +77,10 @@ def test_conservation_and_causality(online_run):
     assert (t["upload_s"] <= t["ready_s"] + eps).all()
     assert (t["ready_s"] <= t["start_s"] + eps).all()
     assert (t["start_s"] < t["first_token_s"]).all() and (t["first_token_s"] <= t["completion_s"]).all()
+    # first token = the end of the request's first verification round, completion = its last
+    ends = rounds.sort_values("round").groupby("task")["end_s"]
+    assert np.array_equal(ends.first().sort_index().to_numpy(), t["first_token_s"].to_numpy())
+    assert np.array_equal(ends.last().sort_index().to_numpy(), t["completion_s"].to_numpy())
     # batches: at most max_batch_size; the verify job's batch size = its members' round rows
     v = jobs[jobs["node"] == "verify"].set_index(["batch", "round"]).sort_index()
     members = rounds.groupby(["batch", "round"]).size().reindex(v.index)
@@ -143,3 +147,45 @@ def test_online_runs_refuse_a_plan_and_other_acceptance(online_run, tiny_run, ca
     assert "a real online run takes" in capsys.readouterr().err
     assert main(["fidelity", ONLINE_ID, "--store", str(online_run["store"]), "--acceptance", "x"]) == 2
     assert "observed" in capsys.readouterr().err
+
+
+def test_the_memory_rule_is_the_online_kernels():
+    from specedge.online.kernel import _fits
+    from specedge.serve.online_nodes import fits
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        mem = (float(rng.uniform(0, 1e6)), float(rng.uniform(1, 1e3)), float(rng.uniform(1e6, 5e7)))
+        n, pad, omax, inp, out = (int(rng.integers(0, 30)), float(rng.integers(0, 200)), float(rng.integers(0, 300)),
+                                  int(rng.integers(1, 200)), int(rng.integers(1, 300)))
+        assert fits(mem, n, pad, omax, inp, out) == bool(_fits(np.asarray(mem), n, pad, omax, inp, out))
+
+
+def test_appended_cache_rows_give_each_sequence_its_own_logits(tiny_run):
+    """Joiners' cache rows appended to a running batch: the next pass equals each sequence run alone."""
+    torch = pytest.importorskip("torch")
+    from specedge.serve.engine import ragged_engine
+    from specedge.serve.online_nodes import merge_caches
+    from specedge.serve.workload import ModelSource, load_model
+
+    from .tiny import TARGET
+
+    lm = load_model(ModelSource(TARGET, "path", str(tiny_run["root"] / "checkpoints" / TARGET)))
+    eng = ragged_engine(lm)
+    gen = torch.Generator().manual_seed(0)
+    seqs = [torch.randint(0, 256, (n,), generator=gen) for n in (5, 9, 7)]
+    with torch.no_grad():
+        a = eng.new_cache(1, 16)  # a running member, capacity 16
+        eng.forward(seqs[0][None, :-1], torch.tensor([4]), a)
+        b = eng.new_cache(2, 32)  # two joiners, prefilled left-padded together
+        toks = torch.zeros((2, 8), dtype=torch.int64)
+        toks[0, 8 - 8:] = seqs[1][:8]
+        toks[1, 8 - 6:] = seqs[2][:6]
+        eng.forward(toks, torch.tensor([8, 6]), b)
+        merged = merge_caches(a, b)
+        nxt = torch.stack([seqs[0][-1:], seqs[1][-1:], seqs[2][6:7]])
+        out = eng.forward(nxt, torch.tensor([1, 1, 1]), merged)
+        for i, (s, upto) in enumerate(((seqs[0], 5), (seqs[1], 9), (seqs[2], 7))):
+            alone = eng.new_cache(1, 16)
+            ref = eng.forward(s[None, :upto], torch.tensor([upto]), alone)[0, -1]
+            assert torch.allclose(out[i, 0], ref, atol=1e-5), i
