@@ -13,6 +13,9 @@ from pathlib import Path
 #: The repository's trace store (the shipped runs), independent of where asv installs specedge.
 STORE = Path(__file__).resolve().parents[1] / "traces"
 PREDICTORS = ["affine", "roofline", "measured"]
+#: Runs the whole-store suites compare (None: every run in the store); tests/test_asv.py sets a few so that its
+#: one-call run of every suite stays short.
+RUN_IDS = None
 
 
 class FidelityLatestRun:
@@ -57,7 +60,7 @@ class FidelityAllShippedRuns:
     def setup_cache(self):
         from specedge.fidelity.report import compare_runs
 
-        results = compare_runs(store=STORE)
+        results = compare_runs(RUN_IDS, store=STORE)
         if not results:
             raise NotImplementedError("no run dataset in the shipped store")
         best = [r.table.set_index("predictor").loc[r.best()] for r in results]
@@ -88,7 +91,7 @@ class FidelityProtocol:
     def setup_cache(self):
         from specedge.fidelity.repeats import FidelityStudy
 
-        study = FidelityStudy(STORE)
+        study = FidelityStudy(STORE, RUN_IDS)
         if not len(study.index):
             raise NotImplementedError("no run dataset in the shipped store")
         plans = study.plan_rows()

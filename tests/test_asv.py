@@ -73,3 +73,81 @@ def test_asv_run_quick_on_cheap_benchmarks(tmp_path):
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert "failed" not in proc.stdout, proc.stdout[-4000:]
+
+
+#: Small cases for the one-call run of every suite: parameters to call with, module globals and class
+#: attributes to patch (the long sweeps' sizes). A suite not listed runs at its first parameter combination.
+SMALL = {
+    "optimizer.OptimalityGap": {"globals": {"GAP_INSTANCES": 2}},
+    "optimizer.BaselineReduction": {"globals": {"PAIRS": ["llama-68m/llama-7b"], "BASELINES": ["ad", "paper-dp"]},
+                                    "params": ("ad",), "small_scenarios": True},
+    "optimizer.Contract": {"params": (100,)},
+    "optimizer.Optimizers": {"params": (100, "dp-refined")},
+    "ingest.IngestAcceptance": {"params": (2000, "parquet"), "class": {"params": ([2000], ["csv", "parquet"])}},
+    "ingest.DerivedStatistics": {"params": (2000,)},
+    "fidelity.FidelityAllShippedRuns": {"globals": {"RUN_IDS": "two stdlib runs"}},
+    "fidelity.FidelityProtocol": {"globals": {"RUN_IDS": "two stdlib runs"}},
+}
+
+
+def _two_stdlib_runs() -> list[str]:
+    catalog = json.loads((ROOT / "traces" / "catalog.json").read_text())["datasets"]
+    runs = sorted(k for k, d in catalog.items() if d.get("kind") == "run" and k.startswith("run-stdlib"))
+    return runs[:2] or None
+
+
+def _suites(monkeypatch):
+    discovery = pytest.importorskip("asv_runner.discovery")
+    monkeypatch.delenv("SPECEDGE_BENCH_LARGE", raising=False)
+    monkeypatch.syspath_prepend(str(ROOT))
+    suites: dict[str, list] = {}
+    for bench in discovery.disc_benchmarks(str(ROOT / "bench")):
+        suites.setdefault(bench.name.rsplit(".", 1)[0] if "." in bench.name else bench.name, []).append(bench)
+    return suites
+
+
+def test_every_suite_runs_one_benchmark(monkeypatch):
+    """Every suite in bench/: setup_cache (if any), setup, ONE benchmark body called once (not timed), teardown,
+    on the small case of ``SMALL`` (or its first parameters): catches a body that fails, not only a setup or a
+    teardown. Suites that skip (NotImplementedError, e.g. no shipped run) count as run."""
+    import inspect
+    import time
+
+    suites = _suites(monkeypatch)
+    assert len(suites) >= 15
+    ran, took = [], {}
+    for name, benches in sorted(suites.items()):
+        bench = sorted(benches, key=lambda b: (not b.name.rsplit(".", 1)[-1].startswith("time_"), b.name))[0]
+        small = SMALL.get(name, {})
+        glb = bench.func.__globals__
+        for key, value in small.get("globals", {}).items():
+            monkeypatch.setitem(glb, key, _two_stdlib_runs() if value == "two stdlib runs" else value)
+        if small.get("small_scenarios"):
+            scenario = glb["_scenario"]
+            monkeypatch.setitem(glb, "_scenario", lambda tasks, pair, seed=0, **kw: scenario(10, pair, seed, **kw))
+        owner = getattr(bench.func, "__self__", None)
+        for key, value in small.get("class", {}).items():
+            monkeypatch.setattr(type(owner), key, value)
+        started = time.perf_counter()
+        try:
+            cache = bench.do_setup_cache() if bench.setup_cache_key is not None else None
+        except NotImplementedError:
+            ran.append(name)
+            continue
+        bench.set_cache(cache)
+        if "params" in small:
+            bench._current_params = tuple(small["params"])
+        elif bench._params:
+            bench.set_param_idx(0)
+        skipped = bench.do_setup()
+        try:
+            if not skipped:
+                args = bench._build_params()
+                assert len(inspect.signature(bench.func).parameters) == len(args), bench.name
+                bench.func(*args)
+        finally:
+            bench.do_teardown()
+        ran.append(name)
+        took[name] = time.perf_counter() - started
+    assert sorted(ran) == sorted(suites)
+    print({k: round(v, 2) for k, v in sorted(took.items(), key=lambda kv: -kv[1])})
