@@ -1,4 +1,4 @@
-"""``specedge traces list|show|validate|verify`` and ``specedge ingest``.
+"""``specedge traces list|show|validate|verify|fix-paths`` and ``specedge ingest``.
 
 Every command takes ``--store DIR`` (default: $SPECEDGE_STORE, else the repository's traces/). Human output
 is rich tables on stdout; ``--json`` prints plain JSON on stdout; progress goes to stderr.
@@ -211,6 +211,37 @@ def verify_cmd(
         names = ", ".join(f"{r.dataset_id} v{r.version} ({r.problem})" for r in bad)
         raise ChecksumError(f"store {st.root}: {len(bad)} of {len(results)} dataset files failed: {names}")
     _out().print(f"{len(results)} dataset file(s) verified", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------ fix-paths
+@traces_app.command("fix-paths")
+def fix_paths_cmd(
+    dataset_id: Optional[str] = typer.Argument(None, help="Dataset id (or --all)."),
+    all_: bool = typer.Option(False, "--all", help="Every dataset whose newest version holds an absolute path."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would change; write nothing."),
+    store: Optional[Path] = typer.Option(None, "--store", help=STORE_HELP),
+) -> None:
+    """Write a new version (same rows) whose provenance holds portable paths instead of absolute ones."""
+    from specedge.errors import InputError
+    from specedge.traces.fix_paths import fix_all, fix_paths
+    from specedge.traces.store import open_store
+
+    if (dataset_id is None) == (not all_):
+        raise InputError("fix-paths: give a dataset id or --all (not both)")
+    st = open_store(store)
+    fixes = fix_all(st, dry_run=dry_run) if all_ else [fix_paths(st, dataset_id, dry_run=dry_run)]
+    out = _out()
+    for f in fixes:
+        if not f.needed:
+            out.print(f"{f.dataset_id} v{f.from_version}: no absolute path; nothing written", highlight=False)
+        elif f.new_version is None:
+            out.print(f"{f.dataset_id} v{f.from_version}: would write a new version fixing {', '.join(f.changed_keys)}",
+                      highlight=False)
+        else:
+            out.print(f"{f.dataset_id} v{f.from_version} -> v{f.new_version}: fixed {', '.join(f.changed_keys)}; "
+                      f"rows unchanged (content sha256 {f.content_sha256[:16]})", highlight=False)
+    if all_ and not fixes:
+        out.print("no dataset's newest version holds an absolute path", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------ ingest

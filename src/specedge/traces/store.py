@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from specedge.errors import DatasetExistsError, DatasetNotFoundError, InputError, SpecedgeError, TraceValidationError
+from specedge.provenance import portable_metadata
 from specedge.traces.frames import frame_to_table, table_to_frame  # noqa: F401 (re-exported)
 from specedge.traces.provenance import SOURCES, check_dataset_id, check_metadata  # noqa: F401 (re-exported)
 from specedge.traces.schema import get_kind
@@ -331,12 +332,16 @@ class TraceStore:
         return self.write_validated(table, dataset_id, kind=kind, metadata=meta, replace=replace)
 
     def write_validated(
-        self, table: pa.Table, dataset_id: str, *, kind: str, metadata: Mapping[str, object], replace: bool = False
+        self, table: pa.Table, dataset_id: str, *, kind: str, metadata: Mapping[str, object], replace: bool = False,
+        expect_version: int | None = None,
     ) -> DatasetInfo:
-        """Write a table that :func:`~specedge.traces.validate.conform` already returned (ingest's path)."""
+        """Write a table that :func:`~specedge.traces.validate.conform` already returned (ingest's path).
+
+        Absolute paths in ``metadata`` are written portable (:func:`specedge.provenance.portable_metadata`).
+        ``expect_version``: refuse (nothing written) unless the dataset's current version is still this one."""
         check_dataset_id(dataset_id)
         spec = get_kind(kind)
-        meta = check_metadata(metadata, f"dataset {dataset_id!r}")
+        meta = portable_metadata(check_metadata(metadata, f"dataset {dataset_id!r}"))[0]
         if not table.schema.equals(spec.schema):
             raise TraceValidationError(f"dataset {dataset_id!r}: table is not in the '{kind}' schema; use write()")
         if not replace and dataset_id in self:  # early, friendly check; repeated under the lock
@@ -355,7 +360,8 @@ class TraceStore:
             with open(stage_path, "rb") as fh:
                 os.fsync(fh.fileno())
             checksum = sha256_file(stage_path)
-            return self._commit(stage_path, dataset_id, kind, spec.version, table.num_rows, checksum, meta, replace)
+            return self._commit(stage_path, dataset_id, kind, spec.version, table.num_rows, checksum, meta, replace,
+                                expect_version)
         finally:
             stage_path.unlink(missing_ok=True)
 
@@ -378,7 +384,7 @@ class TraceStore:
         return lock
 
     def _commit(self, stage_path: Path, dataset_id: str, kind: str, schema_version: int, rows: int, checksum: str,
-                meta: dict[str, Any], replace: bool) -> DatasetInfo:
+                meta: dict[str, Any], replace: bool, expect_version: int | None = None) -> DatasetInfo:
         lock = self._lock()
         try:
             catalog = self._load_catalog()
@@ -386,6 +392,10 @@ class TraceStore:
             old = datasets.get(dataset_id)
             if old is not None and not replace:
                 raise self._exists(dataset_id)
+            now = None if old is None else int(old.get("version", 1))
+            if expect_version is not None and now != expect_version:
+                raise DatasetExistsError(f"dataset {dataset_id!r}: expected version {expect_version} to be current, "
+                                         f"found {now} (another writer got there first); nothing written")
             self._remove_orphans(datasets)
             pause = os.environ.get(PAUSE_ENV)
             if pause:
