@@ -212,3 +212,131 @@ def smollm2_compute_cmd(
     md["foreign_work"] = {"before": quiet_before}
     console.print(f"{dataset}: {len(frame):,} passes timed in {md['recording_wall_s']:.0f} s on {md['device']}")
     _write(frame, dataset, "compute", md, store, replace)
+
+
+@record_app.command("smollm2-self-goodput")
+def smollm2_self_goodput_cmd(
+    datasets: str = typer.Option("", "--datasets", help="Comma-separated self-draft acceptance datasets [every "
+                                 "dataset whose id starts with smollm2-135m-kcurve-]."),
+    target_compute: str = typer.Option("compute-cpu-smollm2-135m-b1", "--target-compute",
+                                       help="Compute trace of the full target (30 layers, batch 1), measured in the "
+                                       "same quiet session as --draft-compute."),
+    draft_compute: str = typer.Option("compute-cpu-smollm2-135m-exit24", "--draft-compute",
+                                      help="Compute trace of one self-draft depth (record smollm2-compute "
+                                      "--exit-layers K); missing: the compute part is 'pending measurement'."),
+    replications: int = typer.Option(32, "--replications", help="Start requests replayed per (candidate, l)."),
+    max_l: int = typer.Option(12, "--max-l", help="Speculation lengths 1..max-l."),
+    csv: Path | None = typer.Option(None, "--csv", help="Write the whole curve (every candidate and l) here."),
+    as_json: bool = typer.Option(False, "--json", help="Print each candidate's best row as JSON."),
+    store: Path | None = typer.Option(None, "--store"),
+) -> None:
+    """Goodput of SD serving of one request against the self-draft's depth (specedge.record.self_goodput):
+    each candidate's τ(l) from its recording, pass times from two compute traces under uniform layer cost [A]."""
+    import json
+
+    from rich.table import Table
+
+    from specedge.record.self_goodput import (CANDIDATE_PREFIX, INCONSISTENT, PENDING, best_per_candidate,
+                                              goodput_curve)
+    from specedge.traces.store import open_store
+
+    st = open_store(path=store)
+    ids = [d.strip() for d in datasets.split(",") if d.strip()] or sorted(
+        i for i in st.ids() if i.startswith(CANDIDATE_PREFIX))
+    curve = goodput_curve(st, ids, target_compute=target_compute, draft_compute=draft_compute,
+                          lengths=range(1, max_l + 1), replications=replications)
+    if csv is not None:
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        curve.to_csv(csv, index=False)
+    best = best_per_candidate(curve)
+    if as_json:
+        print(json.dumps(json.loads(best.to_json(orient="records")), indent=1))
+        return
+    pending = curve["status"].eq(PENDING).any()
+    table = Table(title="self-draft goodput, one request" + (
+        f" — compute {PENDING} ({target_compute} and {draft_compute} must both be in the store)" if pending else ""))
+    for col in ("dataset", "layers", "τ recorded", "l*", "tokens/round at l*", "tokens/s", "× AD"):
+        table.add_column(col)
+    for r in best.itertuples():
+        table.add_row(r.dataset or r.draft, str(r.layers), f"{r.tau_recorded:.2f}", "-" if r.l_best != r.l_best else str(r.l_best),
+                      f"{r.tokens_per_round:.2f}", "-" if pending else f"{r.goodput_tok_per_s:.2f}",
+                      "-" if pending else f"{r.speedup_vs_ad:.2f}")
+    console.print(table)
+    if curve["status"].eq(INCONSISTENT).any():
+        console.print(f"[bold red]{INCONSISTENT}[/]: per-layer cost ≤ 0; measure both traces quietly, back to back")
+
+
+@record_app.command("smollm2-self-t0")
+def smollm2_self_t0_cmd(
+    draft: list[str] = typer.Option(..., "--draft", help="DATASET=LAYERS, repeatable: a self-draft of the target's "
+                                    "LAYERS (as in --draft self:LAYERS, e.g. 24 or 0-11,18-29) written as DATASET."),
+    gamma: int = typer.Option(12, "--gamma"),
+    max_new_tokens: int = typer.Option(64, "--max-new-tokens"),
+    prompts: Path = typer.Option(Path("data/prompts/instructions.jsonl"), "--prompts"),
+    limit: int | None = typer.Option(None, "--limit", help="Use only the first N instructions (after --every)."),
+    every: int = typer.Option(1, "--every", help="Use every N-th instruction."),
+    threads: int = typer.Option(1, "--threads"),
+    note: str = typer.Option("", "--note"),
+    store: Path | None = typer.Option(None, "--store"),
+    replace: bool = typer.Option(False, "--replace"),
+) -> None:
+    """Greedy (T = 0) rounds of self-speculative drafts from the target's greedy continuation and one teacher-forced
+    pass of each draft per prompt (specedge.record.self_t0): the recorder's rounds without running SD."""
+    import datetime as _dt
+    import time
+
+    import torch
+
+    from specedge.errors import InputError
+    from specedge.record.recorder import environment
+    from specedge.record.self_draft import SelfDraftLM, parse_layers
+    from specedge.record.self_t0 import DERIVER_VERSION, derive_rounds
+    from specedge.record.smollm2 import LICENCE, acceptance_summary, chat_prompts, load_smollm2, per_category
+
+    torch.set_num_threads(threads)
+    specs = {}
+    for item in draft:
+        ds, _, layers = item.partition("=")
+        if not ds or not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", layers):
+            raise InputError(f"--draft {item!r}: expected DATASET=LAYERS, e.g. smollm2-135m-kcurve-exit24-t0=24")
+        specs[ds] = layers
+    instructions = _instructions(prompts, limit, every)
+    target = load_smollm2()
+    n = len(target.model.model.layers)
+    drafts = {ds: SelfDraftLM(target, parse_layers(spec, n)) for ds, spec in specs.items()}
+    prompt_list = [(p.request_id, target.encode(p.text)) for p in chat_prompts(target, instructions)]
+    cats = {i.request_id: i.category for i in instructions}
+    started, load_before = time.perf_counter(), os.getloadavg()
+    with _Reporter(every=8) as reporter:
+        frames = derive_rounds(target, drafts, prompt_list, gamma=gamma, max_new_tokens=max_new_tokens,
+                               progress=lambda done, total, info: reporter("self-t0", done, total, info))
+    wall_s = round(time.perf_counter() - started, 3)
+    picked = f"every {every}-th of " if every > 1 else ""
+    for ds, frame in frames.items():
+        summary = acceptance_summary(frame)
+        md = {
+            "source": "recorded", "kind": "acceptance", "dataset": ds, "recorder": DERIVER_VERSION,
+            "method": "greedy SD rounds from the target's greedy continuation and one teacher-forced pass of the draft "
+                      "per prompt (exact at T = 0 up to float near-ties; docs/acceptance.md)",
+            "target_model": target.name, "target": target.describe(), "draft_model": drafts[ds].name,
+            "draft": {"kind": "draft model", **drafts[ds].describe()}, "temperature": 0.0, "gamma": gamma,
+            "max_new_tokens": max_new_tokens, "licence": LICENCE, "note": note, "rounds": int(len(frame)),
+            "prompt_count": len(instructions),
+            "prompt_source": f"{len(instructions)} instructions ({picked}{prompts}"
+                             f"{', first ' + str(limit) if limit is not None else ''}; specedge's own, Apache-2.0), "
+                             "each one user turn in SmolLM2's chat template",
+            "summary": summary, "per_category": per_category(frame, instructions), "prompt_categories": cats,
+            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "torch_threads": threads,
+            "derivation_wall_s_all_drafts": wall_s, **environment(),
+            "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0], "cpu_count": os.cpu_count()},
+        }
+        console.print(f"{ds}: {summary['rounds']:,} rounds over {len(instructions)} prompts, τ = {summary['tau']:.3f}")
+        frame = frame.assign(dataset=pd_string(ds, len(frame)),
+                             category=frame["request_id"].map(cats).astype("string"))
+        _write(frame, ds, "acceptance", md, store, replace)
+
+
+def pd_string(value: str, n: int):
+    import pandas as pd
+
+    return pd.Series([value] * n, dtype="string")
