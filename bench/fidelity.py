@@ -29,8 +29,10 @@ class FidelityLatestRun:
         from specedge.errors import DatasetNotFoundError
         from specedge.fidelity import compare_run
 
+        from specedge.fidelity.online_run import latest_static_run
+
         try:
-            result = compare_run(None, store=STORE)
+            result = compare_run(latest_static_run(STORE), store=STORE)  # online runs are tracked elsewhere
         except DatasetNotFoundError as exc:  # no shipped run: nothing to track
             raise NotImplementedError(str(exc)) from None
         return {"run": result.run_id, "table": result.table.set_index("predictor").to_dict(orient="index")}

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from specedge.fidelity import PredictorPair
-from specedge.fidelity.online_run import accepted_matrix, compare_online_run
+from specedge.fidelity.online_run import accepted_matrix, compare_online_run, latest_static_run
 from specedge.latency.compute import AffineCompute
 from specedge.latency.host_overhead import JobOverhead, with_job_overhead
 from specedge.online import MatrixFeed, OnlineConfig, simulate
@@ -116,3 +116,12 @@ def test_the_accepted_counts_go_to_each_request_in_its_own_round_order():
     assert g.tolist() == [[1, 3, 0], [0, 1, 2]]
     with pytest.raises(Exception, match="cover 2 requests"):
         accepted_matrix(rounds, 3)
+
+
+def test_plan_based_consumers_skip_online_runs(store, tmp_path):
+    from specedge.errors import DatasetNotFoundError
+    from specedge.fidelity.repeats import run_index
+
+    assert run_index(store).empty  # the store holds the online run only
+    with pytest.raises(DatasetNotFoundError):
+        latest_static_run(store)

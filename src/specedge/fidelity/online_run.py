@@ -32,6 +32,18 @@ import pandas as pd
 from specedge.errors import InputError
 
 
+def latest_static_run(store=None) -> str:
+    """The latest ``run`` dataset that is not an online run (what plan-based consumers compare)."""
+    from specedge.errors import DatasetNotFoundError
+    from specedge.traces.store import open_store
+
+    st = store if hasattr(store, "list") else open_store(store)
+    runs = [i for i in st.list() if i.kind == "run" and not i.metadata.get("online")]
+    if not runs:
+        raise DatasetNotFoundError(f"no static run dataset in the store {st.root}")
+    return max(runs, key=lambda i: (i.created, i.id)).id
+
+
 def online_workload(meta: dict, task_rows: pd.DataFrame):
     """The run's workload (request order = task order = arrival order)."""
     from specedge.online.workload import Workload
