@@ -559,7 +559,13 @@ def load_draft(path: Path | str, tokenizer_of=None, dtype: str = "fp32") -> Toke
         tokenizer_desc=(f"the target's ({tokenizer_of.name}) tokenizer, shared" if tokenizer_of is not None else
                         training.get("tokenizer", "")),
     )
-    lm.training_info = {k: training[k] for k in ("recipe", "teacher", "held_out", "distill_config") if k in training}
+    # A checkpoint's record may hold the distilling machine's absolute paths (the teacher's folder): portable here,
+    # a site-packages path without a version the record does not hold.
+    from specedge.provenance import portable_metadata
+
+    lm.training_info = portable_metadata(
+        {k: training[k] for k in ("recipe", "teacher", "held_out", "distill_config") if k in training},
+        recorded_versions={})[0]
     return lm
 
 

@@ -127,6 +127,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
     _prepare_out(out)
 
     import specedge
+    from specedge.provenance import portable_path
     from specedge.traces.store import open_store
 
     report = Report(out, cfg.title, meta={
@@ -135,7 +136,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
         "config": cfg.name,
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "trace store": str(open_store(store_s).root),
+        "trace store": portable_path(open_store(store_s).root),
     })
     from specedge.sweep.run import process_pool
 
