@@ -167,7 +167,9 @@ def save_bytegpt(model: ByteGPT, directory: Path, extra: dict | None = None) -> 
     """Write ``config.json`` (shape plus ``extra`` under "training") and ``model.pt`` (fp32 state dict)."""
     directory.mkdir(parents=True, exist_ok=True)
     cfg = json.loads(model.cfg.to_json())
-    payload = {"architecture": "bytegpt", "config": cfg, "training": extra or {}}
+    from specedge.provenance import portable_metadata
+
+    payload = {"architecture": "bytegpt", "config": cfg, "training": portable_metadata(extra or {})[0]}
     (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     torch.save(state, directory / WEIGHTS_FILE)

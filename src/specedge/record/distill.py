@@ -502,7 +502,10 @@ def save_draft(model: ByteGPT, directory: Path, training: dict, checkpoint_dtype
     """``config.json`` (bytegpt format; ``training`` holds recipe and results) and ``model.pt`` in the given dtype."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    payload = {"architecture": "bytegpt", "config": json.loads(model.cfg.to_json()), "training": training}
+    from specedge.provenance import portable_metadata
+
+    payload = {"architecture": "bytegpt", "config": json.loads(model.cfg.to_json()),
+               "training": portable_metadata(training)[0]}  # the checkpoint's provenance: no absolute path
     (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     dt = _STORE_DTYPES[checkpoint_dtype]
     torch.save({k: v.detach().to(dt).contiguous() for k, v in model.state_dict().items()}, directory / WEIGHTS_FILE)
