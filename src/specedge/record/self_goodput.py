@@ -95,7 +95,8 @@ def tau_at(stats, l: int) -> float:
     """Expected tokens per round at speculation length l from a source's conditional rates: 1 + Σ_{i≤l} S(i)
     (beyond the recorded draft length, α_tail per extra position, as replay extrapolates)."""
     alpha = list(stats.alpha_i) + [stats.alpha_tail] * max(0, l - len(stats.alpha_i))
-    return float(1.0 + np.cumprod(alpha[:l]).sum())
+    # α_i is 0/0 (NaN) only where no round reached position i, i.e. where the survival is already 0
+    return float(1.0 + np.cumprod(np.nan_to_num(np.asarray(alpha[:l], dtype=float), nan=0.0)).sum())
 
 
 def _scenario(store, acceptance, target_compute: str, input_tokens: int, output_tokens: int):
