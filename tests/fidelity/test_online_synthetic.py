@@ -125,3 +125,25 @@ def test_plan_based_consumers_skip_online_runs(store, tmp_path):
     assert run_index(store).empty  # the store holds the online run only
     with pytest.raises(DatasetNotFoundError):
         latest_static_run(store)
+
+
+def test_stage_times_recursion_by_hand():
+    """Slot 0: task 0 (upload 0.1) in jobs 0 and 1; slot 1: task 1 (upload 0.5) in job 0; draft jobs take 1 s,
+    verify jobs 2 s (slot 1's 0.5 s). With f = 0.5: (0,0) drafts 0.1-1.1, verifies 1.6-3.6; (1,0) drafts 1.1-2.1,
+    verifies 3.6-4.1; (0,1) waits for 3.6 + 0.5, drafts 4.1-5.1, verifies 5.6-7.6. With f = 0: 0.1-1.1, 1.1-3.1;
+    1.1-2.1, 3.1-3.6; 3.1-4.1, 4.1-6.1."""
+    from specedge.fidelity.online_run import stage_time_times
+
+    order = [(0, 0, 0.1), (1, 0, 1.1), (0, 1, 3.1)]  # (slot, job, draft start in the run: the order they ran)
+    job = pd.DataFrame([{"node": node, "batch": m, "round": n, "start_s": s, "end_s": s + (1.0 if node == "draft"
+                                                                                              else 2.0 - 1.5 * m)}
+                        for m, n, s in order for node in ("draft", "verify")])
+    rounds = pd.DataFrame({"task": [0, 1, 0], "batch": [0, 1, 0], "round": [0, 0, 1]})
+    tasks = pd.DataFrame({"task": [0, 1], "upload_s": [0.1, 0.5]})
+    first, done = stage_time_times({"job": job, "round": rounds}, tasks, 0.5)
+    np.testing.assert_allclose(first, [3.6, 4.1])
+    np.testing.assert_allclose(done, [7.6, 4.1])
+    first, done = stage_time_times({"job": job, "round": rounds}, tasks, 0.0)
+    np.testing.assert_allclose(first, [3.1, 3.6])
+    np.testing.assert_allclose(done, [6.1, 3.6])
+    assert stage_time_times({"job": job[job["round"] == 0], "round": rounds}, tasks) is None  # a job missing

@@ -130,6 +130,7 @@ def test_fidelity_of_the_online_run_keeps_the_static_contract(online_run, capsys
                     "ks_pvalue"):
             assert np.isfinite(row[key]) and row[key] >= 0
         assert row["rounds_match"] is True  # the simulator replays every request's own rounds
+    assert np.isfinite(out["predictors"]["stage-times"]["median_task_error"])  # the measured jobs, recursed
     # the text table works on an online run too
     assert main(["fidelity", ONLINE_ID, "--store", str(online_run["store"])]) == 0
     assert "replay vs real run" in capsys.readouterr().out

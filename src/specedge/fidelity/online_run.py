@@ -69,6 +69,38 @@ def accepted_matrix(rounds: pd.DataFrame, num_requests: int) -> np.ndarray:
     return g
 
 
+def stage_time_times(parts: dict, task_rows: pd.DataFrame, fronthaul_delay_s: float = 0.0):
+    """(first token, completion) per request from the pipeline recursion fed the run's *measured* job durations
+    and its own batches (who was in which job), or None when the job records do not cover every round.
+
+    Draft jobs in the order they ran; job (m, n) starts at max(SBS free, the slot's previous verify end + f when
+    n > 0 (the draft node waits for it), its joiners' upload ends); verify end = max(draft end + f, MBS free) +
+    the measured verify duration. What is left is the recursion, the pipe and scheduling gaps (as the static
+    ``stage-times`` row)."""
+    jobs, rounds = parts["job"], parts["round"]
+    d = jobs[jobs["node"] == "draft"].set_index(["batch", "round"])
+    v = jobs[jobs["node"] == "verify"].set_index(["batch", "round"])
+    keys = rounds.groupby(["batch", "round"]).size().index
+    if not (keys.isin(d.index).all() and keys.isin(v.index).all()) or d.index.duplicated().any():
+        return None
+    upload = task_rows.set_index("task")["upload_s"]
+    first_job = rounds.sort_values("round").groupby("task")[["batch", "round"]].first()
+    joiners_ready = upload.reindex(first_job.index).groupby([first_job["batch"], first_job["round"]]).max()
+    f = float(fronthaul_delay_s)
+    sbs = mbs = 0.0
+    v_end: dict = {}
+    for m, n in d.loc[keys].sort_values("start_s").index:
+        start = max(sbs, float(joiners_ready.get((m, n), 0.0)))
+        if n > 0 and (m, n - 1) in v_end:
+            start = max(start, v_end[(m, n - 1)] + f)
+        sbs = start + float(d.at[(m, n), "end_s"] - d.at[(m, n), "start_s"])
+        mbs = max(sbs + f, mbs) + float(v.at[(m, n), "end_s"] - v.at[(m, n), "start_s"])
+        v_end[(m, n)] = mbs
+    ends = rounds.assign(v=[v_end[(m, n)] for m, n in zip(rounds["batch"], rounds["round"])])
+    by_task = ends.sort_values("round").groupby("task")["v"]
+    return by_task.first().reindex(task_rows["task"]).to_numpy(), by_task.last().reindex(task_rows["task"]).to_numpy()
+
+
 def simulate_run(sc, workload, meta: dict, g: np.ndarray, seed: int = 0):
     """The online engine on the run's workload and settings, fed the run's accepted counts."""
     from specedge.online.engine import MatrixFeed, OnlineConfig, advance, prepare, result
@@ -91,6 +123,7 @@ def compare_online_run(run_id: str, *, store=None, predictors=None, compute_trac
     from scipy.stats import ks_2samp
 
     from specedge.fidelity.compare import (
+        STAGE_TIMES,
         FidelityResult,
         fronthaul_of,
         host_overheads,
@@ -136,6 +169,26 @@ def compare_online_run(run_id: str, *, store=None, predictors=None, compute_trac
     jobs = parts["job"]
     meas_batch = float(jobs.loc[jobs["node"] == "verify", "batch_size"].mean())
     rows, per_task = [], []
+
+    def add(name, first, done, rounds_match, batch, note):
+        e2e, ttft = done - arrival, first - arrival
+        err = np.abs(e2e - meas_e2e) / meas_e2e
+        ks = ks_2samp(e2e, meas_e2e)
+        rows.append({
+            "predictor": name, "median_task_error": float(np.median(err)),
+            "p90_task_error": float(np.percentile(err, 90)),
+            "makespan_error": float(abs(done.max() - meas_makespan) / meas_makespan),
+            "mean_signed_task_error": float(np.mean((e2e - meas_e2e) / meas_e2e)),
+            "median_ttft_error": float(np.median(np.abs(ttft - meas_ttft) / meas_ttft)),
+            "predicted_makespan_s": float(done.max()), "measured_makespan_s": meas_makespan,
+            "rounds_match": bool(rounds_match), "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
+            "predicted_mean_batch_size": batch, "measured_mean_batch_size": meas_batch, "note": note,
+        })
+        per_task.append(pd.DataFrame({"task": task_rows["task"].to_numpy(), "predictor": name,
+                                      "batch": task_rows["batch"].to_numpy(), "measured_s": meas_e2e,
+                                      "predicted_s": e2e, "error": err, "measured_ttft_s": meas_ttft,
+                                      "predicted_ttft_s": ttft}))
+
     for p in predictors:
         res = simulate_run(replace(sc, draft_compute=p.draft, verify_compute=p.verify), w, meta, g,
                            seed=int(meta.get("seed", 0)))
@@ -143,25 +196,12 @@ def compare_online_run(run_id: str, *, store=None, predictors=None, compute_trac
         if gap > 1e-9:
             raise InputError(f"run {run_id!r}: the simulator's upload ends differ from the run's by {gap:.3g} s; "
                              "the run cannot be predicted faithfully")
-        e2e, ttft = res.completion_s - arrival, res.first_token_s - arrival
-        err = np.abs(e2e - meas_e2e) / meas_e2e
-        ks = ks_2samp(e2e, meas_e2e)
-        rows.append({
-            "predictor": p.name, "median_task_error": float(np.median(err)),
-            "p90_task_error": float(np.percentile(err, 90)),
-            "makespan_error": float(abs(res.makespan_s - meas_makespan) / meas_makespan),
-            "mean_signed_task_error": float(np.mean((e2e - meas_e2e) / meas_e2e)),
-            "median_ttft_error": float(np.median(np.abs(ttft - meas_ttft) / meas_ttft)),
-            "predicted_makespan_s": float(res.makespan_s), "measured_makespan_s": meas_makespan,
-            "rounds_match": bool(np.array_equal(res.rounds, task_rows["round"].to_numpy())),
-            "ks_statistic": float(ks.statistic), "ks_pvalue": float(ks.pvalue),
-            "predicted_mean_batch_size": float(res.member_rounds / max(res.jobs, 1)),
-            "measured_mean_batch_size": meas_batch, "note": p.note,
-        })
-        per_task.append(pd.DataFrame({"task": task_rows["task"].to_numpy(), "predictor": p.name,
-                                      "batch": task_rows["batch"].to_numpy(), "measured_s": meas_e2e,
-                                      "predicted_s": e2e, "error": err, "measured_ttft_s": meas_ttft,
-                                      "predicted_ttft_s": ttft}))
+        add(p.name, res.first_token_s, res.completion_s, np.array_equal(res.rounds, task_rows["round"].to_numpy()),
+            float(res.member_rounds / max(res.jobs, 1)), p.note)
+    staged = stage_time_times(parts, task_rows, sc.params.fronthaul_delay_s)
+    if staged is not None:
+        add(STAGE_TIMES, staged[0], staged[1], True, meas_batch,
+            "diagnostic: measured job durations and the run's own batches through the recursion")
     noisy, foreign = run_noise(meta)
     online = meta["online"]
     diagnostics = {
@@ -173,7 +213,7 @@ def compare_online_run(run_id: str, *, store=None, predictors=None, compute_trac
         "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),
         "core_load": (meta.get("cpu_usage") or {}).get("cores"), "host_overhead": overhead_info,
         "foreign_work": meta.get("foreign_work"),
-        "stage_times": "not computed for online runs (batches change every round)",
+        "stage_times": "computed" if staged is not None else "not computed: job records do not cover every round",
     }
     summary = {
         "pair": meta.get("pair"), "online": True, "num_tasks": n, "temperature": meta.get("temperature"),
