@@ -61,10 +61,13 @@ def build_workload(sc, args: OnlineArgs, seed: int):
         from specedge.online.workload_kind import parse_workload
         from specedge.provenance import portable_path
 
+        # sizes clipped to the run's scenario (a CPU run serves prompts and outputs of its preset's range)
+        clip = {"max_input_tokens": int(sc.params.input_tokens_max),
+                "max_output_tokens": int(sc.params.output_tokens_max)}
         w = wl.from_frame(parse_workload(args.workload_file, args.layout), sc.params, seed=seed,
-                          name=args.workload_file.name)
+                          name=args.workload_file.name, **clip)
         return w, {"arrivals": "trace", "workload_file": portable_path(args.workload_file), "layout": args.layout,
-                   "seed": int(seed)}
+                   "seed": int(seed), **clip}
     raise InputError(f"--arrivals must be poisson, gamma or trace, got {args.arrivals!r}")
 
 
