@@ -8,7 +8,8 @@ from conftest import tree_digest
 
 from specedge.cli import main
 from specedge.traces import stats
-from specedge.traces.published_positions import FIGURES, VLLM_48892, PublishedSurvival, accepted_from_uniform, \
+from specedge.traces.published_positions import FIGURES, LLAMACPP_24536, VLLM_48892, PublishedSurvival, \
+    accepted_from_uniform, \
     draw_rounds, metadata
 from specedge.traces.store import open_store
 
@@ -40,6 +41,14 @@ def test_vllm_numbers_agree_with_the_counts_published_beside_them():
     assert len(VLLM_48892.survival) == 8
 
 
+def test_llamacpp_numbers_agree_with_the_counts_published_beside_them():
+    # Same comment of llama.cpp PR #24536: 87 drafts, 167 accepted tokens, 70 drafts with any accepted, length 2.92.
+    assert [round(s * 87) for s in LLAMACPP_24536.survival] == [70, 55, 42]
+    assert sum(round(s * 87) for s in LLAMACPP_24536.survival) == 167
+    assert LLAMACPP_24536.tau == pytest.approx(1 + 167 / 87, abs=1e-3)
+    assert round(1 + 167 / 87, 2) == 2.92 == LLAMACPP_24536.published_tau
+
+
 def test_metadata_says_what_was_checked():
     for i, figure in enumerate(FIGURES):
         meta = metadata(figure, seed=i)
@@ -50,7 +59,7 @@ def test_metadata_says_what_was_checked():
             assert "checked" in meta["check_note"] and "NOT" not in meta["note"]
         else:
             assert meta["check_note"].startswith("NOT CHECKED") and "NOT checked" in meta["note"]
-    assert [f.checked for f in FIGURES] == [True, False, False]
+    assert [f.checked for f in FIGURES] == [True, True, False]
 
 
 def test_bad_survival_is_refused():

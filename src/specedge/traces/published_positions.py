@@ -81,18 +81,24 @@ VLLM_48892 = PublishedSurvival(
 
 LLAMACPP_24536 = PublishedSurvival(
     dataset_id="published-llamacpp-eagle3",
-    citation="llama.cpp pull request #24536 (EAGLE-3 per-position acceptance 0.805 / 0.632 / 0.483), as quoted in "
-             "specedge issue 16",
+    citation=("llama.cpp pull request #24536, 'spec: add spec metrics mean acceptance length and acceptance rate per "
+              "position', comment by ruixiang63, 2026-06-15: EAGLE-3 server log of one request (20 prompt tokens, "
+              "256 generated; draft-eagle3: 87 drafts, 259 draft tokens, 167 accepted, 70 drafts with any "
+              "accepted; mean acceptance length 2.92)"),
     url="https://github.com/ggml-org/llama.cpp/pull/24536",
     draft_model="eagle-3",
-    target_model="unknown (not checked)",
-    task="unknown (not checked)",
+    target_model="not named in the quoted comment",
+    task="one request of 20 prompt tokens and 256 generated (prompt not shown)",
     temperature=None,
     survival=(0.805, 0.632, 0.483),
-    checked=False,
-    check_note=("NOT CHECKED: no copy of llama.cpp PR #24536 was found with the search tools on 2026-11-30 "
-                "(corpus 'issues': searches for the PR and the numbers; exact-string search for '0.805, 0.632, "
-                "0.483'). The numbers are as given in issue 16; treat them as unverified."),
+    checked=True,
+    check_note=("checked 2026-11-30 against the PR thread (search corpus 'issues'; ggml-org/llama.cpp PR #24536, "
+                "comment by ruixiang63 of 2026-06-15, its 'slot print_timing' and 'statistics draft-eagle3' lines): "
+                "'acceptance rate per position = (0.805, 0.632, 0.483)', mean acceptance length 2.92; the counts "
+                "beside them agree (70/87 = 0.805, 1 + 167/87 = 2.92; 0.805, 0.632, 0.483 x 87 = 70, 55, 42, "
+                "sum 167). One request of 87 rounds: a small sample. The PR description shows another EAGLE-3 "
+                "request (158 accepted / 289 generated, mean acceptance length 2.63), not used."),
+    published_tau=2.92,
 )
 
 IK_LLAMACPP_2156 = PublishedSurvival(
@@ -107,8 +113,10 @@ IK_LLAMACPP_2156 = PublishedSurvival(
     survival=(0.905, 0.805, 0.736),
     checked=False,
     check_note=("NOT CHECKED: no copy of ik_llama.cpp #2156 was found with the search tools on 2026-11-30 "
-                "(corpus 'issues': MTP acceptance threads of ikawrakow/ik_llama.cpp; exact-string search for "
-                "'73.6%'). The numbers are as given in issue 16; treat them as unverified."),
+                "(corpus 'issues': MTP acceptance threads of ikawrakow/ik_llama.cpp, e.g. #1499, #1815, #1987, "
+                "#1992, none with these numbers; searches for the PR number; exact-string searches for '73.6%', "
+                "'90.5 / 80.5', '(0.905, 0.805, 0.736)' and 'ik_llama.cpp/pull/2156'). The numbers are as given "
+                "in issue 16; treat them as unverified."),
 )
 
 FIGURES: tuple[PublishedSurvival, ...] = (VLLM_48892, LLAMACPP_24536, IK_LLAMACPP_2156)
