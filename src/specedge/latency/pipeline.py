@@ -28,34 +28,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
-#: Below this many jobs per round-robin cycle the scalar loop beats the per-cycle vectorised loop.
-_CYCLE_VECTOR_MIN_BATCHES = 24
-
-
+@njit(cache=True)
 def _pipelined_scalar(prev, ready, td, tv, f):
-    prev_l = prev.tolist()
-    ready_l = ready.tolist()
-    td_l = td.tolist()
-    tv_l = tv.tolist()
-    n = len(td_l)
-    a_out = [0.0] * n
-    b_out = [0.0] * n
+    """The pipelined recursion job by job (compiled; the same operations in the same order as the equations)."""
+    n = td.size
+    a_out = np.empty(n)
+    b_out = np.empty(n)
     a = 0.0
     b = 0.0
     for j in range(n):
-        p = prev_l[j]
-        r = b_out[p] + f if p >= 0 else ready_l[j]
-        a = (a if a > r else r) + td_l[j]
+        p = prev[j]
+        r = b_out[p] + f if p >= 0 else ready[j]
+        a = (a if a > r else r) + td[j]
         s = a + f
-        b = (s if s > b else b) + tv_l[j]
+        b = (s if s > b else b) + tv[j]
         a_out[j] = a
         b_out[j] = b
-    return np.array(a_out), np.array(b_out)
+    return a_out, b_out
 
 
 def _pipelined_cycles(prev, ready, td, tv, f, cycle_starts):
-    """Same recursion, vectorised within each round-robin cycle (jobs of one round, batches in order)."""
+    """Same recursion, vectorised within each round-robin cycle (jobs of one round, batches in order). No longer
+    used by :func:`run_jobs` (the compiled job loop is faster at every size); kept as a second implementation
+    the tests compare with."""
     a_out = np.empty_like(td)
     b_out = np.empty_like(tv)
     a_free = 0.0
@@ -77,20 +74,21 @@ def _pipelined_cycles(prev, ready, td, tv, f, cycle_starts):
     return a_out, b_out
 
 
+@njit(cache=True)
 def _serial_scalar(prev, ready, td, tv, f):
-    prev_l, ready_l, td_l, tv_l = prev.tolist(), ready.tolist(), td.tolist(), tv.tolist()
-    n = len(td_l)
-    a_out = [0.0] * n
-    b_out = [0.0] * n
+    """The serial recursion job by job (compiled)."""
+    n = td.size
+    a_out = np.empty(n)
+    b_out = np.empty(n)
     b = 0.0
     for j in range(n):
-        p = prev_l[j]
-        r = b_out[p] + f if p >= 0 else ready_l[j]
-        a = (b if b > r else r) + td_l[j]
-        b = a + f + tv_l[j]
+        p = prev[j]
+        r = b_out[p] + f if p >= 0 else ready[j]
+        a = (b if b > r else r) + td[j]
+        b = a + f + tv[j]
         a_out[j] = a
         b_out[j] = b
-    return np.array(a_out), np.array(b_out)
+    return a_out, b_out
 
 
 def _release_cummax(ready, prev, cost):
@@ -104,8 +102,8 @@ def run_jobs(mode: str, prev, ready, draft_s, verify_s, *, fronthaul_delay_s: fl
     """Run the recursion over jobs already in round-robin order.
 
     ``prev[j]``: index of the same batch's previous-round job, -1 for a first round; ``ready[j]``: the batch's
-    ready time (read for first rounds only). ``cycle_starts``: indices where each round's cycle begins (lets
-    the pipelined mode vectorise across batches when there are many). Returns (draft_end_s, verify_end_s).
+    ready time (read for first rounds only). ``cycle_starts``: accepted for compatibility, unused (the
+    recursions are compiled job loops). Returns (draft_end_s, verify_end_s).
     """
     prev = np.asarray(prev, dtype=np.int64)
     ready = np.asarray(ready, dtype=np.float64)
@@ -123,8 +121,6 @@ def run_jobs(mode: str, prev, ready, draft_s, verify_s, *, fronthaul_delay_s: fl
             return b - tv, b
         return _serial_scalar(prev, ready, td, tv, f)
     if mode == "sd-pipeline":
-        if cycle_starts is not None and td.size >= _CYCLE_VECTOR_MIN_BATCHES * len(cycle_starts):
-            return _pipelined_cycles(prev, ready, td, tv, f, np.asarray(cycle_starts, dtype=np.int64))
         return _pipelined_scalar(prev, ready, td, tv, f)
     raise ValueError(f"unknown mode {mode!r}")
 

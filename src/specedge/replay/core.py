@@ -13,15 +13,17 @@ Steps (no Python loop over rounds or tokens except the pipelined recursion itsel
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
 from specedge.errors import PlanError
 from specedge.latency import memory, network, rounds
-from specedge.latency.acceptance import expected_tokens_per_round
+from specedge.latency.acceptance import NO_CAP, expected_tokens_per_round
 from specedge.latency.pipeline import run_jobs
 from specedge.plan import Plan
+from specedge.replay.accounting import EXPECTED, ONE_TOKEN, SAMPLED, TRACE, account
 
 _EPS = 1e-9
 
@@ -44,6 +46,21 @@ class PreparedPlan:
     ready_s: np.ndarray  # per batch
 
 
+#: Task columns prepare() reads, per scenario (a scenario's task table is not modified after construction).
+_COLUMNS = ("input_tokens", "output_tokens", "payload_bits", "spectral_efficiency")
+_task_columns_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def task_columns(sc) -> dict[str, np.ndarray]:
+    """The task table's planning columns as numpy arrays, read once per scenario (pandas column access costs
+    more than a whole small replay); rebuilt if the scenario's table object was replaced."""
+    hit = _task_columns_cache.get(sc)
+    if hit is None or hit[0] is not sc.tasks:
+        hit = (sc.tasks, {c: sc.tasks[c].to_numpy() for c in _COLUMNS})
+        _task_columns_cache[sc] = hit
+    return hit[1]
+
+
 def prepare(sc, plan: Plan | dict) -> PreparedPlan:
     """Validate a plan against the scenario (tasks, bandwidth, l >= 1, SBS memory) and lay it out as arrays."""
     if not isinstance(plan, Plan):
@@ -54,8 +71,9 @@ def prepare(sc, plan: Plan | dict) -> PreparedPlan:
     order = np.fromiter((i for b in plan.batches for i in b), dtype=np.int64, count=k)
     starts = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
     batch_of = np.repeat(np.arange(sizes.size), sizes)
-    inputs = sc.tasks["input_tokens"].to_numpy()[order]
-    outputs = sc.tasks["output_tokens"].to_numpy()[order]
+    cols = task_columns(sc)
+    inputs = cols["input_tokens"][order]
+    outputs = cols["output_tokens"][order]
     input_max = np.maximum.reduceat(inputs, starts).astype(np.float64)
     output_max = np.maximum.reduceat(outputs, starts).astype(np.int64)
     l_batch = np.asarray(plan.speculation_length, dtype=np.int64)
@@ -69,8 +87,7 @@ def prepare(sc, plan: Plan | dict) -> PreparedPlan:
                 f"{need / 1e9:.2f} GB of SBS memory for {sc.draft.name}, more than sbs_memory_bytes="
                 f"{sc.params.sbs_memory_bytes / 1e9:.2f} GB"
             )
-    upload = network.upload_times_s(sc.tasks["payload_bits"].to_numpy(), sc.tasks["spectral_efficiency"].to_numpy(),
-                                    np.asarray(plan.bandwidth_hz))
+    upload = network.upload_times_s(cols["payload_bits"], cols["spectral_efficiency"], np.asarray(plan.bandwidth_hz))
     if sc.params.release == "all-uploads":
         ready = np.full(sizes.size, upload.max())
     else:
@@ -125,18 +142,29 @@ def _l_matrix(prep: PreparedPlan, schedule, num_rounds: int) -> np.ndarray:
     return out
 
 
-def _committed(sc, prep: PreparedPlan, draws, schedule, num_rounds: int):
-    """(committed per round, extrapolated flags, l matrix) for ``num_rounds`` rounds, positions in batch order."""
-    l_rm = _l_matrix(prep, schedule, num_rounds)
-    l_pos = l_rm[:, prep.batch_of]
+def _accounting(sc, prep: PreparedPlan, draws, schedule, num_rounds: int):
+    """:func:`specedge.replay.accounting.account` for ``num_rounds`` rounds, and the l matrix."""
+    l_rm = np.ascontiguousarray(_l_matrix(prep, schedule, num_rounds), dtype=np.int64)
+    empty = np.zeros((0, 0), dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    tokens_by_l = np.zeros(0)
+    trace = (none, none, none)
     if prep.mode == "ad":
-        return np.ones((num_rounds, prep.order.size)), None, l_rm
-    if draws is None:  # expected
-        return expected_tokens_per_round(l_pos, sc.acceptance.alpha), None, l_rm
-    g, cap = draws.get(num_rounds)
-    g = g[:, prep.order]
-    cap = cap[:, prep.order]
-    return np.minimum(g, l_pos) + 1, l_pos > cap, l_rm
+        kind, g, cap = ONE_TOKEN, empty, empty
+    elif draws is None:  # expected
+        kind, g, cap = EXPECTED, empty, empty
+        tokens_by_l = np.asarray(expected_tokens_per_round(np.arange(int(l_rm.max()) + 1), sc.acceptance.alpha),
+                                 dtype=np.float64)
+    elif draws.source.kind == "trace" and not draws.use_uniforms:  # read the recorded stream in place
+        kind, g, cap = TRACE, empty, empty
+        src = draws.source
+        trace = (np.asarray(src.unit_starts[draws.assignment], dtype=np.int64),
+                 np.asarray(src.accepted, dtype=np.int64), np.asarray(src.drafted, dtype=np.int64))
+    else:
+        kind = SAMPLED
+        g, cap = draws.get(num_rounds)
+    return account(kind, g, cap, l_rm, tokens_by_l, prep.batch_of, prep.order, prep.output.astype(np.float64),
+                   _EPS, *trace, NO_CAP) + (l_rm,)
 
 
 def _initial_rounds(sc, prep: PreparedPlan, schedule) -> int:
@@ -157,22 +185,14 @@ def simulate(sc, prep: PreparedPlan, draws=None, schedule=None) -> Run:
     num_rounds = _initial_rounds(sc, prep, schedule)
     o_max = int(o_pos.max())
     while True:
-        committed, extrap, l_rm = _committed(sc, prep, draws, schedule, num_rounds)
-        cum = np.cumsum(committed, axis=0)
-        if num_rounds >= o_max or (cum[-1] >= o_pos - _EPS).all():
+        n_rounds, cum, before_last, extrap_pos, batch_size, ctx_extra, finished, l_rm = _accounting(
+            sc, prep, draws, schedule, num_rounds)
+        if num_rounds >= o_max or finished:
             break
         num_rounds = min(o_max, 2 * num_rounds)
-    unfinished = cum < o_pos - _EPS
-    n_rounds = unfinished.sum(axis=0) + 1  # per position
     r_max = int(n_rounds.max())
-    cum = cum[:r_max]
-    live = unfinished[:r_max]
-    live[1:] = live[:-1].copy()
-    live[0] = True  # live at round n <=> unfinished after round n - 1
-    before = np.zeros_like(cum)
-    before[1:] = cum[:-1]
-    ctx_extra = np.maximum.reduceat(np.where(live, before, 0.0), prep.starts, axis=1)
-    batch_size = np.add.reduceat(live, prep.starts, axis=1)
+    batch_size = batch_size[:r_max]
+    ctx_extra = ctx_extra[:r_max]
 
     # jobs: round-major nonzeros are the round-robin order
     rnd, bat = np.nonzero(batch_size)
@@ -190,24 +210,20 @@ def simulate(sc, prep: PreparedPlan, draws=None, schedule=None) -> Run:
     index = np.full(batch_size.shape, -1, dtype=np.int64)
     index[rnd, bat] = np.arange(rnd.size)
     prev = np.where(first, -1, index[np.maximum(rnd - 1, 0), bat])
-    cycle_starts = np.flatnonzero(np.r_[True, rnd[1:] != rnd[:-1]])
     a_end, v_end = run_jobs(prep.mode, prev, prep.ready_s[bat], td, tv,
-                            fronthaul_delay_s=0.0 if prep.mode == "ad" else p.fronthaul_delay_s,
-                            cycle_starts=cycle_starts)
+                            fronthaul_delay_s=0.0 if prep.mode == "ad" else p.fronthaul_delay_s)
 
     # per position, then back to task order
     pos_first = v_end[index[0, prep.batch_of]]
     last = n_rounds - 1
     pos_done = v_end[index[last, prep.batch_of]]
     cols = np.arange(prep.order.size)
-    last_round_tokens = o_pos - before[last, cols]
+    last_round_tokens = o_pos - before_last
     d = p.downlink_s_per_token
     if d:
         pos_first = pos_first + d
         pos_done = pos_done + d * last_round_tokens
-    round_tokens = cum[last, cols]
-    extrap_pos = (np.where(live, extrap[:r_max], False).sum(axis=0) if extrap is not None
-                  else np.zeros(cols.size, dtype=np.int64))
+    round_tokens = cum if draws is None else cum.astype(np.int64)  # sampled: whole tokens
     inv = np.empty_like(prep.order)
     inv[prep.order] = cols
     return Run(
