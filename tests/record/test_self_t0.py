@@ -55,3 +55,17 @@ def test_equals_the_recorder(tiny_pair, eos):
     assert 0 < got["accepted"].sum() < 5 * len(got)  # the pair disagrees sometimes: the test is not vacuous
     committed = (got["accepted"] + 1).groupby(got["request_id"]).sum()
     assert (committed < 24).any() == (eos is not None)  # the end-of-sequence token did stop a request
+
+
+def test_compare_rounds():
+    import pandas as pd
+
+    from specedge.record.self_t0 import compare_rounds
+
+    a = pd.DataFrame({"request_id": ["r", "r", "r", "s"], "round": [0, 1, 2, 0], "accepted": [1, 2, 3, 4]})
+    b = pd.DataFrame({"request_id": ["r", "r", "s", "s"], "round": [0, 1, 0, 1], "accepted": [1, 5, 4, 0]})
+    got = compare_rounds(a, b)
+    assert got["requests"] == 2 and got["identical_requests"] == 0
+    assert got["rounds_before_first_difference"] == 1 + 1  # r differs at round 1; s agrees on its 1 common round
+    assert compare_rounds(a, a)["identical_requests"] == 2
+    assert got["tau_a"] == pytest.approx(3.5) and got["tau_b"] == pytest.approx(3.5)

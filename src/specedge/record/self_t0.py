@@ -104,3 +104,20 @@ def derive_rounds(target, drafts: dict, prompts: Sequence[tuple[str, list[int]]]
             "temperature": np.zeros(rows, dtype=np.float32),
         })
     return out
+
+
+def compare_rounds(a: pd.DataFrame, b: pd.DataFrame) -> dict:
+    """How far two acceptance traces of the same prompts agree round by round: per request, the rounds before the
+    first difference in ``accepted``; requests whose rounds are all equal; both τ (1 + mean accepted)."""
+    ids = sorted(set(a["request_id"].astype(str)) & set(b["request_id"].astype(str)))
+    same_requests, prefix = 0, 0
+    for rid in ids:
+        x = a.loc[a["request_id"].astype(str) == rid].sort_values("round")["accepted"].to_numpy()
+        y = b.loc[b["request_id"].astype(str) == rid].sort_values("round")["accepted"].to_numpy()
+        n = min(x.size, y.size)
+        diff = np.flatnonzero(x[:n] != y[:n])
+        prefix += int(diff[0]) if diff.size else n
+        same_requests += int(x.size == y.size and not diff.size)
+    return {"requests": len(ids), "identical_requests": same_requests, "rounds_a": int(len(a)),
+            "rounds_b": int(len(b)), "rounds_before_first_difference": prefix,
+            "tau_a": float(1 + a["accepted"].mean()), "tau_b": float(1 + b["accepted"].mean())}
