@@ -380,8 +380,9 @@ def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> N
         return
     out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
     for entry in pairs:
-        table = Table(title=f"{entry['pair']} ({entry['scenario']}): Kendall τ {entry['kendall_tau']}, same best "
-                            f"{entry['same_best']} ({predictor}, observed acceptance)")
+        table = Table(title=f"{entry['pair']} ({entry['scenario']}): distinct plans {entry['distinct_plans']}, "
+                            f"Kendall τ {entry['kendall_tau']}, same best {entry['same_best']} ({predictor}, "
+                            "observed acceptance)")
         for col in ("plan", "runs", "predicted makespan s", "measured makespan s", "from recorded acceptance s",
                     "noisy"):
             table.add_column(col)
@@ -391,3 +392,7 @@ def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> N
                           f"{p['measured_makespan_s']:.3f}", "-" if rec is None else f"{rec:.3f}",
                           "yes" if p["noisy"] else "no")
         out.print(table)
+        if entry["too_few_plans"]:
+            from specedge.fidelity.report import too_few_plans_note
+
+            out.print("note: " + too_few_plans_note(entry))

@@ -208,15 +208,17 @@ def replayed_busy_share(run) -> dict[str, float]:
 
 def holdout_runs(store, run_id: str, meta: dict, holdout: str = "plan") -> list[str]:
     """The pair's other quiet runs to fit on: all but ``run_id`` ("run") or also without its plan's repeats
-    ("plan")."""
+    ("plan": every run of the same schedule, :mod:`specedge.fidelity.schedule`, whichever policy made it)."""
     from specedge.fidelity.compare import pair_runs
 
     if holdout not in ("run", "plan"):
         raise InputError(f"contention holdout {holdout!r}: expected 'run' or 'plan'")
     others = pair_runs(store, meta, exclude=run_id)
     if holdout == "plan":
-        sha = {i.id: i.metadata.get("plan_sha256") for i in store.list()}
-        others = [r for r in others if sha.get(r) != meta.get("plan_sha256")]
+        from specedge.fidelity.schedule import run_schedule
+
+        sched = {i.id: run_schedule(i.metadata) for i in store.list() if i.kind == "run"}
+        others = [r for r in others if sched.get(r) != run_schedule(meta)]
     return others
 
 

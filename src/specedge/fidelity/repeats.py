@@ -1,7 +1,10 @@
 """Fidelity over many runs: repeats of one plan (the noise floor), prediction before running, and rank fidelity.
 
 Runs are grouped by *scenario* (pair, preset, K, seed, temperature, overrides: the same tasks and prompts) and,
-within a scenario, by *plan* (``plan_sha256``): the runs of one plan are its repeats.
+within a scenario, by *schedule* (:func:`specedge.fidelity.schedule.schedule_sha256`: batches, l per batch,
+bandwidths, mode, with one-batch pipelined = serial), not by policy name or plan hash: the runs of one schedule are
+repeats of one plan, whichever policies produced it; such a pooled plan is labelled with all of them
+("dp-refined = sd-serial").
 
 Noise floor of a plan measured R >= 2 times (per-task completion m_rk, makespan M_r = max_k m_rk), the error one
 repeat makes against the repeats' mean, in the same units as a prediction error:
@@ -13,10 +16,11 @@ Prediction before running: replay with the pair's *recorded* acceptance trace (t
 by replay's seeded rule) instead of the run's own rounds, so acceptance is predicted too; its errors are reported
 per run and as the median over a plan's repeats.
 
-Rank fidelity of a scenario with P >= 2 plans: predicted makespan of each plan (median over its repeats) against
-the measured one (median over its repeats); Kendall's τ (:func:`scipy.stats.kendalltau`, τ-b) between the two and
-whether replay's best plan (smallest predicted makespan) is the measured best. Quiet runs only when a plan has any;
-a plan measured only under noise is used and flagged.
+Rank fidelity of a scenario with P >= 2 distinct plans (schedules): predicted makespan of each plan (median over
+its repeats) against the measured one (median over its repeats); Kendall's τ (:func:`scipy.stats.kendalltau`, τ-b)
+between the two and whether replay's best plan (smallest predicted makespan) is the measured best. Quiet runs only
+when a plan has any; a plan measured only under noise is used and flagged. A scenario with fewer than
+:data:`MIN_DISTINCT_PLANS` distinct plans is flagged (``distinct_plans``, ``too_few_plans``).
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ import numpy as np
 import pandas as pd
 
 from specedge.fidelity.compare import STAGE_TIMES, compare_run, run_noise
+from specedge.fidelity.schedule import joined_label, run_schedule
 
 #: The compute predictor rank fidelity and headline numbers use unless told otherwise.
 RANK_PREDICTOR = "measured"
+#: Distinct plans (schedules) per pair that rank fidelity asks for (issue 10, item 4).
+MIN_DISTINCT_PLANS = 6
 
 
 def scenario_key(meta: dict) -> str:
@@ -42,7 +49,8 @@ def scenario_key(meta: dict) -> str:
 
 
 def plan_label(meta: dict) -> str:
-    """The plan's policy name, or its shape ("4×6 l=6") when it came from a plan file."""
+    """The plan's policy name, or its shape ("plan 4×6 l=6", "plan 2×4 l=2 sd-serial") when it came from a plan
+    file."""
     plan = meta.get("plan") or {}
     policy = meta.get("policy") or (plan.get("meta") or {}).get("policy")
     if policy:
@@ -51,11 +59,13 @@ def plan_label(meta: dict) -> str:
     ls = plan.get("speculation_length", [])
     ls = sorted(set(ls if isinstance(ls, list) else [ls]))
     batching = f"{len(sizes)}×{sizes[0]}" if sizes and len(set(sizes)) == 1 else "+".join(map(str, sizes))
-    return f"plan {batching} l={','.join(map(str, ls))}"
+    mode = plan.get("mode", "sd-pipeline")
+    return f"plan {batching} l={','.join(map(str, ls))}" + ("" if mode == "sd-pipeline" else f" {mode}")
 
 
 def run_index(store, run_ids=None) -> pd.DataFrame:
-    """One row per run: run, pair, scenario, plan_sha256, plan (label), noisy, foreign_work, makespan_s, created."""
+    """One row per run: run, pair, scenario, plan_sha256, schedule (hash), plan (label), noisy, foreign_work,
+    makespan_s, created."""
     rows = []
     wanted = None if run_ids is None else set(run_ids)
     for i in store.list():
@@ -64,9 +74,11 @@ def run_index(store, run_ids=None) -> pd.DataFrame:
         meta = i.metadata
         noisy, foreign = run_noise(meta)
         rows.append({"run": i.id, "pair": meta.get("pair"), "scenario": scenario_key(meta),
-                     "plan_sha256": meta.get("plan_sha256"), "plan": plan_label(meta), "noisy": noisy,
+                     "plan_sha256": meta.get("plan_sha256"), "schedule": run_schedule(meta),
+                     "plan": plan_label(meta), "noisy": noisy,
                      "foreign_work": foreign, "makespan_s": meta.get("makespan_s"), "created": i.created})
-    cols = ["run", "pair", "scenario", "plan_sha256", "plan", "noisy", "foreign_work", "makespan_s", "created"]
+    cols = ["run", "pair", "scenario", "plan_sha256", "schedule", "plan", "noisy", "foreign_work", "makespan_s",
+            "created"]
     return pd.DataFrame(rows, columns=cols).sort_values(["pair", "scenario", "plan", "run"]).reset_index(drop=True)
 
 
@@ -150,7 +162,8 @@ class FidelityStudy:
             rec = self.recorded.get(row.run)
             r = rec.table.set_index("predictor").loc[name] if rec is not None else None
             rows.append({"run": row.run, "pair": row.pair, "scenario": row.scenario, "plan": row.plan,
-                         "plan_sha256": row.plan_sha256, "noisy": row.noisy, "foreign_work": row.foreign_work,
+                         "plan_sha256": row.plan_sha256, "schedule": row.schedule, "noisy": row.noisy,
+                         "foreign_work": row.foreign_work,
                          "predictor": name, "median_task_error": t["median_task_error"],
                          "p90_task_error": t["p90_task_error"], "makespan_error": t["makespan_error"],
                          "ks_statistic": t["ks_statistic"], "ks_pvalue": t["ks_pvalue"],
@@ -165,16 +178,19 @@ class FidelityStudy:
 
     # ------------------------------------------------------------------------------------------ per plan
     def plan_rows(self, predictor: str | None = None) -> pd.DataFrame:
-        """One row per (pair, scenario, plan): repeats (quiet of all), the noise floor of the quiet repeats (all
-        when fewer than two are quiet), and the median over the used repeats of each error."""
+        """One row per (pair, scenario, schedule): repeats (quiet of all), the noise floor of the quiet repeats
+        (all when fewer than two are quiet), and the median over the used repeats of each error; ``plan`` names
+        every policy whose runs were pooled ("dp-refined = sd-serial"), ``plan_sha256`` their plan hashes."""
         runs = self.run_rows(predictor)
         rows = []
-        for (pair, scen, sha), part in runs.groupby(["pair", "scenario", "plan_sha256"], sort=True, dropna=False):
+        for (pair, scen, sched), part in runs.groupby(["pair", "scenario", "schedule"], sort=True, dropna=False):
             quiet = part[~part["noisy"]]
             used = quiet if len(quiet) else part
             floor_runs = quiet if len(quiet) >= 2 else part
             floor = plan_noise_floor(self.store, list(floor_runs["run"]))
-            rows.append({"pair": pair, "scenario": scen, "plan": part["plan"].iloc[0], "plan_sha256": sha,
+            rows.append({"pair": pair, "scenario": scen, "plan": joined_label(part["plan"]),
+                         "plan_sha256": ",".join(sorted(set(map(str, part["plan_sha256"])))),
+                         "schedule_sha256": sched,
                          "repeats": len(part), "quiet_repeats": len(quiet), "noisy": len(quiet) == 0,
                          "task_spread": floor["task_spread"], "makespan_spread": floor["makespan_spread"],
                          "makespan_cv": floor["makespan_cv"], "floor_from_noisy": len(quiet) < 2,
@@ -183,11 +199,16 @@ class FidelityStudy:
                              "recorded_makespan_error", "recorded_median_task_error", "predicted_makespan_s",
                              "measured_makespan_s", "recorded_predicted_makespan_s")},
                          "run_ids": list(used["run"])})
-        return pd.DataFrame(rows)
+        out = pd.DataFrame(rows)
+        if len(out):  # two schedules with one label (a policy that changed between runs): tell them apart
+            twin = out.duplicated(["pair", "scenario", "plan"], keep=False)
+            out.loc[twin, "plan"] = out.loc[twin, "plan"] + " [" + out.loc[twin, "schedule_sha256"].str[:8] + "]"
+        return out
 
     # -------------------------------------------------------------------------------------------- rank
     def rank(self, predictor: str = RANK_PREDICTOR) -> list[dict]:
-        """Per pair, the scenario with the most plans: the contract of ``specedge fidelity --rank --json``."""
+        """Per pair, the scenario with the most distinct plans: the contract of ``specedge fidelity --rank --json``
+        (a plan = a schedule; runs of one schedule from several policies are pooled)."""
         from scipy.stats import kendalltau
 
         plans = self.plan_rows(predictor)
@@ -203,8 +224,9 @@ class FidelityStudy:
             tau_rec = (float(kendalltau(rec, meas).statistic) if len(group) >= 2 and np.isfinite(rec).all()
                        else float("nan"))
             entry = {
-                "pair": pair, "scenario": scen,
-                "plans": [{"policy": r.plan, "run_ids": list(r.run_ids),
+                "pair": pair, "scenario": scen, "distinct_plans": int(len(group)),
+                "too_few_plans": bool(len(group) < MIN_DISTINCT_PLANS),
+                "plans": [{"policy": r.plan, "run_ids": list(r.run_ids), "schedule_sha256": r.schedule_sha256,
                            "predicted_makespan_s": float(r.predicted_makespan_s),
                            "measured_makespan_s": float(r.measured_makespan_s),
                            "predicted_from_recorded_acceptance_s": _num(r.recorded_predicted_makespan_s),
@@ -232,7 +254,7 @@ def rank_fidelity(store=None, *, predictor: str = RANK_PREDICTOR, host_overhead=
 
 
 def noise_floor_of(store, run_id: str) -> dict:
-    """The noise floor of ``run_id``'s plan (:func:`noise_floor`) over its repeats in the store: the quiet ones
+    """The noise floor of ``run_id``'s schedule (:func:`noise_floor`) over its repeats in the store: the quiet ones
     when at least two are quiet, else all; with the run ids used and whether any of them is noisy."""
     st = _open(store)
     index = run_index(st)
@@ -241,7 +263,7 @@ def noise_floor_of(store, run_id: str) -> dict:
         return {"repeats": 0, "run_ids": []}
     row = me.iloc[0]
     same = index[(index["pair"] == row["pair"]) & (index["scenario"] == row["scenario"])
-                 & (index["plan_sha256"] == row["plan_sha256"])]
+                 & (index["schedule"] == row["schedule"])]
     quiet = same[~same["noisy"]]
     used = quiet if len(quiet) >= 2 else same
     floor = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)

@@ -148,17 +148,30 @@ def headline(plans: pd.DataFrame) -> pd.DataFrame:
 
 
 def rank_table(rank: list[dict]) -> pd.DataFrame:
-    """One row per (pair, plan) of :meth:`FidelityStudy.rank`, with the pair's τ and same-best verdict."""
+    """One row per (pair, plan) of :meth:`FidelityStudy.rank` (a plan = a schedule, its runs pooled over the
+    policies that produced it), with the pair's number of distinct plans, τ and same-best verdict."""
     rows = []
     for entry in rank:
         for p in entry["plans"]:
             rows.append({"pair": entry["pair"], "plan": p["policy"], "runs": len(p["run_ids"]),
+                         "distinct_plans": entry["distinct_plans"],
                          "noisy": p["noisy"], "predicted_makespan_s": p["predicted_makespan_s"],
                          "measured_makespan_s": p["measured_makespan_s"],
                          "predicted_from_recorded_acceptance_s": p["predicted_from_recorded_acceptance_s"],
                          "kendall_tau": entry["kendall_tau"], "same_best": entry["same_best"],
                          "kendall_tau_recorded_acceptance": entry["kendall_tau_recorded_acceptance"]})
     return pd.DataFrame(rows)
+
+
+def too_few_plans_note(entry: dict) -> str:
+    """One line for a rank-fidelity entry with fewer distinct plans (schedules) than the issue asks for."""
+    from specedge.fidelity.repeats import MIN_DISTINCT_PLANS
+
+    pooled = [p["policy"] for p in entry["plans"] if " = " in p["policy"]]
+    return (f"{entry['pair']}: only {entry['distinct_plans']} distinct plans (at least {MIN_DISTINCT_PLANS} "
+            "wanted); runs of one schedule from several policies count once"
+            + (f" ({'; '.join(pooled)})" if pooled else "")
+            + ". `scripts/measure_fidelity.py --extra-plans` measures more.")
 
 
 def rank_figure(rank: list[dict]):
@@ -225,12 +238,15 @@ def write_fidelity_section(sec, store, stage=None) -> None:
                   caption="Medians over plans of each plan's median over its quiet repeats; spreads are the noise "
                           "floor (run-to-run, same plan); recorded = predicted before running from the pair's "
                           "recorded acceptance.")
-    sec.table("fidelity-plans", plans.drop(columns=["run_ids", "plan_sha256"]),
+    sec.table("fidelity-plans", plans.drop(columns=["run_ids", "plan_sha256", "schedule_sha256"]),
               title="Per plan: repeats, noise floor and errors (best predictor, median over quiet repeats)")
     rank = study.rank(RANK_PREDICTOR)
     ranks = rank_table(rank)
     sec.table("fidelity-rank", ranks,
               title=f"Rank fidelity ({RANK_PREDICTOR} predictor): Kendall τ of predicted vs measured makespans")
+    for entry in rank:
+        if entry["too_few_plans"]:
+            sec.note(too_few_plans_note(entry))
     sec.figure("fidelity-rank", (rank_figure(rank), ranks), title="Rank fidelity: predicted vs measured makespan",
                caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
                        "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance.")
