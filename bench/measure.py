@@ -15,24 +15,35 @@ import tracemalloc
 from collections.abc import Callable, Sequence
 
 
-def interleaved_minima(fns: Sequence[Callable[[], object]], repeats: int = 5) -> list[float]:
-    """Minimum wall time (s) of each callable over ``repeats`` interleaved calls (see the module docstring)."""
+def interleaved_minima(fns: Sequence[Callable[[], object]], repeats: int = 5, sample_s: float = 0.0) -> list[float]:
+    """Minimum wall time (s) per call of each callable over ``repeats`` interleaved samples (see the module
+    docstring). With ``sample_s`` > 0 a sample of a callable is ``number`` back-to-back calls, ``number`` chosen
+    once per callable (from one untimed call) so that a sample takes about ``sample_s``: a 0.4 ms call timed alone
+    is mostly timer, cache and scheduler noise, as in asv's own sampling. Slow callables still get one call."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
+    numbers = [1] * len(fns)
+    if sample_s > 0:
+        for k, fn in enumerate(fns):
+            started = time.perf_counter()
+            fn()
+            numbers[k] = max(1, int(sample_s / max(time.perf_counter() - started, 1e-7)))
     best = [float("inf")] * len(fns)
     for r in range(repeats):
         sequence = range(len(fns)) if r % 2 == 0 else reversed(range(len(fns)))
         for k in sequence:
             gc.collect()
             started = time.perf_counter()
-            fns[k]()
-            best[k] = min(best[k], time.perf_counter() - started)
+            for _ in range(numbers[k]):
+                fns[k]()
+            best[k] = min(best[k], (time.perf_counter() - started) / numbers[k])
     return best
 
 
-def ratio_of_minima(slow: Callable[[], object], fast: Callable[[], object], repeats: int = 5) -> float:
+def ratio_of_minima(slow: Callable[[], object], fast: Callable[[], object], repeats: int = 5,
+                    sample_s: float = 0.0) -> float:
     """min time of ``slow`` / min time of ``fast``, measured interleaved with the same repeats."""
-    t_slow, t_fast = interleaved_minima([slow, fast], repeats)
+    t_slow, t_fast = interleaved_minima([slow, fast], repeats, sample_s)
     return t_slow / t_fast
 
 
