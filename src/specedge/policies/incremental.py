@@ -38,10 +38,13 @@ class Tables:
         self._grow_rows(1 << 10)
 
     def _grow_jobs(self, size: int) -> None:
-        old = getattr(self, "td", np.zeros(0))
+        """Job buffers of ``size`` (the used part copied); no downlink tails without a downlink."""
+        used = self.jobs
         for name in ("td", "tv", "tail"):
-            buf = np.zeros(size)
-            buf[: old.size] = getattr(self, name, old)[: old.size]
+            old = getattr(self, name, None)
+            buf = np.empty(size if name != "tail" or self.track_tail else 1)
+            if old is not None and buf.size > 1:
+                buf[:used] = old[:used]
             setattr(self, name, buf)
 
     def _grow_rows(self, size: int) -> None:

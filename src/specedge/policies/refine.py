@@ -104,14 +104,13 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
     ``tolerance`` is stopped early). With ``lazy=False`` every move is timed every iteration and the best is
     taken (steepest descent).
 
-    With ``lazy`` a move is identified by what it does (the batches it removes, the batches it adds); one timed on
-    an earlier plan keeps its change of makespan as a prediction. Each iteration times the moves never timed
-    (those next to the last change, and "l of every batch"; in a plan with more than ``WIDE`` batches they are
-    predicted from the lower bound's change instead), then times the others best-predicted first, ``RECHECK`` at
+    With ``lazy`` a move is identified by what it does (the batches it removes, the batches it adds; "l of every
+    batch +-1" by its sign); one timed on an earlier plan keeps its change of makespan as a prediction. Each
+    iteration times the moves never timed (those next to the last change; in a plan with more than ``WIDE``
+    batches they are predicted from the surrogate sums' change instead), then times the others best-predicted first, ``RECHECK`` at
     a time, while one is predicted to beat the best timed move. The best timed move is taken, or (wide plans),
     when several timed moves improve on disjoint, non-adjacent windows, all of them at once if that plan (timed)
-    is better.
-    When no timed move improves, every move is timed before stopping (wide plans: every move predicted to
+    is better. When no timed move improves, every move is timed before stopping (wide plans: every move predicted to
     improve), so the result is a local optimum of the neighbourhood under the same tolerance."""
     tables = tables or Tables(ev)
     start_ms = tables.plans(starts) if start_ms is None else np.asarray(start_ms, dtype=np.float64)
@@ -125,7 +124,7 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
         for _ in range(max_iterations):
             moves, keys, predicted = [], [], []
             for m0, m1, new in edits(cand, l_lo, l_hi, per_batch_l):
-                key = (cand[m0:m1], new)
+                key = _move_key(cand, m0, m1, new)
                 known = change.get(key) if lazy else None
                 if known is None:
                     ok = checked.get(key)
@@ -192,6 +191,13 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
         if ms < best_ms:
             best, best_ms = cand, ms
     return SearchResult(best, best_ms, float(start_ms.min()), iterations, ev.evaluations)
+
+
+def _move_key(cand: tuple, m0: int, m1: int, new: tuple):
+    """What a move does: ("every l", +-1) for l of every batch +-1, else (removed batches, added batches)."""
+    if m1 - m0 == len(cand) == len(new) > 1 and all(a[:2] == b[:2] for a, b in zip(new, cand)):
+        return ("every l", new[0][2] - cand[0][2])
+    return (cand[m0:m1], new)
 
 
 def _disjoint(moves: list, m_n: int) -> list:
