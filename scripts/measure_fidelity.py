@@ -8,6 +8,16 @@ to start, and each ``serve-real`` refuses to run, when other processes take more
     .venv/bin/python scripts/measure_fidelity.py                   # the full protocol, both pairs (~20-25 min)
     .venv/bin/python scripts/measure_fidelity.py --pairs stdlib    # one pair
     .venv/bin/python scripts/measure_fidelity.py --alone-grids     # only each pair's grid measured alone (~6 min)
+    .venv/bin/python scripts/measure_fidelity.py --pair smollm2 --extra-plans 1 --repeat-to 3 --budget-s 450 \
+        [--dry-run]                                                 # top up: only the runs the pair still needs
+
+Top-up (``--extra-plans N``, ``--repeat-to R`` or ``--repeat-singletons`` = ``--repeat-to 2``;
+:mod:`specedge.fidelity.topup`): from the quiet runs already in the store, run up to N new *distinct* plans (a
+schedule no run has, until the pair has ``--min-plans``) and one more run per pass of each plan with fewer than R
+quiet runs (plans several policies produced first), skipping what does not fit ``--budget-s`` (estimated from
+the existing runs' makespans); every run names the compute traces the pair's quiet runs name, nothing else is
+measured, and no analysis is run (the commands for it are printed). ``--dry-run`` prints the runs and the
+estimate, and needs no quiet machine.
 
 Per pair (same tasks as the shipped runs: stdlib K = 24, SmolLM2 K = 8, seed 0, T = 0):
 
@@ -45,9 +55,14 @@ PAIRS = {
                # sd-serial (one batch of 24) and fixed-l (21 + 3, l = 7) would double the grid: cut
                "policies": ["static-batching", "no-batching", "heuristic-batching"]},
     "smollm2": {"pair": "smollm2-draft-7.1m/smollm2-135m", "tasks": 8,
-                # dp-refined, paper-dp, max-batching and static-batching all plan 1x8 l=1 (one plan);
-                # fixed-l (1x8, l = 7) is cut: ~60 s per run at tau ~ 1.1
-                "policies": ["dp-refined", "heuristic-batching", "sd-serial", "no-batching"]},
+                # dp-refined, sd-serial, paper-dp, max-batching, static-batching, dp-per-batch-l, adaptive-l and
+                # trace-aware all plan ONE schedule, 1x8 l=1 (one-batch pipelined = serial); uniform-bandwidth
+                # differs only in bandwidths (replay: 0.3 % apart); fixed-l (1x8, l = 7) needs verify width 8,
+                # outside the co-run grid (x <= 4); ad cannot be served for real
+                "policies": ["dp-refined", "heuristic-batching", "sd-serial", "no-batching"],
+                # the sixth distinct plan: the shipped 2x4 l=2 plan served WITHOUT pipelining (same batches, l and
+                # bandwidths): the pipelining gain measured directly; predicted ~68 s against the pipelined 61 s
+                "extra": [{"label": "plan 2×4 l=2 sd-serial", "from": "59760e39", "set": {"mode": "sd-serial"}}]},
 }
 SEED = 0
 
@@ -166,11 +181,71 @@ def serve(pair: str, tasks: int, plan_path: Path, traces: dict, store: Path, dat
     return None
 
 
+def candidates(store, cfg: dict, ref_run: str, traces: tuple[str, str]):
+    """(label, plan, predicted makespan s) of each candidate new plan: the pair's hand plans, then its policies'
+    plans; plans outside the compute grid the runs will name are passed over."""
+    from specedge.fidelity.topup import derive, grid_covers, predicted_makespan_s
+
+    def made():
+        for spec in cfg.get("extra", []):
+            base = next(i.metadata["plan"] for i in sorted(store.list(), key=lambda i: i.id) if i.kind == "run"
+                        and str(i.metadata.get("plan_sha256", "")).startswith(spec["from"]))
+            yield spec["label"], derive(base, **spec["set"])
+        for policy in cfg["policies"]:
+            yield policy, policy_plan(cfg["pair"], cfg["tasks"], policy, ARGS.store)
+
+    for label, plan in made():
+        why = grid_covers(store, traces, plan)
+        if why:
+            say(f"  candidate {label}: passed over ({why})")
+            continue
+        yield label, plan, predicted_makespan_s(store, ref_run, plan)
+
+
+def top_up(store, key: str, cfg: dict, workdir: Path) -> float:
+    """--extra-plans / --repeat-to: the runs the pair still needs (specedge.fidelity.topup); returns the estimate."""
+    from specedge.fidelity.topup import choose, run_overhead_s, scenario_plans
+
+    pair, k = cfg["pair"], cfg["tasks"]
+    plans = scenario_plans(store, pair, k)
+    if not plans:
+        say(f"{pair}: no quiet run in the store; run the full protocol first")
+        return 0.0
+    named = [t for p in plans for t in p.compute_traces]
+    traces = max(set(named), key=named.count)
+    ref = next(r for p in plans for r in p.run_ids if traces in p.compute_traces)
+    overhead = run_overhead_s(store, pair, k) + START_S
+    say(f"{pair}: {len(plans)} distinct plan(s) with quiet runs: "
+        + "; ".join(f"{p.label} ({len(p.run_ids)} run(s), {p.makespan_s:.1f} s)" for p in plans))
+    steps, skipped = choose(plans, candidates(store, cfg, ref, traces), extra_plans=ARGS.extra_plans,
+                            repeat_to=ARGS.repeat_to, budget_s=ARGS.budget_s, overhead_s=overhead,
+                            min_plans=ARGS.min_plans)
+    total = sum(s.estimated_wall_s for s in steps)
+    say(f"{pair}: {len(steps)} run(s), about {total / 60:.1f} min of wall time (estimate: makespan + "
+        f"{overhead:.0f} s per run, from the pair's earlier runs); traces {traces[0]}, {traces[1]}")
+    for s in steps:
+        say(f"  {s.kind:8s} {s.label}: {s.reason}, ~{s.estimated_wall_s:.0f} s")
+    for s in skipped:
+        say(f"  skipped  {s.label}: {s.reason}, ~{s.estimated_wall_s:.0f} s (over --budget-s {ARGS.budget_s:.0f})")
+    if ARGS.dry_run:
+        return total
+    for i, s in enumerate(steps):
+        path = workdir / f"{key}-topup-{i}.json"
+        path.write_text(json.dumps(s.plan))
+        serve(pair, k, path, {"draft": traces[0], "verify": traces[1]}, ARGS.store, None, False,
+              f"issue-10 top-up, {s.label}, {s.reason}")
+    return total
+
+
+#: Seconds per run before serve-real's clock starts (process start, imports), added to the measured overhead.
+START_S = 5.0
+
+
 def main() -> None:
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", type=Path, default=ROOT / "traces")
-    ap.add_argument("--pairs", default="stdlib,smollm2")
+    ap.add_argument("--pairs", "--pair", dest="pairs", default="stdlib,smollm2")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each shipped plan")
     ap.add_argument("--min-plans", type=int, default=6, help="distinct plans per pair for rank fidelity")
     ap.add_argument("--compute-repeats", type=int, default=2)
@@ -185,12 +260,19 @@ def main() -> None:
     ap.add_argument("--alone-grids", action="store_true", help="only measure each pair's compute grid alone (one "
                     "model after the other) over the protocol's grid: no runs (for `measured-blend`, ~6 min)")
     ap.add_argument("--out", type=Path, default=ROOT / "report-out" / "fidelity-protocol")
+    ap.add_argument("--extra-plans", type=int, default=0, help="top up: at most N new distinct plans per pair")
+    ap.add_argument("--repeat-to", type=int, default=0, help="top up: more runs of plans with fewer than R quiet runs")
+    ap.add_argument("--repeat-singletons", action="store_true", help="top up: --repeat-to 2")
+    ap.add_argument("--budget-s", type=float, default=None, help="top up: estimated wall-time budget per pair")
     ARGS = ap.parse_args()
+    if ARGS.repeat_singletons:
+        ARGS.repeat_to = max(ARGS.repeat_to, 2)
     cores = tuple(int(c) for c in ARGS.cores.split(","))
     from specedge.traces.store import open_store
 
     store = open_store(ARGS.store)
-    quiet_or_exit({"draft": cores[0], "verify": cores[1]}, ARGS.allow_noisy)
+    if not ARGS.dry_run:  # a dry run measures nothing
+        quiet_or_exit({"draft": cores[0], "verify": cores[1]}, ARGS.allow_noisy)
     if ARGS.estimate:
         return estimate(store, cores)
     pairs = [p.strip() for p in ARGS.pairs.split(",") if p.strip()]
@@ -199,6 +281,13 @@ def main() -> None:
     ARGS.out.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="specedge-fidelity-"))
     started = time.monotonic()
+    if ARGS.extra_plans > 0 or ARGS.repeat_to > 0:
+        total = sum(top_up(store, key, PAIRS[key], workdir) for key in pairs)
+        say(f"top-up {'would take' if ARGS.dry_run else 'done in'} "
+            f"{(total if ARGS.dry_run else time.monotonic() - started) / 60:.1f} min; then (no quiet machine "
+            "needed): specedge fidelity --rank --json; python -c 'from specedge.fidelity.repeats import "
+            "FidelityStudy; print(FidelityStudy().plan_rows().to_string())'")
+        return
     for key in pairs:
         cfg = PAIRS[key]
         pair, k = cfg["pair"], cfg["tasks"]
