@@ -84,7 +84,9 @@ class FidelityProtocol:
     """Issue 10: over the shipped runs measured on a quiet machine (foreign work <= 5%), per pair: the worst plan's
     median error of its best predictor (median over quiet repeats), the worst makespan error, the noise floor,
     the makespan error when predicting before running (recorded acceptance), and rank fidelity (Kendall's tau of
-    the measured predictor's makespans over the pair's plans). NaN where a pair has no quiet run."""
+    the measured predictor's makespans over the pair's distinct plans, and how many there are). A plan is a
+    schedule: runs of one schedule from several policies are pooled as its repeats (specedge.fidelity.schedule).
+    NaN where a pair has no quiet run."""
 
     params = [["stdlib-bytegpt-0.3m/stdlib-bytegpt-3m", "smollm2-draft-7.1m/smollm2-135m"]]
     param_names = ["pair"]
@@ -108,6 +110,7 @@ class FidelityProtocol:
         for entry in study.rank():
             tau = entry["kendall_tau"]
             out.setdefault(entry["pair"], {})["tau"] = float("nan") if tau is None else tau
+            out[entry["pair"]]["distinct_plans"] = float(entry["distinct_plans"])
         return out
 
     def _get(self, cache, pair, key):
@@ -137,3 +140,8 @@ class FidelityProtocol:
         return self._get(cache, pair, "tau")
 
     track_rank_kendall_tau.unit = "tau"
+
+    def track_rank_distinct_plans(self, cache, pair):
+        return self._get(cache, pair, "distinct_plans")
+
+    track_rank_distinct_plans.unit = "plans"
