@@ -172,7 +172,8 @@ def _initial_rounds(sc, prep: PreparedPlan, schedule) -> int:
     if prep.mode == "ad":
         return o_max
     l_min = int(prep.l_batch.min()) if schedule is None else 1
-    per_round = float(expected_tokens_per_round(l_min, sc.alpha))
+    a = float(sc.alpha)  # L(l_min, alpha) as a scalar (only sizes the first pass; more rounds are added if short)
+    per_round = l_min + 1.0 if abs(a - 1.0) <= 1e-8 + 1e-5 else (1.0 - a ** (l_min + 1.0)) / (1.0 - a)
     if sc.acceptance.kind == "expected":
         return min(o_max, int(np.ceil(o_max / per_round - _EPS)))
     return min(o_max, int(np.ceil(1.25 * o_max / per_round)) + 16)
