@@ -58,6 +58,19 @@ class _Fits:
         self.outs = sc.tasks["output_tokens"].to_numpy()[order]
         self.cache: dict[tuple[int, int], bool] = {}
 
+    def many(self, pairs) -> None:
+        """Check every unseen (j, i) in one vectorised call (range maxima from a sparse table)."""
+        new = [p for p in dict.fromkeys(pairs) if p not in self.cache]
+        if not new:
+            return
+        if not hasattr(self, "_tables"):
+            self._tables = [(x, _sparse_max(x)) for x in (self.ins, self.outs)]
+        j = np.array([a for a, _ in new])
+        i = np.array([b for _, b in new])
+        p = np.floor(np.log2(i - j)).astype(np.int64)
+        imax, omax = (np.maximum(t[p, j], t[p, i - (1 << p)]) for _, t in self._tables)
+        self.cache.update(zip(new, memory.sbs_fits(self.sc, i - j, imax, omax).tolist()))
+
     def __call__(self, j: int, i: int) -> bool:
         key = (j, i)
         if key not in self.cache:
@@ -73,6 +86,15 @@ class _Fits:
                                  np.array([self.outs[a:b].max() for a, b in new]))
             self.cache.update(zip(new, ok.tolist()))
         return all(self(j, i) for j, i, _ in cand)
+
+
+def _sparse_max(x: np.ndarray) -> np.ndarray:
+    """t[p, j] = max(x[j : j + 2^p]) (rows padded with the last value beyond the end)."""
+    rows = [np.asarray(x)]
+    while (1 << len(rows)) <= x.size:
+        prev, half = rows[-1], 1 << (len(rows) - 1)
+        rows.append(np.maximum(prev, np.r_[prev[half:], np.repeat(prev[-1:], half)]))
+    return np.vstack(rows)
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,8 +145,11 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
         rows = tables.row_ids(list(cand))
         for _ in range(max_iterations):
             moves, keys, predicted = [], [], []
-            for m0, m1, new in edits(cand, l_lo, l_hi, per_batch_l):
-                key = _move_key(cand, m0, m1, new)
+            listed = [(m0, m1, new, _move_key(cand, m0, m1, new)) for m0, m1, new in edits(cand, l_lo, l_hi,
+                                                                                            per_batch_l)]
+            if hasattr(fits, "many"):
+                fits.many([(j, i) for *_, new, key in listed if key not in checked for j, i, _ in new])
+            for m0, m1, new, key in listed:
                 known = change.get(key) if lazy else None
                 if known is None:
                     ok = checked.get(key)
@@ -246,17 +271,17 @@ class _SurrogateSums:
             return np.zeros(0)
         self._fill([k for k in cand] + [k for _, _, new in moves for k in new])
         c = self.cache
-        base = np.array([c[k] for k in cand])
-        cum = np.vstack([np.zeros(2), np.cumsum(base, axis=0)])
+        cum = np.vstack([np.zeros(2), np.cumsum(np.array([c[k] for k in cand]), axis=0)])
         tot = cum[-1]
-        out = np.empty(len(moves))
-        for q, (m0, m1, new) in enumerate(moves):
-            dv = tot - (cum[m1] - cum[m0])
-            for k in new:
-                dv = dv + c[k]
-            out[q] = (max(dv[0], dv[1]) - max(tot[0], tot[1]) if self.ev.mode == "sd-pipeline"
-                      else dv.sum() - tot.sum())
-        return out
+        m0 = np.array([m[0] for m in moves])
+        m1 = np.array([m[1] for m in moves])
+        counts = np.array([len(m[2]) for m in moves])
+        added = np.add.reduceat(np.array([c[k] for _, _, new in moves for k in new]), np.cumsum(counts) - counts,
+                                axis=0)
+        dv = tot - (cum[m1] - cum[m0]) + added
+        if self.ev.mode == "sd-pipeline":
+            return dv.max(axis=1) - tot.max()
+        return dv.sum(axis=1) - tot.sum()
 
 
 def _time_moves(tables: Tables, rows: np.ndarray, moves: list, bar: float, shared_bar: bool = True) -> np.ndarray:
