@@ -80,14 +80,13 @@ class Tables:
         if n > self.nr.size:
             self._grow_rows(max(n, 2 * self.nr.size))
         at = self.jobs
-        for u, k in zip(fresh, nr.tolist()):
-            self.td[at : at + k] = ev._td[u]
-            self.tv[at : at + k] = ev._tv[u]
-            if self.track_tail:
-                self.tail[at : at + k] = ev._tail[u]
-            self.sum_d[u] = float(self.td[at : at + k].sum())
-            self.sum_v[u] = float(self.tv[at : at + k].sum())
-            at += k
+        starts = np.cumsum(nr) - nr
+        for name, src in (("td", ev._td), ("tv", ev._tv)) + ((("tail", ev._tail),) if self.track_tail else ()):
+            flat = np.concatenate([src[u] for u in fresh])
+            getattr(self, name)[at:jobs] = flat
+            if name != "tail":
+                sums = np.add.reduceat(flat, starts) if flat.size else np.zeros(nr.size)
+                getattr(self, "sum_d" if name == "td" else "sum_v")[self.rows : n] = np.where(nr > 0, sums, 0.0)
         self.off[self.rows + 1 : n + 1] = self.jobs + np.cumsum(nr)
         self.nr[self.rows : n] = nr
         self.ready[self.rows : n] = [ev._ready[u] for u in fresh]
