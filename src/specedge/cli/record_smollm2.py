@@ -253,12 +253,12 @@ def smollm2_self_goodput_cmd(
         print(json.dumps(json.loads(best.to_json(orient="records")), indent=1))
         return
     pending = curve["status"].eq(PENDING).any()
-    table = Table(title="self-draft goodput, one request" + (
+    table = Table(title=f"self-draft goodput, one request ({CANDIDATE_PREFIX}*)" + (
         f" — compute {PENDING} ({target_compute} and {draft_compute} must both be in the store)" if pending else ""))
     for col in ("dataset", "layers", "τ recorded", "l*", "tokens/round at l*", "tokens/s", "× AD"):
         table.add_column(col)
     for r in best.itertuples():
-        table.add_row(r.dataset or r.draft, str(r.layers), f"{r.tau_recorded:.2f}", "-" if r.l_best != r.l_best else str(r.l_best),
+        table.add_row(r.dataset.removeprefix(CANDIDATE_PREFIX) or r.draft, str(r.layers), f"{r.tau_recorded:.2f}", "-" if r.l_best != r.l_best else str(r.l_best),
                       f"{r.tokens_per_round:.2f}", "-" if pending else f"{r.goodput_tok_per_s:.2f}",
                       "-" if pending else f"{r.speedup_vs_ad:.2f}")
     console.print(table)
