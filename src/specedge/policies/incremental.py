@@ -22,6 +22,7 @@ merge, a split, one batch's l) or, for "l of every batch +-1", all of them. For 
 from __future__ import annotations
 
 import numpy as np
+from specedge.latency import planning
 from specedge.policies.exact import ExactMakespan
 from specedge.policies.exact_kernel import gather, moves_makespans, round0_prefix
 
@@ -155,3 +156,43 @@ def edits(cand: tuple, l_lo: int, l_hi: int, per_batch_l: bool) -> list[tuple[in
         if all(l_lo <= c[2] + dl <= l_hi for c in cand):
             out.append((0, m_n, tuple((j, i, l + dl) for j, i, l in cand)))
     return out
+
+
+class SurrogateSums:
+    """Total drafting and verification time of a batch under the planning assumption (closed form,
+    :func:`specedge.latency.planning.batch_stage_times_s`), cached per (j, i, l): the wide search's prediction
+    of a move is the change of max(sum D, sum V) (pipelined; else sum D + sum V) it makes."""
+
+    def __init__(self, ev: ExactMakespan):
+        self.ev = ev
+        self.cache: dict = {}
+
+    def _fill(self, keys) -> None:
+        new = [k for k in dict.fromkeys(keys) if k not in self.cache]
+        if not new:
+            return
+        ev = self.ev
+        j = np.array([k[0] for k in new])
+        i = np.array([k[1] for k in new])
+        l = np.array([k[2] for k in new], dtype=np.float64)
+        omax = np.array([ev.outputs[a:b].max() for a, b in zip(j.tolist(), i.tolist())])
+        d, v, _ = planning.batch_stage_times_s(ev.sc, i - j, ev.inputs[i - 1], omax, l,
+                                               mode="ad" if ev.mode == "ad" else "sd")
+        self.cache.update(zip(new, zip(d.tolist(), v.tolist())))
+
+    def bound_change(self, cand: tuple, moves: list) -> np.ndarray:
+        if not moves:
+            return np.zeros(0)
+        self._fill([k for k in cand] + [k for _, _, new in moves for k in new])
+        c = self.cache
+        cum = np.vstack([np.zeros(2), np.cumsum(np.array([c[k] for k in cand]), axis=0)])
+        tot = cum[-1]
+        m0 = np.array([m[0] for m in moves])
+        m1 = np.array([m[1] for m in moves])
+        counts = np.array([len(m[2]) for m in moves])
+        added = np.add.reduceat(np.array([c[k] for _, _, new in moves for k in new]), np.cumsum(counts) - counts,
+                                axis=0)
+        dv = tot - (cum[m1] - cum[m0]) + added
+        if self.ev.mode == "sd-pipeline":
+            return dv.max(axis=1) - tot.max()
+        return dv.sum(axis=1) - tot.sum()

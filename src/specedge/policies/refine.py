@@ -35,13 +35,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from specedge.errors import PolicyError
-from specedge.latency import memory, planning
+from specedge.latency import memory
 from specedge.plan import Plan
 from specedge.policies.base import register_policy
 from specedge.policies.baselines import greedy_max_partition, heuristic_partition
 from specedge.policies.dp import batch_costs_s, bandwidth_hz, l_range, make_plan, solve, sorted_order
 from specedge.policies.exact import ExactMakespan
-from specedge.policies.incremental import Tables, edits
+from specedge.policies.incremental import SurrogateSums, Tables, edits
 
 #: A move is taken when it shortens the exact makespan by more than this fraction [A]. 1e-5 (was 1e-6): on the
 #: 50-instance gap set (K = 10) both give the same plans (worst gap 0.00 %, mean -0.142 %); at K = 10^4 1e-5 stops
@@ -114,6 +114,9 @@ WIDE = 64
 WIDE_TIMED = 48
 #: ... and, while none of them improves, up to WIDE_RETRY more before the search stops.
 WIDE_RETRY = 96
+#: Each start first runs the wide search on plans with more than WIDE_FIRST batches (fast progress by several
+#: moves at once), then the lazy exact search from where it stopped (plans with at most WIDE batches).
+WIDE_FIRST = 8
 
 
 def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_hi: int, per_batch_l: bool,
@@ -133,86 +136,92 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
     a time, while one is predicted to beat the best timed move. The best timed move is taken, or (wide plans),
     when several timed moves improve on disjoint, non-adjacent windows, all of them at once if that plan (timed)
     is better. When no timed move improves, every move is timed before stopping (wide plans: every move predicted to
-    improve), so the result is a local optimum of the neighbourhood under the same tolerance."""
+    improve), so the result is a local optimum of the neighbourhood under the same tolerance. With ``lazy``,
+    each start runs in two phases: the wide search on plans with more than ``WIDE_FIRST`` batches (fast
+    progress by several moves at once), then the lazy exact search from where it stopped (skipped for plans
+    with more than ``WIDE`` batches)."""
     tables = tables or Tables(ev)
     start_ms = tables.plans(starts) if start_ms is None else np.asarray(start_ms, dtype=np.float64)
     best, best_ms = None, np.inf
     iterations = 0
     change: dict = {}  # (removed batches, added batches) -> makespan change when last timed
     checked: dict = {}  # (removed, added) -> do the added batches fit the SBS memory
-    sums = _SurrogateSums(ev)
+    sums = SurrogateSums(ev)
     for cand, ms in zip(starts, start_ms.tolist()):
         rows = tables.row_ids(list(cand))
-        for _ in range(max_iterations):
-            moves, keys, predicted = [], [], []
-            listed = [(m0, m1, new, _move_key(cand, m0, m1, new)) for m0, m1, new in edits(cand, l_lo, l_hi,
-                                                                                            per_batch_l)]
-            if hasattr(fits, "many"):
-                fits.many([(j, i) for *_, new, key in listed if key not in checked for j, i, _ in new])
-            for m0, m1, new, key in listed:
-                known = change.get(key) if lazy else None
-                if known is None:
-                    ok = checked.get(key)
-                    if ok is None:
-                        ok = checked[key] = all(fits(j, i) for j, i, _ in new)
-                    if not ok:
+        for phase in ((WIDE_FIRST, WIDE) if lazy else (WIDE,)):
+            if phase == WIDE and len(cand) > WIDE and WIDE_FIRST < WIDE:
+                break  # the first phase was already the wide search
+            for _ in range(max_iterations):
+                moves, keys, predicted = [], [], []
+                listed = [(m0, m1, new, _move_key(cand, m0, m1, new)) for m0, m1, new in edits(cand, l_lo, l_hi,
+                                                                                                per_batch_l)]
+                if hasattr(fits, "many"):
+                    fits.many([(j, i) for *_, new, key in listed if key not in checked for j, i, _ in new])
+                for m0, m1, new, key in listed:
+                    known = change.get(key) if lazy else None
+                    if known is None:
+                        ok = checked.get(key)
+                        if ok is None:
+                            ok = checked[key] = all(fits(j, i) for j, i, _ in new)
+                        if not ok:
+                            continue
+                    moves.append((m0, m1, new))
+                    keys.append(key)
+                    predicted.append(-np.inf if known is None else ms + known)
+                if not moves:
+                    break
+                iterations += 1
+                bar = ms * (1.0 - tolerance)
+                predicted = np.array(predicted)
+                times = np.full(len(moves), np.nan)
+                wide = lazy and len(cand) > phase
+
+                def timed(sel):
+                    sel = np.asarray(sel, dtype=np.int64)
+                    if not sel.size:
+                        return
+                    times[sel] = _time_moves(tables, rows, [moves[q] for q in sel], bar, not lazy)
+                    for q in sel.tolist():
+                        change[keys[q]] = times[q] - ms
+
+                fresh = np.flatnonzero(np.isneginf(predicted))
+                if wide:
+                    predicted[fresh] = ms + sums.bound_change(cand, [moves[q] for q in fresh])
+                else:
+                    timed(fresh)
+                budget = WIDE_TIMED if wide else len(moves)
+                while True:
+                    known = float(np.nanmin(times)) if not np.isnan(times).all() else np.inf
+                    if budget <= 0 and (known < bar or budget <= -WIDE_RETRY):
+                        break
+                    pending = np.flatnonzero(np.isnan(times) & (predicted < (bar if wide else min(known, bar))))
+                    if not pending.size:
+                        break
+                    pick = pending[np.argsort(predicted[pending], kind="stable")[:RECHECK]]
+                    timed(pick)
+                    budget -= pick.size
+                if not wide and (np.isnan(times).all() or not np.nanmin(times) < bar):
+                    timed(np.flatnonzero(np.isnan(times)))
+                times = np.where(np.isnan(times), np.inf, times)
+                r = int(np.argmin(times))
+                if not times[r] < bar:
+                    break
+                chosen = [r]
+                if wide:
+                    chosen = _disjoint([moves[q] for q in np.argsort(times, kind="stable") if times[q] < bar],
+                                       len(cand)) or chosen
+                if len(chosen) > 1:
+                    both_cand, both_rows = _apply(tables, cand, rows, chosen)
+                    lo = min(m0 for m0, _, _ in chosen)
+                    hi = max(m1 for _, m1, _ in chosen)
+                    t = _time_moves(tables, rows, [(lo, hi, both_cand[lo : len(both_cand) - (len(cand) - hi)])],
+                                    float(times[r]))[0]
+                    if t < times[r]:
+                        cand, rows, ms = both_cand, both_rows, float(t)
                         continue
-                moves.append((m0, m1, new))
-                keys.append(key)
-                predicted.append(-np.inf if known is None else ms + known)
-            if not moves:
-                break
-            iterations += 1
-            bar = ms * (1.0 - tolerance)
-            predicted = np.array(predicted)
-            times = np.full(len(moves), np.nan)
-            wide = lazy and len(cand) > WIDE
-
-            def timed(sel):
-                sel = np.asarray(sel, dtype=np.int64)
-                if not sel.size:
-                    return
-                times[sel] = _time_moves(tables, rows, [moves[q] for q in sel], bar, not lazy)
-                for q in sel.tolist():
-                    change[keys[q]] = times[q] - ms
-
-            fresh = np.flatnonzero(np.isneginf(predicted))
-            if wide:
-                predicted[fresh] = ms + sums.bound_change(cand, [moves[q] for q in fresh])
-            else:
-                timed(fresh)
-            budget = WIDE_TIMED if wide else len(moves)
-            while True:
-                known = float(np.nanmin(times)) if not np.isnan(times).all() else np.inf
-                if budget <= 0 and (known < bar or budget <= -WIDE_RETRY):
-                    break
-                pending = np.flatnonzero(np.isnan(times) & (predicted < (bar if wide else min(known, bar))))
-                if not pending.size:
-                    break
-                pick = pending[np.argsort(predicted[pending], kind="stable")[:RECHECK]]
-                timed(pick)
-                budget -= pick.size
-            if not wide and (np.isnan(times).all() or not np.nanmin(times) < bar):
-                timed(np.flatnonzero(np.isnan(times)))
-            times = np.where(np.isnan(times), np.inf, times)
-            r = int(np.argmin(times))
-            if not times[r] < bar:
-                break
-            chosen = [r]
-            if wide:
-                chosen = _disjoint([moves[q] for q in np.argsort(times, kind="stable") if times[q] < bar],
-                                   len(cand)) or chosen
-            if len(chosen) > 1:
-                both_cand, both_rows = _apply(tables, cand, rows, chosen)
-                lo = min(m0 for m0, _, _ in chosen)
-                hi = max(m1 for _, m1, _ in chosen)
-                t = _time_moves(tables, rows, [(lo, hi, both_cand[lo : len(both_cand) - (len(cand) - hi)])],
-                                float(times[r]))[0]
-                if t < times[r]:
-                    cand, rows, ms = both_cand, both_rows, float(t)
-                    continue
-            cand, rows = _apply(tables, cand, rows, [moves[r]])
-            ms = float(times[r])
+                cand, rows = _apply(tables, cand, rows, [moves[r]])
+                ms = float(times[r])
         if ms < best_ms:
             best, best_ms = cand, ms
     return SearchResult(best, best_ms, float(start_ms.min()), iterations, ev.evaluations)
@@ -242,46 +251,6 @@ def _apply(tables: Tables, cand: tuple, rows: np.ndarray, moves: list):
         cand = cand[:m0] + new + cand[m1:]
         rows = np.concatenate([rows[:m0], tables.row_ids(list(new)), rows[m1:]])
     return cand, rows
-
-
-class _SurrogateSums:
-    """Total drafting and verification time of a batch under the planning assumption (closed form,
-    :func:`specedge.latency.planning.batch_stage_times_s`), cached per (j, i, l): the wide search's prediction
-    of a move is the change of max(sum D, sum V) (pipelined; else sum D + sum V) it makes."""
-
-    def __init__(self, ev: ExactMakespan):
-        self.ev = ev
-        self.cache: dict = {}
-
-    def _fill(self, keys) -> None:
-        new = [k for k in dict.fromkeys(keys) if k not in self.cache]
-        if not new:
-            return
-        ev = self.ev
-        j = np.array([k[0] for k in new])
-        i = np.array([k[1] for k in new])
-        l = np.array([k[2] for k in new], dtype=np.float64)
-        omax = np.array([ev.outputs[a:b].max() for a, b in zip(j.tolist(), i.tolist())])
-        d, v, _ = planning.batch_stage_times_s(ev.sc, i - j, ev.inputs[i - 1], omax, l,
-                                               mode="ad" if ev.mode == "ad" else "sd")
-        self.cache.update(zip(new, zip(d.tolist(), v.tolist())))
-
-    def bound_change(self, cand: tuple, moves: list) -> np.ndarray:
-        if not moves:
-            return np.zeros(0)
-        self._fill([k for k in cand] + [k for _, _, new in moves for k in new])
-        c = self.cache
-        cum = np.vstack([np.zeros(2), np.cumsum(np.array([c[k] for k in cand]), axis=0)])
-        tot = cum[-1]
-        m0 = np.array([m[0] for m in moves])
-        m1 = np.array([m[1] for m in moves])
-        counts = np.array([len(m[2]) for m in moves])
-        added = np.add.reduceat(np.array([c[k] for _, _, new in moves for k in new]), np.cumsum(counts) - counts,
-                                axis=0)
-        dv = tot - (cum[m1] - cum[m0]) + added
-        if self.ev.mode == "sd-pipeline":
-            return dv.max(axis=1) - tot.max()
-        return dv.sum(axis=1) - tot.sum()
 
 
 def _time_moves(tables: Tables, rows: np.ndarray, moves: list, bar: float, shared_bar: bool = True) -> np.ndarray:
