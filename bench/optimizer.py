@@ -28,6 +28,8 @@ import os
 LARGE = os.environ.get("SPECEDGE_BENCH_LARGE", "") not in ("", "0")
 #: The shipped pairs the paper preset plans for (specedge.experiments.PAPER_PAIRS).
 PAIRS = ["llama-68m/llama-7b", "tinyllama-1.1b/llama-7b", "tinyllama-1.1b/llama-13b"]
+#: Other shipped model cards that pair up on the paper preset (RefinedPairs only).
+OTHER_PAIRS = ["qwen3-1.7b/qwen3-32b", "smollm2-draft-7.1m/smollm2-135m"]
 TASKS = [10, 100, 1000, 10000]
 GAP_INSTANCES = 200 if LARGE else 50
 GAP_POLICIES = ["paper-dp", "dp-per-batch-l", "dp-refined", "trace-aware"]
@@ -136,7 +138,7 @@ class RefinedPairs:
     interleaved calls each, same scenario). Goals: <= 300 ms and <= 150 MB at K = 1000, <= 5 s and <= 1 GB at
     K = 10^4, one core, quiet."""
 
-    params = ([1000] + ([10000] if LARGE else []), PAIRS)
+    params = ([1000] + ([10000] if LARGE else []), PAIRS + OTHER_PAIRS)
     param_names = ["tasks", "pair"]
     timeout = 900
 
