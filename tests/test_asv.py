@@ -106,7 +106,7 @@ def _suites(monkeypatch):
     return suites
 
 
-def test_every_suite_runs_one_benchmark(monkeypatch):
+def test_every_suite_runs_one_benchmark(monkeypatch, tmp_path):
     """Every suite in bench/: setup_cache (if any), setup, ONE benchmark body called once (not timed), teardown,
     on the small case of ``SMALL`` (or its first parameters): catches a body that fails, not only a setup or a
     teardown. Suites that skip (NotImplementedError, e.g. no shipped run) count as run."""
@@ -114,6 +114,7 @@ def test_every_suite_runs_one_benchmark(monkeypatch):
     import time
 
     suites = _suites(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # asv runs setup_cache in a directory of its own (ingest writes its inputs there)
     assert len(suites) >= 15
     ran, took = [], {}
     for name, benches in sorted(suites.items()):
