@@ -127,35 +127,70 @@ class Tables:
                                ev.mode == "sd-pipeline", self.track_tail, float(threshold), bool(shared_bar))
 
 
+def _pair_moves(a: tuple, b: tuple) -> list[tuple]:
+    """New batches replacing two neighbours: boundary shifts by 1, 2, 4, ... tasks, and the merge at either l."""
+    (j0, x, l0), (_, i1, l1) = a, b
+    out = []
+    step = 1
+    while step < max(x - j0, i1 - x):
+        for y in (x - step, x + step):
+            if j0 < y < i1:
+                out.append(((j0, y, l0), (y, i1, l1)))
+        step *= 2
+    for l in {l0, l1}:
+        out.append(((j0, i1, l),))
+    return out
+
+
+def _single_moves(c: tuple, l_lo: int, l_hi: int, per_batch_l: bool) -> list[tuple]:
+    """New batches replacing one: splits at 1/4, 1/3, 1/2, 2/3, 3/4, and l +-1 (``per_batch_l``)."""
+    j, i, l = c
+    n = i - j
+    out = [((j, y, l), (y, i, l)) for y in sorted({j + int(round(n * s)) for s in (0.25, 1 / 3, 0.5, 2 / 3, 0.75)})
+           if j < y < i]
+    if per_batch_l:
+        out += [((j, i, l + dl),) for dl in (-1, 1) if l_lo <= l + dl <= l_hi]
+    return out
+
+
 def edits(cand: tuple, l_lo: int, l_hi: int, per_batch_l: bool) -> list[tuple[int, int, tuple]]:
     """The local search's moves as (m0, m1, new batches): batches cand[m0:m1] are replaced by the new ones.
     Shift a boundary by 1, 2, 4, ... tasks; merge two neighbours (at either's l); split a batch at 1/4, 1/3,
     1/2, 2/3 or 3/4; l of one batch +-1 (``per_batch_l``); l of every batch +-1."""
-    out = []
-    m_n = len(cand)
-    for m in range(m_n - 1):
-        (j0, x, l0), (_, i1, l1) = cand[m], cand[m + 1]
-        step = 1
-        while step < max(x - j0, i1 - x):
-            for y in (x - step, x + step):
-                if j0 < y < i1:
-                    out.append((m, m + 2, ((j0, y, l0), (y, i1, l1))))
-            step *= 2
-        for l in {l0, l1}:
-            out.append((m, m + 2, ((j0, i1, l),)))
-    for m, (j, i, l) in enumerate(cand):
-        n = i - j
-        for y in sorted({j + int(round(n * s)) for s in (0.25, 1 / 3, 0.5, 2 / 3, 0.75)}):
-            if j < y < i:
-                out.append((m, m + 1, ((j, y, l), (y, i, l))))
-        if per_batch_l:
-            for dl in (-1, 1):
-                if l_lo <= l + dl <= l_hi:
-                    out.append((m, m + 1, ((j, i, l + dl),)))
-    for dl in (-1, 1):
-        if all(l_lo <= c[2] + dl <= l_hi for c in cand):
-            out.append((0, m_n, tuple((j, i, l + dl) for j, i, l in cand)))
-    return out
+    return [(m0, m1, new) for m0, m1, new, _ in MoveLists(l_lo, l_hi, per_batch_l)(cand)]
+
+
+class MoveLists:
+    """:func:`edits` with keys, each neighbour pair's and each batch's moves built once and reused while the pair
+    or batch stays in the plan: (m0, m1, new batches, key), key = (removed batches, added batches), or
+    ("every l", +-1) for l of every batch +-1 (of a plan with more than one batch)."""
+
+    def __init__(self, l_lo: int, l_hi: int, per_batch_l: bool):
+        self.l_lo, self.l_hi, self.per_batch_l = l_lo, l_hi, per_batch_l
+        self._pair: dict = {}
+        self._single: dict = {}
+
+    def __call__(self, cand: tuple) -> list[tuple]:
+        out = []
+        m_n = len(cand)
+        for m in range(m_n - 1):
+            pair = cand[m : m + 2]
+            got = self._pair.get(pair)
+            if got is None:
+                got = self._pair[pair] = [(new, (pair, new)) for new in _pair_moves(*pair)]
+            out += [(m, m + 2, new, key) for new, key in got]
+        for m in range(m_n):
+            one = cand[m : m + 1]
+            got = self._single.get(one)
+            if got is None:
+                got = self._single[one] = [(new, (one, new)) for new in _single_moves(one[0], self.l_lo, self.l_hi,
+                                                                                    self.per_batch_l)]
+            out += [(m, m + 1, new, key) for new, key in got]
+        for dl in (-1, 1):
+            if all(self.l_lo <= c[2] + dl <= self.l_hi for c in cand):
+                new = tuple((j, i, l + dl) for j, i, l in cand)
+                out.append((0, m_n, new, ("every l", dl) if m_n > 1 else (cand, new)))
+        return out
 
 
 class SurrogateSums:

@@ -41,7 +41,7 @@ from specedge.policies.base import register_policy
 from specedge.policies.baselines import greedy_max_partition, heuristic_partition
 from specedge.policies.dp import batch_costs_s, bandwidth_hz, l_range, make_plan, solve, sorted_order
 from specedge.policies.exact import ExactMakespan
-from specedge.policies.incremental import SurrogateSums, Tables, edits
+from specedge.policies.incremental import MoveLists, SurrogateSums, Tables
 
 #: A move is taken when it shortens the exact makespan by more than this fraction [A]. 1e-5 (was 1e-6): on the
 #: 50-instance gap set (K = 10) both give the same plans (worst gap 0.00 %, mean -0.142 %); at K = 10^4 1e-5 stops
@@ -147,6 +147,7 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
     change: dict = {}  # (removed batches, added batches) -> makespan change when last timed
     checked: dict = {}  # (removed, added) -> do the added batches fit the SBS memory
     sums = SurrogateSums(ev)
+    move_lists = MoveLists(l_lo, l_hi, per_batch_l)
     for cand, ms in zip(starts, start_ms.tolist()):
         rows = tables.row_ids(list(cand))
         for phase in ((WIDE_FIRST, WIDE) if lazy else (WIDE,)):
@@ -154,8 +155,7 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
                 break  # the first phase was already the wide search
             for _ in range(max_iterations):
                 moves, keys, predicted = [], [], []
-                listed = [(m0, m1, new, _move_key(cand, m0, m1, new)) for m0, m1, new in edits(cand, l_lo, l_hi,
-                                                                                                per_batch_l)]
+                listed = move_lists(cand)
                 if hasattr(fits, "many"):
                     fits.many([(j, i) for *_, new, key in listed if key not in checked for j, i, _ in new])
                 for m0, m1, new, key in listed:
@@ -225,13 +225,6 @@ def local_search(ev: ExactMakespan, starts: list[tuple], fits, *, l_lo: int, l_h
         if ms < best_ms:
             best, best_ms = cand, ms
     return SearchResult(best, best_ms, float(start_ms.min()), iterations, ev.evaluations)
-
-
-def _move_key(cand: tuple, m0: int, m1: int, new: tuple):
-    """What a move does: ("every l", +-1) for l of every batch +-1, else (removed batches, added batches)."""
-    if m1 - m0 == len(cand) == len(new) > 1 and all(a[:2] == b[:2] for a, b in zip(new, cand)):
-        return ("every l", new[0][2] - cand[0][2])
-    return (cand[m0:m1], new)
 
 
 def _disjoint(moves: list, m_n: int) -> list:
