@@ -69,7 +69,7 @@ def prepare(sc, plan: Plan | dict) -> PreparedPlan:
     plan.validate(k)
     sizes = np.array([len(b) for b in plan.batches], dtype=np.int64)
     order = np.fromiter((i for b in plan.batches for i in b), dtype=np.int64, count=k)
-    starts = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+    starts = (np.cumsum(sizes) - sizes).astype(np.int64)
     batch_of = np.repeat(np.arange(sizes.size), sizes)
     cols = task_columns(sc)
     inputs = cols["input_tokens"][order]
