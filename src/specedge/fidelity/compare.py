@@ -106,8 +106,11 @@ def _records(store, run_id: str, split_records) -> dict:
     if key not in _RECORDS_CACHE:
         if len(_RECORDS_CACHE) > 256:
             _RECORDS_CACHE.clear()
+        from specedge.latency.host_overhead import outside_pass_times
+
         parts = split_records(store.read(run_id))
-        _RECORDS_CACHE[key] = {"job": parts["job"], "pass": parts["pass"]}
+        _RECORDS_CACHE[key] = {"job": parts["job"], "pass": parts["pass"],
+                               "outside": outside_pass_times(parts["job"], parts["pass"])}
     return _RECORDS_CACHE[key]
 
 

@@ -179,6 +179,9 @@ def fit_job_overhead(samples: pd.DataFrame, node: str, *, source: str = "fitted"
 
 
 def fit_run_overheads(parts_list, *, source: str = "fitted") -> dict[str, JobOverheadFit]:
-    """{"draft": fit, "verify": fit} over the records of one or more runs (each a dict of record frames)."""
-    samples = pd.concat([outside_pass_times(p["job"], p["pass"]) for p in parts_list], ignore_index=True)
+    """{"draft": fit, "verify": fit} over the records of one or more runs (each a dict of record frames; one that
+    carries ``"outside"`` — its :func:`outside_pass_times`, computed once by a caller that caches runs — skips the
+    recomputation)."""
+    samples = pd.concat([p["outside"] if "outside" in p else outside_pass_times(p["job"], p["pass"])
+                         for p in parts_list], ignore_index=True)
     return {node: fit_job_overhead(samples, node, source=source) for node in ("draft", "verify")}

@@ -23,6 +23,7 @@ import datetime as _dt
 import hashlib
 import json
 import os
+import pickle
 import re
 import time
 import uuid
@@ -44,6 +45,13 @@ from specedge.traces.schema import get_kind
 from specedge.traces.validate import conform, row_locator
 
 CATALOG_NAME = "catalog.json"
+# catalog path -> ((path, inode, size, mtime_ns), parsed catalog): see TraceStore._catalog_view
+_CATALOG_CACHE: dict[str, tuple[tuple, dict[str, Any]]] = {}
+
+
+def _copied(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of JSON-derived metadata (a pickle round trip: several times faster than copy.deepcopy)."""
+    return pickle.loads(pickle.dumps(dict(metadata), protocol=pickle.HIGHEST_PROTOCOL))
 LOCK_NAME = ".catalog.lock"
 STAGING_NAME = ".staging"
 CATALOG_FORMAT = "specedge-trace-catalog"
@@ -210,6 +218,26 @@ class TraceStore:
             )
         return data
 
+    def _catalog_view(self) -> dict[str, Any]:
+        """The catalog for reading, parsed again only when ``catalog.json`` changed (else shared; never mutate it).
+
+        Writers replace the file (``os.replace``), so a new inode, size or mtime means a new catalog; the key is
+        that triple. Readers that scan many datasets (the fidelity study, the report) call :meth:`info` thousands
+        of times; parsing the whole catalog each time dominated their run time. Writers use :meth:`_load_catalog`.
+        """
+        path = self.catalog_path
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return self._load_catalog()
+        key = (str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns)
+        hit = _CATALOG_CACHE.get(key[0])
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        data = self._load_catalog()
+        _CATALOG_CACHE[key[0]] = (key, data)
+        return data
+
     def _info(self, entry: Mapping[str, Any]) -> DatasetInfo:
         return DatasetInfo(
             id=entry["id"],
@@ -219,25 +247,25 @@ class TraceStore:
             checksum=entry["checksum"],
             schema_version=int(entry["schema_version"]),
             path=self.root / entry["path"],
-            metadata=dict(entry.get("metadata", {})),
+            metadata=_copied(entry.get("metadata", {})),
             version=int(entry.get("version", 1)),
             created=entry.get("created", ""),
         )
 
     def list(self) -> list[DatasetInfo]:
         """Current version of every dataset, sorted by id."""
-        datasets = self._load_catalog()["datasets"]
+        datasets = self._catalog_view()["datasets"]
         return [self._info(datasets[k]) for k in sorted(datasets)]
 
     def ids(self) -> list[str]:
-        return sorted(self._load_catalog()["datasets"])
+        return sorted(self._catalog_view()["datasets"])
 
     def __contains__(self, dataset_id: str) -> bool:
-        return dataset_id in self._load_catalog()["datasets"]
+        return dataset_id in self._catalog_view()["datasets"]
 
     def info(self, dataset_id: str, version: int | None = None) -> DatasetInfo:
         """The catalog entry of ``dataset_id`` (its current version, or ``version``)."""
-        datasets = self._load_catalog()["datasets"]
+        datasets = self._catalog_view()["datasets"]
         if dataset_id not in datasets:
             known = ", ".join(sorted(datasets)) or "none"
             raise DatasetNotFoundError(f"dataset {dataset_id!r} is not in the store {self.root} (datasets: {known})")
@@ -255,7 +283,7 @@ class TraceStore:
     def versions(self, dataset_id: str) -> list[DatasetInfo]:
         """Every version of ``dataset_id``, oldest first (the last one is current)."""
         current = self.info(dataset_id)
-        entry = self._load_catalog()["datasets"][dataset_id]
+        entry = self._catalog_view()["datasets"][dataset_id]
         return [self._info(o) for o in entry.get("history", [])] + [current]
 
     # ------------------------------------------------------------------ read
