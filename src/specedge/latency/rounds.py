@@ -23,8 +23,10 @@ sums over the draft passes are closed-form; any other predictor is evaluated on 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from specedge.latency.compute import AffineCompute
+from specedge.latency.flops import flops_coefficients
 from specedge.latency.host_overhead import job_overhead_s
 
 
@@ -73,3 +75,64 @@ def ad_round_s(pred, batch_size, context_tokens, input_tokens, first) -> np.ndar
     b, c, i, first = np.broadcast_arrays(_f(batch_size), _f(context_tokens), _f(input_tokens),
                                          np.asarray(first, dtype=bool))
     return pred.latency_s(b, np.where(first, i, 1.0), np.where(first, 0.0, c)) + job_overhead_s(pred, b, 1.0)
+
+
+def _affine_constants(pred: AffineCompute) -> tuple[float, ...]:
+    """The scalars :meth:`AffineCompute.latency_s` and :meth:`~AffineCompute.coefficients` (x = 1) combine, each
+    computed by the same Python expressions as there: (c1, c2, 4 J h, 2 h, ffn_factor h2, a(x=1), k(x=1))."""
+    card = pred.model
+    h = float(card.hidden_size)
+    a1, k1 = flops_coefficients(card, 1.0, ffn_factor=pred.ffn_factor)
+    return (float(pred.c1_s_per_flop), float(pred.c2_s), 4.0 * card.num_layers * h, 2.0 * h,
+            float(pred.ffn_factor * card.ffn_size), float(a1), float(k1))
+
+
+def _no_overhead(pred) -> bool:
+    ovh = pred.job_overhead
+    return ovh is None or ovh.is_zero
+
+
+@njit(cache=True)
+def _sd_jobs_affine(b_in, c_in, i_in, l_in, first, dc, vc):
+    """:func:`sd_draft_s` and :func:`sd_verify_s` of affine predictors without host overhead, job by job: the
+    same IEEE operations in the same order as the numpy expressions (no reassociation, no fused multiply-add),
+    so the results are bit-identical, without ~40 small-array temporaries per call."""
+    n_jobs = b_in.size
+    td = np.empty(n_jobs)
+    tv = np.empty(n_jobs)
+    for j in range(n_jobs):
+        b = float(b_in[j])
+        c = float(c_in[j])
+        i = float(i_in[j])
+        l = float(l_in[j])
+        f = first[j]
+        # drafting: decode passes (closed form), plus the prefill pass in a first round
+        c0 = i if f else c
+        n = l - (1.0 if f else 0.0)
+        p = dc[0] * b * dc[5] + dc[1]
+        q = dc[0] * b * dc[6]
+        t = n * p + q * (n * c0 + 0.5 * n * (n - 1.0))
+        pre = 0.0
+        if f:
+            pre = dc[0] * b * (dc[2] * i * (dc[3] + 0.0 + i + dc[4])) + dc[1]
+        td[j] = t + pre + 0.0
+        # verification: x = I + l + 1 at c = 0 in a first round, else x = l + 1 at c = C
+        x = i + l + 1.0 if f else l + 1.0
+        cv = 0.0 if f else c
+        tv[j] = vc[0] * b * (vc[2] * x * (vc[3] + cv + x + vc[4])) + vc[1] + 0.0
+    return td, tv
+
+
+def sd_jobs_s(draft, verify, batch_size, context_tokens, input_tokens, speculation_length, first):
+    """(:func:`sd_draft_s`, :func:`sd_verify_s`) of the same jobs; a compiled loop when both predictors are
+    affine without host overhead and the inputs are 1-d arrays of one length (the replay's case), else the two
+    functions."""
+    arrays = (batch_size, context_tokens, input_tokens, speculation_length, first)
+    if (type(draft) is AffineCompute and type(verify) is AffineCompute
+            and _no_overhead(draft) and _no_overhead(verify)
+            and all(type(a) is np.ndarray and a.ndim == 1 and a.size == arrays[0].size for a in arrays)
+            and first.dtype == np.bool_):
+        return _sd_jobs_affine(batch_size, context_tokens, input_tokens, speculation_length, first,
+                               _affine_constants(draft), _affine_constants(verify))
+    return (sd_draft_s(draft, batch_size, context_tokens, input_tokens, speculation_length, first),
+            sd_verify_s(verify, batch_size, context_tokens, input_tokens, speculation_length, first))

@@ -206,8 +206,7 @@ def simulate(sc, prep: PreparedPlan, draws=None, schedule=None) -> Run:
         td = np.zeros(rnd.size)
         tv = rounds.ad_round_s(sc.verify_compute, job_b, job_ctx, job_i, first)
     else:
-        td = rounds.sd_draft_s(sc.draft_compute, job_b, job_ctx, job_i, job_l, first)
-        tv = rounds.sd_verify_s(sc.verify_compute, job_b, job_ctx, job_i, job_l, first)
+        td, tv = rounds.sd_jobs_s(sc.draft_compute, sc.verify_compute, job_b, job_ctx, job_i, job_l, first)
     index = np.full(batch_size.shape, -1, dtype=np.int64)
     index[rnd, bat] = np.arange(rnd.size)
     prev = np.where(first, -1, index[np.maximum(rnd - 1, 0), bat])
