@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from specedge import evaluate
 from specedge.policies import dp, get_policy
 from specedge.policies.exact import ExactMakespan
-from specedge.policies.incremental import Tables, edits
+from specedge.policies.incremental import MoveIndex, MoveLists, Tables, edits
 from specedge.policies.refine import _Fits, _time_moves, local_search
 from tests.policies.helpers import PAIRS, small
 
@@ -122,3 +122,31 @@ def test_lazy_search_reaches_a_local_optimum():
     times = check.makespans([res.candidate[:m0] + new + res.candidate[m1:] for m0, m1, new in moves])
     assert check.makespans([res.candidate])[0] == pytest.approx(res.makespan_s, rel=1e-12)
     assert times.min() >= res.makespan_s * (1 - 1e-5) * (1 - 1e-12)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(k=st.integers(2, 30), seed=st.integers(0, 500), per_batch_l=st.booleans())
+def test_move_index_lists_the_moves_of_edits(k, seed, per_batch_l):
+    """The search's move arrays (one index reused over several plans, as in the search) are edits()' moves in the
+    same order, each with its MoveLists key's id (equal keys, equal ids) and whether its new batches fit."""
+    sc, order, _, _ = _setup(k, seed, "sd-pipeline", {})
+    memory = _Fits(sc, order)
+    cap = max(1, k // 3)  # also a tighter memory, so that some moves do not fit
+
+    def fits(j, i):
+        return memory(j, i) and i - j <= cap
+
+    index, lists, id_of = MoveIndex(1, 6, per_batch_l, fits), MoveLists(1, 6, per_batch_l), {}
+    rng = np.random.default_rng(seed)
+    plans = [_random_plan(rng, k) for _ in range(4)] + [((0, k, 6),), ((0, k, 3),)]
+    for plan in plans:
+        m0, m1, ids = index(plan)
+        want = lists(plan)
+        assert [(a, b, index.new[q]) for a, b, q in zip(m0.tolist(), m1.tolist(), ids.tolist())] == \
+            [(a, b, new) for a, b, new, _ in want]
+        for q, (*_, new, key) in zip(ids.tolist(), want):
+            assert id_of.setdefault(key, q) == q
+            if key[0] != "every l":  # checked at first sight; in the search every plan, so every such move, fits
+                assert index.ok[q] == all(fits(j, i) for j, i, _ in new)
+    assert np.isnan(index.change[: len(index.new)]).all()
+    assert not index.ok[: len(index.new)].all()

@@ -231,3 +231,78 @@ class SurrogateSums:
         if self.ev.mode == "sd-pipeline":
             return dv.max(axis=1) - tot.max()
         return dv.sum(axis=1) - tot.sum()
+
+
+class MoveIndex:
+    """The local search's moves as arrays: every distinct move key (as in :class:`MoveLists`) gets an integer id
+    once, with its new batches (``new[id]``; for "l of every batch +-1" those of the plan last listed), whether
+    they fit the SBS memory (``ok``, checked once, at first sight) and its makespan change when last timed
+    (``change``, NaN until timed). :meth:`__call__` lists a plan's moves in :class:`MoveLists` order as
+    (m0, m1, ids) arrays, each pair's and batch's ids built once and reused while it stays in the plan."""
+
+    def __init__(self, l_lo: int, l_hi: int, per_batch_l: bool, fits):
+        self.l_lo, self.l_hi, self.per_batch_l, self.fits = l_lo, l_hi, per_batch_l, fits
+        self._group: dict = {}  # removed batches -> ids of their moves
+        self._id: dict = {}  # key -> id
+        self.new: list = []
+        self.ok = np.zeros(1024, dtype=bool)
+        self.change = np.full(1024, np.nan)
+
+    def _ids(self, keys: list, news: list) -> np.ndarray:
+        """Ids of keys, new ones registered and memory-checked together."""
+        out, fresh = [], []
+        for key, new in zip(keys, news):
+            q = self._id.get(key)
+            if q is None:
+                q = self._id[key] = len(self.new)
+                self.new.append(new)
+                fresh.append(q)
+            out.append(q)
+        if fresh:
+            n = len(self.new)
+            if n > self.ok.size:
+                self.ok = np.r_[self.ok, np.zeros(n + self.ok.size, dtype=bool)]
+                self.change = np.r_[self.change, np.full(n + self.change.size, np.nan)]
+            fits = self.fits
+            if hasattr(fits, "many"):
+                fits.many([(j, i) for q in fresh for j, i, _ in self.new[q]])
+            self.ok[fresh] = [all(fits(j, i) for j, i, _ in self.new[q]) for q in fresh]
+        return np.array(out, dtype=np.int64)
+
+    def _build(self, removed: list) -> None:
+        """The moves of unseen pairs and batches, registered (and memory-checked) together."""
+        keys, news, sizes = [], [], []
+        for one in dict.fromkeys(removed):
+            got = _pair_moves(*one) if len(one) == 2 else _single_moves(one[0], self.l_lo, self.l_hi, self.per_batch_l)
+            keys += [(one, new) for new in got]
+            news += got
+            sizes.append(len(got))
+        ids = self._ids(keys, news)
+        for one, part in zip(dict.fromkeys(removed), np.split(ids, np.cumsum(sizes)[:-1])):
+            self._group[one] = part
+
+    def __call__(self, cand: tuple):
+        m_n = len(cand)
+        removed = [cand[m : m + 2] for m in range(m_n - 1)] + [cand[m : m + 1] for m in range(m_n)]
+        group = self._group
+        unseen = [one for one in removed if one not in group]
+        if unseen:
+            self._build(unseen)
+        groups = [group[one] for one in removed]
+        sizes = np.array([g.size for g in groups], dtype=np.int64)
+        at = np.r_[np.arange(m_n - 1), np.arange(m_n)]
+        m0 = np.repeat(at, sizes)
+        m1 = m0 + np.repeat(np.r_[np.full(m_n - 1, 2), np.ones(m_n, dtype=np.int64)], sizes)
+        ids = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
+        every = []
+        for dl in (-1, 1):
+            if all(self.l_lo <= c[2] + dl <= self.l_hi for c in cand):
+                new = tuple((j, i, l + dl) for j, i, l in cand)
+                q = self._ids([("every l", dl) if m_n > 1 else (cand, new)], [new])
+                self.new[int(q[0])] = new
+                every.append(int(q[0]))
+        if every:
+            m0 = np.r_[m0, np.zeros(len(every), dtype=np.int64)]
+            m1 = np.r_[m1, np.full(len(every), m_n, dtype=np.int64)]
+            ids = np.r_[ids, np.array(every, dtype=np.int64)]
+        return m0, m1, ids
