@@ -67,6 +67,32 @@ def fidelity_table(run_ids=None, *, store=None, acceptance: str = "observed", re
     return pd.DataFrame(rows)
 
 
+def online_table(store) -> pd.DataFrame:
+    """One row per (online run, predictor): the online simulator against the real online runs in ``store``."""
+    from specedge.fidelity.online_run import compare_online_run
+    from specedge.traces.store import open_store
+
+    store = store if hasattr(store, "list") else open_store(store)
+    rows = []
+    for info in store.list():
+        if info.kind != "run" or not info.metadata.get("online"):
+            continue
+        res = compare_online_run(info.id, store=store)
+        workload = res.run.get("workload") or {}
+        for r in res.table.to_dict(orient="records"):
+            rows.append({
+                "run": res.run_id, "pair": res.run.get("pair"), "workload": workload.get("name"),
+                "policy": res.run.get("policy"), "requests": res.run.get("num_tasks"),
+                "noisy": res.run.get("noisy", True), "foreign_work": res.run.get("foreign_work"),
+                "predictor": r["predictor"], "median_e2e_error": r["median_task_error"],
+                "p90_e2e_error": r["p90_task_error"], "makespan_error": r["makespan_error"],
+                "median_ttft_error": r.get("median_ttft_error"), "ks_pvalue": r.get("ks_pvalue"),
+                "predicted_mean_batch": r.get("predicted_mean_batch_size"),
+                "measured_mean_batch": r.get("measured_mean_batch_size"),
+            })
+    return pd.DataFrame(rows)
+
+
 def fidelity_points(results) -> pd.DataFrame:
     """Per-task predicted and measured latency of every (run, predictor), labelled with the plan and pair."""
     frames = [r.tasks.assign(plan=_label(r), pair=r.run.get("pair")) for r in results]
@@ -90,8 +116,13 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
     colours = _plan_colours(results)
     fig = Figure(figsize=(min(3.2 * len(predictors) + 0.6, MAX_WIDTH_IN), 4.3), layout="constrained")
     axes = fig.subplots(1, len(predictors), squeeze=False, sharey=True)[0]
-    hi = float(np.nanmax(data[["measured_s", "predicted_s"]].to_numpy())) * 1.05 if len(data) else 1.0
-    line = np.linspace(0.0, hi, 2)
+    # log-log: the pairs' latencies span two decades (stdlib about 1-11 s, SmolLM2 20-175 s); on linear axes
+    # the faster pair's points collapse at the origin. The ±10 % band keeps a constant width on log axes.
+    values = data[["measured_s", "predicted_s"]].to_numpy(dtype=float) if len(data) else np.array([[1.0]])
+    values = values[np.isfinite(values) & (values > 0)]
+    lo = float(values.min()) / 1.25 if values.size else 0.1
+    hi = float(values.max()) * 1.25 if values.size else 1.0
+    line = np.geomspace(lo, hi, 50)
     for ax, name in zip(axes, predictors):
         part = data[data["predictor"] == name]
         ax.fill_between(line, line * (1 - TARGET_BAND), line * (1 + TARGET_BAND), color="0.9", label="±10%")
@@ -99,8 +130,8 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
         if len(part):
             sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", style="pair", ax=ax, s=22,
                             palette=colours, hue_order=list(colours), legend=ax is axes[-1])
-        ax.set(xlim=(0, hi), ylim=(0, hi), title=name, xlabel="measured latency (s)",
-               ylabel="predicted latency (s)" if ax is axes[0] else "")
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title=name,
+               xlabel="measured latency (s, log)", ylabel="predicted latency (s, log)" if ax is axes[0] else "")
         if ax.get_legend() is not None:
             handles, labels = ax.get_legend_handles_labels()
             ax.get_legend().remove()
@@ -121,7 +152,6 @@ def _plan_colours(results) -> dict[str, str]:
         known = palette.policy_of(label) in palette.POLICY_STYLES and " · " in label
         out[label] = palette.colour(label) if known else next(spare, "#555555")
     return out
-    return fig
 
 
 def fidelity_report(run_ids=None, *, store=None, acceptance: str = "observed"):
@@ -251,6 +281,11 @@ def write_fidelity_section(sec, store, stage=None) -> None:
                caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
                        "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance.")
     sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
+    online = online_table(store)
+    if len(online):
+        sec.table("fidelity-online", online, title="Real online runs predicted by the online simulator",
+                  caption="Task error = per-request end-to-end latency (completion − arrival); the run's own arrivals "
+                          "and accepted counts, compute predictors from the run's compute traces (docs/online.md).")
     sec.figure("fidelity", (fidelity_figure(results=results), fidelity_points(results)),
                title="Predicted vs measured task latency",
                caption="One panel per compute predictor; the grey band is ±10%.")
