@@ -15,27 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import os
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from specedge.errors import InputError
-from specedge.serve.protocol import NodeConfig, NodeRecords, Ready, Start, TaskArrival, WorkloadTask
-from specedge.serve.quiet import during
-from specedge.serve.run import (
-    READY_TIMEOUT_S,
-    START_DELAY_S,
-    WARMUP_PASSES,
-    RealRun,
-    ServeError,
-    _check_cores,
-    _recv_all,
-    core_load,
-    cpu_times,
-)
+from specedge.serve.protocol import NodeConfig, WorkloadTask
+from specedge.serve.run import WARMUP_PASSES, RealRun, ServeError, _check_cores, drive_nodes
 
 #: The online policies a real run implements (the admission rule is the draft node's code).
 SERVED_ONLINE_POLICIES = ("fcfs",)
@@ -123,63 +110,16 @@ def serve_online(setup: OnlineServeSetup, *, progress=None) -> RealRun:
     say = progress or (lambda _msg: None)
     ctx = mp.get_context("spawn")
     configs, spec = _configs(setup)
-    coord_end, procs, conns = {}, {}, {}
-    peer_draft, peer_verify = ctx.Pipe(duplex=True)
-    peers = {"draft": peer_draft, "verify": peer_verify}
-    old_affinity = os.sched_getaffinity(0)
-    load_before = os.getloadavg()
-    started = time.monotonic()
-    try:
-        for role in ("draft", "verify"):
-            coord_end[role], node_end = ctx.Pipe(duplex=True)
-            procs[role] = ctx.Process(target=online_node_main, args=(configs[role], spec, node_end, peers[role]),
-                                      name=f"specedge-online-{role}-node", daemon=True)
-            procs[role].start()
-            node_end.close()
-            conns[role] = coord_end[role]
-        peer_draft.close()
-        peer_verify.close()
-        say("loading and warming up both nodes")
-        ready: dict[str, Ready] = _recv_all(conns, procs, Ready, time.monotonic() + READY_TIMEOUT_S)
-        if setup.cores[0] is not None:
-            os.sched_setaffinity(0, {setup.cores[0]})
-        t0 = time.monotonic() + START_DELAY_S
-        stat_before, stat_t, coord_cpu = cpu_times(), time.monotonic(), time.process_time()
-        for conn in conns.values():
-            conn.send(Start(t0))
-        say(f"serving {n} requests ({w.name}), FCFS continuous batching, l = {setup.speculation_length}")
-        for k in np.argsort(upload, kind="stable"):
-            delay = t0 + upload[k] - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            conns["draft"].send(TaskArrival(WorkloadTask(int(k), setup.request_ids[k],
-                                                         np.asarray(setup.prompt_ids[k], dtype=np.int64),
-                                                         int(w.output_tokens[k])), float(upload[k])))
-        records: dict[str, NodeRecords] = _recv_all(conns, procs, NodeRecords, time.monotonic() + setup.timeout_s)
-        stat_after, window_s = cpu_times(), time.monotonic() - stat_t
-        coord_cpu = time.process_time() - coord_cpu
-    finally:
-        os.sched_setaffinity(0, old_affinity)
-        for proc in procs.values():
-            if proc.pid is None:
-                continue
-            proc.join(timeout=5.0)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5.0)
-        for conn in conns.values():
-            conn.close()
-    wall_s = time.monotonic() - started
-    parts = _assemble(setup, upload, records)
-    metadata = _metadata(setup, ready, parts, load_before, os.getloadavg(), wall_s)
-    usage = {role: r.records.get("usage", {}) for role, r in records.items()}
-    metadata["cpu_usage"] = {"window_s": round(window_s, 4), "nodes": usage,
-                             "cores": core_load(stat_before, stat_after, window_s, usage, setup.cores),
-                             "source": "/proc/stat per-core jiffies over the run window, node process CPU time"}
-    own = {"draft": usage.get("draft", {}).get("process_cpu_s", 0.0) + coord_cpu,
-           "verify": usage.get("verify", {}).get("process_cpu_s", 0.0)}
-    metadata["foreign_work"] = {"during": during(stat_before, stat_after, window_s, own,
-                                                 dict(zip(("draft", "verify"), setup.cores)))}
+    session = drive_nodes(
+        ctx, {role: (online_node_main, (cfg, spec)) for role, cfg in configs.items()}, setup.cores, upload,
+        lambda k: WorkloadTask(k, setup.request_ids[k], np.asarray(setup.prompt_ids[k], dtype=np.int64),
+                               int(w.output_tokens[k])),
+        timeout_s=setup.timeout_s, say=say,
+        serving=f"serving {n} requests ({w.name}), FCFS continuous batching, l = {setup.speculation_length}",
+        name="specedge-online-{role}-node")
+    parts = _assemble(setup, upload, session.records)
+    metadata = _metadata(setup, session.ready, parts, session.load_before, session.load_after, session.wall_s)
+    metadata.update(session.usage_metadata())
     return RealRun(parts=parts, metadata=metadata)
 
 

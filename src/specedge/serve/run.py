@@ -141,6 +141,96 @@ def _recv_all(conns: dict, procs: dict, kind, deadline: float) -> dict:
     return got
 
 
+@dataclass
+class NodeSession:
+    """What one drive of the two node processes returned and measured (:func:`drive_nodes`)."""
+
+    ready: dict
+    records: dict
+    sent_s: np.ndarray
+    load_before: tuple
+    load_after: tuple
+    wall_s: float
+    cores: tuple
+    window_s: float
+    stat_before: dict
+    stat_after: dict
+    coord_cpu_s: float
+
+    def usage_metadata(self) -> dict:
+        """The run's ``cpu_usage`` (per-core load over the run window) and ``foreign_work`` during it."""
+        usage = {role: r.records.get("usage", {}) for role, r in self.records.items()}
+        # foreign work during the run (specedge.serve.quiet): the coordinator runs on the draft core, so it is ours
+        own = {"draft": usage.get("draft", {}).get("process_cpu_s", 0.0) + self.coord_cpu_s,
+               "verify": usage.get("verify", {}).get("process_cpu_s", 0.0)}
+        return {
+            "cpu_usage": {"window_s": round(self.window_s, 4), "nodes": usage,
+                          "cores": core_load(self.stat_before, self.stat_after, self.window_s, usage, self.cores),
+                          "source": "/proc/stat per-core jiffies over the run window, node process CPU time"},
+            "foreign_work": {"during": during(self.stat_before, self.stat_after, self.window_s, own,
+                                              dict(zip(("draft", "verify"), self.cores)))},
+        }
+
+
+def drive_nodes(ctx, targets: dict, cores, upload_s: np.ndarray, task_of: Callable[[int], WorkloadTask], *,
+                timeout_s: float, say: Callable[[str], None], serving: str, name: str) -> NodeSession:
+    """Spawn the draft and verify node processes, wait until both are warm, start them at one t0, send task k to
+    the draft node at t0 + ``upload_s[k]`` and collect both nodes' records; the processes are reaped whatever
+    happens. ``targets``: role -> (node entry point, its arguments before the coordinator and peer pipe ends);
+    ``name``: the process name, with ``{role}``. Static and online real runs both serve through this."""
+    coord_end, node_end, procs, conns = {}, {}, {}, {}
+    peer_draft, peer_verify = ctx.Pipe(duplex=True)
+    peers = {"draft": peer_draft, "verify": peer_verify}
+    old_affinity = os.sched_getaffinity(0)
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    try:
+        for role in ("draft", "verify"):
+            target, args = targets[role]
+            coord_end[role], node_end[role] = ctx.Pipe(duplex=True)
+            procs[role] = ctx.Process(target=target, args=(*args, node_end[role], peers[role]),
+                                      name=name.format(role=role), daemon=True)
+            procs[role].start()
+            node_end[role].close()
+            conns[role] = coord_end[role]
+        peer_draft.close()
+        peer_verify.close()
+        say("loading and warming up both nodes")
+        ready: dict[str, Ready] = _recv_all(conns, procs, Ready, time.monotonic() + READY_TIMEOUT_S)
+        if cores[0] is not None:
+            os.sched_setaffinity(0, {cores[0]})
+        t0 = time.monotonic() + START_DELAY_S
+        stat_before, stat_t, coord_cpu = cpu_times(), time.monotonic(), time.process_time()
+        for conn in conns.values():
+            conn.send(Start(t0))
+        say(serving)
+        sent_s = np.empty(len(upload_s))
+        for task in np.argsort(upload_s, kind="stable"):
+            delay = t0 + upload_s[task] - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            sent_s[task] = time.monotonic() - t0
+            conns["draft"].send(TaskArrival(task_of(int(task)), float(upload_s[task])))
+        records: dict[str, NodeRecords] = _recv_all(conns, procs, NodeRecords, time.monotonic() + timeout_s)
+        stat_after, window_s = cpu_times(), time.monotonic() - stat_t
+        coord_cpu = time.process_time() - coord_cpu
+    finally:
+        os.sched_setaffinity(0, old_affinity)
+        for proc in procs.values():
+            if proc.pid is None:  # never started
+                continue
+            proc.join(timeout=5.0)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5.0)
+        for conn in conns.values():
+            conn.close()
+    wall_s = time.monotonic() - started
+    return NodeSession(ready=ready, records=records, sent_s=sent_s, load_before=load_before,
+                       load_after=os.getloadavg(), wall_s=wall_s, cores=tuple(cores), window_s=window_s,
+                       stat_before=stat_before, stat_after=stat_after, coord_cpu_s=coord_cpu)
+
+
 def _configs(setup: ServeSetup) -> dict[str, NodeConfig]:
     sc, plan = setup.scenario, setup.plan
     common = dict(
@@ -173,71 +263,18 @@ def serve_real(setup: ServeSetup, *, progress: Callable[[str], None] | None = No
     _check_cores(setup.cores)
     say = progress or (lambda _msg: None)
     ctx = mp.get_context("spawn")
-    configs = _configs(setup)
-    coord_end, node_end, procs, conns = {}, {}, {}, {}
-    peer_draft, peer_verify = ctx.Pipe(duplex=True)
-    peers = {"draft": peer_draft, "verify": peer_verify}
-    old_affinity = os.sched_getaffinity(0)
-    load_before = os.getloadavg()
-    started = time.monotonic()
-    try:
-        for role in ("draft", "verify"):
-            coord_end[role], node_end[role] = ctx.Pipe(duplex=True)
-            procs[role] = ctx.Process(target=node_main, args=(configs[role], node_end[role], peers[role]),
-                                      name=f"specedge-{role}-node", daemon=True)
-            procs[role].start()
-            node_end[role].close()
-            conns[role] = coord_end[role]
-        peer_draft.close()
-        peer_verify.close()
-        say("loading and warming up both nodes")
-        ready: dict[str, Ready] = _recv_all(conns, procs, Ready, time.monotonic() + READY_TIMEOUT_S)
-        if setup.cores[0] is not None:
-            os.sched_setaffinity(0, {setup.cores[0]})
-        t0 = time.monotonic() + START_DELAY_S
-        stat_before, stat_t, coord_cpu = cpu_times(), time.monotonic(), time.process_time()
-        for conn in conns.values():
-            conn.send(Start(t0))
-        say(f"serving {k} tasks in {len(plan.batches)} batches")
-        upload = np.asarray(prep.upload_s, dtype=np.float64)
-        sent_s = np.empty(k)
-        for task in np.argsort(upload, kind="stable"):
-            delay = t0 + upload[task] - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            sent_s[task] = time.monotonic() - t0
-            conns["draft"].send(TaskArrival(WorkloadTask(int(task), setup.request_ids[task],
-                                                         np.asarray(setup.prompt_ids[task], dtype=np.int64),
-                                                         int(sc.tasks["output_tokens"].iloc[task])),
-                                            float(upload[task])))
-        records: dict[str, NodeRecords] = _recv_all(conns, procs, NodeRecords, time.monotonic() + setup.timeout_s)
-        stat_after, window_s = cpu_times(), time.monotonic() - stat_t
-        coord_cpu = time.process_time() - coord_cpu
-    finally:
-        os.sched_setaffinity(0, old_affinity)
-        for proc in procs.values():
-            if proc.pid is None:  # never started
-                continue
-            proc.join(timeout=5.0)
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5.0)
-        for conn in conns.values():
-            conn.close()
-    wall_s = time.monotonic() - started
-    load_after = os.getloadavg()
+    upload = np.asarray(prep.upload_s, dtype=np.float64)
+    output = sc.tasks["output_tokens"].to_numpy()
+    session = drive_nodes(
+        ctx, {role: (node_main, (cfg,)) for role, cfg in _configs(setup).items()}, setup.cores, upload,
+        lambda task: WorkloadTask(int(task), setup.request_ids[task],
+                                  np.asarray(setup.prompt_ids[task], dtype=np.int64), int(output[task])),
+        timeout_s=setup.timeout_s, say=say, serving=f"serving {k} tasks in {len(plan.batches)} batches",
+        name="specedge-{role}-node")
+    ready, records, sent_s = session.ready, session.records, session.sent_s
     parts = _assemble(setup, prep, records, sent_s)
-    metadata = _metadata(setup, ready, parts, load_before, load_after, wall_s)
-    usage = {role: r.records.get("usage", {}) for role, r in records.items()}
-    metadata["cpu_usage"] = {"window_s": round(window_s, 4), "nodes": usage,
-                             "cores": core_load(stat_before, stat_after, window_s, usage, setup.cores),
-                             "source": "/proc/stat per-core jiffies over the run window, node process CPU time"}
-    # foreign work during the run (specedge.serve.quiet): the coordinator runs on the draft core, so it is ours
-    own = {"draft": usage.get("draft", {}).get("process_cpu_s", 0.0) + coord_cpu,
-           "verify": usage.get("verify", {}).get("process_cpu_s", 0.0)}
-    metadata["foreign_work"] = {"during": during(stat_before, stat_after, window_s, own,
-                                                 dict(zip(("draft", "verify"), setup.cores)))}
-    return RealRun(parts=parts, metadata=metadata)
+    metadata = _metadata(setup, ready, parts, session.load_before, session.load_after, session.wall_s)
+    return RealRun(parts=parts, metadata={**metadata, **session.usage_metadata()})
 
 
 def _assemble(setup: ServeSetup, prep, records: dict, sent_s: np.ndarray) -> dict[str, pd.DataFrame]:
