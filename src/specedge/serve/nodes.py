@@ -434,7 +434,12 @@ class VerifyNode(_Node):
 
 def node_main(cfg: NodeConfig, coord: Connection, peer: Connection) -> None:
     """Entry point of a node process (spawned): set up, serve, report records (or the error) to the coordinator."""
-    node = (DraftNode if cfg.role == "draft" else VerifyNode)(cfg, coord, peer)
+    run_node((DraftNode if cfg.role == "draft" else VerifyNode)(cfg, coord, peer), cfg.role, coord, peer)
+
+
+def run_node(node, role: str, coord: Connection, peer: Connection) -> None:
+    """Set ``node`` up, serve, and send its records with its CPU and wall time (or the error) to the coordinator;
+    both pipe ends are closed whatever happens. Static and online node processes share it."""
     try:
         node.setup()
         cpu = time.process_time()
@@ -443,10 +448,10 @@ def node_main(cfg: NodeConfig, coord: Connection, peer: Connection) -> None:
         records = node.records()
         records["usage"] = {"process_cpu_s": time.process_time() - cpu, "wall_s": time.monotonic() - wall,
                             "serve_start_s": wall - node.now.t0}
-        coord.send(NodeRecords(cfg.role, records))
+        coord.send(NodeRecords(role, records))
     except BaseException:  # noqa: BLE001 - reported to the coordinator, which stops the run cleanly
         try:
-            coord.send(NodeRecords(cfg.role, {}, error=traceback.format_exc()))
+            coord.send(NodeRecords(role, {}, error=traceback.format_exc()))
         except (OSError, ValueError):
             pass
     finally:

@@ -22,14 +22,13 @@ job index (a task's own round r is its r-th row).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 import numpy as np
 
-from specedge.serve.nodes import DraftNode, VerifyNode, _Batch
-from specedge.serve.protocol import DraftJob, NodeConfig, NodeRecords, Stop, VerifyResult
+from specedge.serve.nodes import DraftNode, VerifyNode, _Batch, run_node
+from specedge.serve.protocol import DraftJob, NodeConfig, Stop, VerifyResult
 
 
 @dataclass(frozen=True)
@@ -263,23 +262,5 @@ class OnlineVerifyNode(VerifyNode):
 
 def online_node_main(cfg: NodeConfig, spec: OnlineSpec, coord: Connection, peer: Connection) -> None:
     """Entry point of an online node process (spawned); as :func:`specedge.serve.nodes.node_main`."""
-    import traceback
-
-    node = (OnlineDraftNode if cfg.role == "draft" else OnlineVerifyNode)(cfg, spec, coord, peer)
-    try:
-        node.setup()
-        cpu = time.process_time()
-        wall = time.monotonic()
-        node.serve()
-        records = node.records()
-        records["usage"] = {"process_cpu_s": time.process_time() - cpu, "wall_s": time.monotonic() - wall,
-                            "serve_start_s": wall - node.now.t0}
-        coord.send(NodeRecords(cfg.role, records))
-    except BaseException:  # noqa: BLE001 - reported to the coordinator, which stops the run cleanly
-        try:
-            coord.send(NodeRecords(cfg.role, {}, error=traceback.format_exc()))
-        except (OSError, ValueError):
-            pass
-    finally:
-        coord.close()
-        peer.close()
+    run_node((OnlineDraftNode if cfg.role == "draft" else OnlineVerifyNode)(cfg, spec, coord, peer), cfg.role,
+             coord, peer)
