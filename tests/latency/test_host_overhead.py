@@ -166,3 +166,25 @@ def test_overhead_is_nonnegative_and_grows_with_batch_and_tokens(a, s, t, b, x):
     assert v >= 0
     assert float(o.job_s(b + 1, x)) >= v and float(o.job_s(b, x + 1)) >= v
     assert job_overhead_s(object(), b, x) == 0.0  # a predictor without the field pays nothing
+
+
+def test_a_solver_rounding_below_the_bound_is_clipped_not_refused(monkeypatch):
+    """bvls can return -5e-20 for a coefficient bounded at 0 (seen on a real online run); the fit must give 0, not
+    an overhead the JobOverhead check refuses."""
+    import scipy.optimize
+
+    from specedge.latency.host_overhead import fit_job_overhead
+
+    real = scipy.optimize.lsq_linear
+
+    def rounding(*args, **kwargs):
+        sol = real(*args, **kwargs)
+        sol.x = sol.x.copy()
+        sol.x[1] = -5e-20
+        return sol
+
+    monkeypatch.setattr(scipy.optimize, "lsq_linear", rounding)
+    samples = pd.DataFrame({"node": "draft", "outside_s": [1e-3, 1.1e-3, 1.2e-3, 1.3e-3],
+                            "batch_size": [1, 2, 3, 4], "tokens_per_seq": [1, 2, 1, 2], "job_s": 0.01})
+    fit = fit_job_overhead(samples, "draft")
+    assert fit.overhead.per_seq_s == 0.0 and fit.overhead.a_s > 0

@@ -166,7 +166,8 @@ def fit_job_overhead(samples: pd.DataFrame, node: str, *, source: str = "fitted"
     scale = np.abs(design).max(axis=0)
     scale[scale == 0] = 1.0
     sol = lsq_linear(design / scale, y, bounds=(0.0, np.inf), method="bvls")
-    coef = dict(zip(names, sol.x / scale))
+    # bvls honours the bound only to rounding (it has returned -5e-20 on a real run's jobs): clip to the bound
+    coef = dict(zip(names, np.maximum(sol.x, 0.0) / scale))
     values = {n: float(coef.get(n, 0.0)) for n in columns}
     overhead = JobOverhead(values["a_s"], values["per_seq_s"], values["per_token_s"], source=source)
     residuals = y - overhead.job_s(b, x)
