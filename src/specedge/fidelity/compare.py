@@ -139,6 +139,29 @@ def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[di
             {**source, **{n: f.to_dict() for n, f in fits.items()}})
 
 
+def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, compute_traces, host_overhead):
+    """(predictors with each node's host overhead, compute trace ids, grid coverage, overhead, its description)
+    for a run: built from the run's compute traces (``compute_traces`` overriding its metadata, else the newest of
+    each model) unless ``predictors`` are given. Static and online runs (:mod:`.online_run`) share it."""
+    from specedge.fidelity.predictors import build_predictors, compute_rows, grid_coverage, latest_compute_trace
+    from specedge.latency.host_overhead import with_job_overhead
+
+    if predictors is None:
+        traces = compute_traces or tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
+        traces = tuple(t or latest_compute_trace(st, m) for t, m in zip(traces, (sc.draft.name, sc.target.name)))
+        draft_rows = compute_rows(st, traces[0], sc.draft.name)
+        verify_rows = compute_rows(st, traces[1], sc.target.name)
+        predictors = build_predictors(sc, draft_rows, verify_rows, sources=traces)
+        coverage = grid_coverage(parts["pass"], draft_rows, verify_rows)
+    else:
+        traces, coverage = ("custom", "custom"), {}
+    overhead, overhead_info = host_overheads(st, run_id, meta, parts, host_overhead)
+    if overhead is not None:
+        predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
+                              verify=with_job_overhead(p.verify, overhead["verify"])) for p in predictors]
+    return predictors, traces, coverage, overhead, overhead_info
+
+
 def latest_run(store) -> str:
     runs = [i for i in store.list() if i.kind == "run"]
     if not runs:
@@ -299,8 +322,6 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     from scipy.stats import ks_2samp
 
     from specedge.fidelity.contention import with_contention
-    from specedge.latency.host_overhead import with_job_overhead
-    from specedge.fidelity.predictors import build_predictors, compute_rows, grid_coverage, latest_compute_trace
     from specedge.plan import Plan
     from specedge.replay import evaluate
     from specedge.serve.dataset import KIND, split_records
@@ -321,19 +342,8 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         source = acceptance
     sc = run_scenario(meta, task_rows, source, store=st, fronthaul_delay_s=fronthaul_of(meta, fronthaul))
     plan = Plan.from_dict(meta["plan"], source=f"run {run_id!r} plan")
-    if predictors is None:
-        traces = compute_traces or tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
-        traces = tuple(t or latest_compute_trace(st, m) for t, m in zip(traces, (sc.draft.name, sc.target.name)))
-        draft_rows = compute_rows(st, traces[0], sc.draft.name)
-        verify_rows = compute_rows(st, traces[1], sc.target.name)
-        predictors = build_predictors(sc, draft_rows, verify_rows, sources=traces)
-        coverage = grid_coverage(parts["pass"], draft_rows, verify_rows)
-    else:
-        traces, coverage = ("custom", "custom"), {}
-    overhead, overhead_info = host_overheads(st, run_id, meta, parts, host_overhead)
-    if overhead is not None:
-        predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
-                              verify=with_job_overhead(p.verify, overhead["verify"])) for p in predictors]
+    predictors, traces, coverage, overhead, overhead_info = run_predictors(
+        st, run_id, meta, sc, parts, predictors, compute_traces, host_overhead)
     predictors, contention_info = with_contention(st, run_id, meta, sc, plan, predictors, overhead,
                                                   holdout=contention, seed=int(meta.get("seed", 0)))
     measured = task_rows["completion_s"].to_numpy(np.float64)

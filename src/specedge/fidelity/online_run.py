@@ -126,14 +126,12 @@ def compare_online_run(run_id: str, *, store=None, predictors=None, compute_trac
         STAGE_TIMES,
         FidelityResult,
         fronthaul_of,
-        host_overheads,
+        run_predictors,
         overheads,
         pass_errors,
         run_noise,
         run_scenario,
     )
-    from specedge.fidelity.predictors import build_predictors, compute_rows, grid_coverage, latest_compute_trace
-    from specedge.latency.host_overhead import with_job_overhead
     from specedge.serve.dataset import split_records
     from specedge.traces.store import open_store
 
@@ -149,19 +147,8 @@ def compare_online_run(run_id: str, *, store=None, predictors=None, compute_trac
     g = accepted_matrix(parts["round"], n)
     sc = run_scenario({**meta, "dataset": run_id}, task_rows, "expected", store=st,
                       fronthaul_delay_s=fronthaul_of(meta, fronthaul))
-    if predictors is None:
-        traces = compute_traces or tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
-        traces = tuple(t or latest_compute_trace(st, m) for t, m in zip(traces, (sc.draft.name, sc.target.name)))
-        draft_rows, verify_rows = compute_rows(st, traces[0], sc.draft.name), compute_rows(st, traces[1],
-                                                                                            sc.target.name)
-        predictors = build_predictors(sc, draft_rows, verify_rows, sources=traces)
-        coverage = grid_coverage(parts["pass"], draft_rows, verify_rows)
-    else:
-        traces, coverage = ("custom", "custom"), {}
-    overhead, overhead_info = host_overheads(st, run_id, meta, parts, host_overhead)
-    if overhead is not None:
-        predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
-                              verify=with_job_overhead(p.verify, overhead["verify"])) for p in predictors]
+    predictors, traces, coverage, overhead, overhead_info = run_predictors(
+        st, run_id, meta, sc, parts, predictors, compute_traces, host_overhead)
     arrival = w.arrival_s
     meas_e2e = task_rows["completion_s"].to_numpy(np.float64) - arrival
     meas_ttft = task_rows["first_token_s"].to_numpy(np.float64) - arrival
