@@ -117,7 +117,7 @@ def _records(store, run_id: str, split_records) -> dict:
 def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[dict | None, dict]:
     """({"draft": JobOverhead, "verify": JobOverhead} or None, description) for ``how`` (see the module
     docstring)."""
-    from specedge.latency.host_overhead import JobOverhead, fit_run_overheads
+    from specedge.latency.host_overhead import fit_run_overheads
     from specedge.serve.dataset import split_records
 
     if how in (None, "none"):

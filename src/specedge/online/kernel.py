@@ -15,7 +15,6 @@ when the stages overlap, b / t_verify for AD), 4 plan.
 
 from __future__ import annotations
 
-import numpy as np
 from numba import njit
 
 NEED_STAGING = 1
