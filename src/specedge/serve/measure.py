@@ -86,10 +86,14 @@ def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP
 #: How the two models are measured: "co-run" (both at once, each on its node's core, so each pass sees the other
 #: node busy as in a pipelined run) or "alone" (one after the other).
 MEASURE_MODES = ("co-run", "alone")
+#: How each configuration is timed: "pass" (one pass after an untimed prefill, back to back) or "job" (as a
+#: serving node runs it, :mod:`specedge.serve.job_grid`).
+GRID_MODES = ("pass", "job")
 
 
 def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_meta):
-    """Measure one model on ``core`` (in this process); returns (frame, metadata)."""
+    """Measure one model on ``core`` (in this process); returns (frame, metadata). ``stamp_meta["grid_mode"]``
+    "job" times the grid job-shaped (:mod:`specedge.serve.job_grid`)."""
     from specedge.record.compute_trace import cpu_device_id, measure_compute
     from specedge.serve.engine import EngineLM
     from specedge.serve.workload import load_model
@@ -99,6 +103,8 @@ def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_me
     import pandas as pd
 
     lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
+    if stamp_meta.get("grid_mode") == "job":
+        return lm, *_measure_job(role, lm, grid, core, dataset_id, note, stamp_meta)
     parts = []
     for part in (grid.prefill, grid.cached):
         frame, meta = measure_compute(lm, part, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,
@@ -108,6 +114,33 @@ def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_me
     meta = {**meta, "grid": {"prefill": asdict(grid.prefill), "cached": asdict(grid.cached)}, "core": core,
             "load_average": [round(x, 2) for x in os.getloadavg()], "engine": lm.describe()["engine"], **stamp_meta}
     return lm, frame, meta
+
+
+def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):
+    """The job-shaped grid of one model (:func:`specedge.serve.job_grid.measure_job_compute`): the draft model's
+    jobs start with a decode pass, the target's with its widest verify pass."""
+    import torch
+
+    from specedge.record.compute_trace import cpu_device_id
+    from specedge.record.recorder import environment
+    from specedge.serve import job_grid
+
+    torch.set_num_threads(1)
+    draft = role == "draft"
+    first = 1 if draft else int(max(grid.cached.new_tokens))
+    passes = job_grid.DRAFT_DECODE_PASSES if draft else job_grid.TARGET_DECODE_PASSES
+    desc = lm.describe()
+    frame, jmeta = job_grid.measure_job_compute(
+        lm.engine, grid, vocab_size=lm.vocab_size, name=lm.name, dataset_id=dataset_id, first_tokens=first,
+        decode_passes=passes, device=cpu_device_id(1), dtype=desc.get("dtype", "fp32"), note=note)
+    env = environment()
+    meta = {"source": "recorded", "kind": "compute", "dataset": dataset_id, "model": lm.name,
+            "model_parameters": desc.get("parameters"), "model_weights_sha256": desc.get("weights_sha256"),
+            "model_description": desc, "device": cpu_device_id(1), **env, "torch_threads": 1,
+            "cpu_model": env["hardware"]["cpu_model"], "seed": 0, "licence": "", **jmeta,
+            "grid": job_grid.grid_dict(grid), "core": core,
+            "load_average": [round(x, 2) for x in os.getloadavg()], "engine": desc["engine"], **stamp_meta}
+    return frame, meta
 
 
 def _co_run_worker(role, card_name, source, grid, core, dataset_id, note, stamp_meta, conn, stop) -> None:
@@ -137,13 +170,16 @@ def _co_run_worker(role, card_name, source, grid, core, dataset_id, note, stamp_
 
 
 def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, stamp: str | None = None,
-                 mode: str = "co-run", note: str = "", provenance: dict | None = None) -> dict[str, str]:
+                 mode: str = "co-run", note: str = "", provenance: dict | None = None,
+                 grid_mode: str = "pass") -> dict[str, str]:
     """Measure both models' compute traces of the serving engine on their node cores (``draft``/``target``:
     :class:`~specedge.serve.workload.ModelSource`) and write them; returns {"draft": id, "verify": id}.
 
     ``mode`` (:data:`MEASURE_MODES`): "co-run" measures both at once in two spawned processes, each keeping its
     core busy until the other is done; "alone" measures them one after the other in this process.
     ``provenance``: extra metadata for both datasets (``serve-real`` records the foreign work sampled before).
+    ``grid_mode`` (:data:`GRID_MODES`): "pass" (each configuration one pass, :func:`measure_compute`) or "job"
+    (job-shaped, with the per-job wake-up term: :mod:`specedge.serve.job_grid`); recorded as ``grid_mode``.
     """
     import multiprocessing as mp
 
@@ -151,11 +187,13 @@ def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, sta
 
     if mode not in MEASURE_MODES:
         raise InputError(f"compute measurement mode {mode!r}; expected one of {', '.join(MEASURE_MODES)}")
+    if grid_mode not in GRID_MODES:
+        raise InputError(f"compute grid mode {grid_mode!r}; expected one of {', '.join(GRID_MODES)}")
     grid = grid or run_grid(sc, plan)
     stamp = stamp or _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     jobs = {role: (role, card.name, source, grid, core, f"compute-{card.name}-serve-{stamp}",
                    note or f"serving engine on core {core}, measured right before a real run (specedge serve-real, "
-                           f"{mode})", {"measure_mode": mode, **(provenance or {})})
+                           f"{mode})", {"measure_mode": mode, "grid_mode": grid_mode, **(provenance or {})})
             for role, card, source, core in (("draft", sc.draft, draft, cores[0]),
                                              ("verify", sc.target, target, cores[1]))}
     results = {}
