@@ -8,6 +8,7 @@ to start, and each ``serve-real`` refuses to run, when other processes take more
     .venv/bin/python scripts/measure_fidelity.py                   # the full protocol, both pairs (~20-25 min)
     .venv/bin/python scripts/measure_fidelity.py --pairs stdlib    # one pair
     .venv/bin/python scripts/measure_fidelity.py --alone-grids     # only each pair's grid measured alone (~6 min)
+    .venv/bin/python scripts/measure_fidelity.py --job-grids [--dry-run]  # only job-shaped co-run grids (~7 min)
     .venv/bin/python scripts/measure_fidelity.py --pair smollm2 --extra-plans 1 --repeat-to 3 --budget-s 450 \
         [--dry-run]                                                 # top up: only the runs the pair still needs
 
@@ -130,8 +131,10 @@ def policy_plan(pair: str, tasks: int, policy: str, store: Path) -> dict:
     return json.loads(proc.stdout)
 
 
-def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int, cores, mode: str = "co-run") -> dict:
-    """One compute measurement (``mode``: co-run, or alone for --alone-grids) over a grid covering every plan."""
+def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int, cores, mode: str = "co-run",
+                   grid_mode: str = "pass") -> dict:
+    """One compute measurement (``mode``: co-run, or alone for --alone-grids; ``grid_mode`` "job" for
+    --job-grids) over a grid covering every plan."""
     from specedge.serve.measure import measure_pair, run_grid
     from specedge.serve.workload import build_scenario, model_source
 
@@ -143,14 +146,18 @@ def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int
     union = SimpleNamespace(batches=[list(range(b_max))], speculation_length=ls)
     grid = run_grid(sc, union, repeats=repeats)
     say(f"{pair}: compute traces over b {list(grid.batch_sizes)}, x {list(grid.new_tokens)}, "
-        f"c {list(grid.context_tokens)}, {repeats} repeats ({mode})")
+        f"c {list(grid.context_tokens)}, {repeats} repeats ({mode}, {grid_mode}-shaped)")
+    if ARGS.dry_run:
+        return {}
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     sample = quiet_or_exit({"draft": cores[0], "verify": cores[1]}, ARGS.allow_noisy, 3.0)
     t0 = time.monotonic()
     ids = measure_pair(sc, union, model_source(draft, None), model_source(target, None), store=store, cores=cores,
-                       grid=grid, stamp=stamp + ("-fidelity" if mode == "co-run" else "-fidelity-alone"), mode=mode,
+                       grid=grid, stamp=stamp + ("-fidelity" if mode == "co-run" else "-fidelity-alone")
+                       + ("-job" if grid_mode == "job" else ""), mode=mode, grid_mode=grid_mode,
                        note="issue-10 protocol: one grid covering every measured plan"
-                       + ("" if mode == "co-run" else ", measured alone (one model after the other)"),
+                       + ("" if mode == "co-run" else ", measured alone (one model after the other)")
+                       + (", job-shaped with the wake-up term" if grid_mode == "job" else ""),
                        provenance={"foreign_work": {"before": sample}})
     say(f"wrote {ids['draft']} and {ids['verify']} in {time.monotonic() - t0:.0f} s")
     return ids
@@ -259,6 +266,11 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true", help="print the plans and the schedule, measure nothing")
     ap.add_argument("--alone-grids", action="store_true", help="only measure each pair's compute grid alone (one "
                     "model after the other) over the protocol's grid: no runs (for `measured-blend`, ~6 min)")
+    ap.add_argument("--job-grids", action="store_true", help="only measure each pair's compute grid job-shaped "
+                    "(co-run, --job-repeats jobs per cache group, with the per-job wake-up term): no runs "
+                    "(for `measured-job`)")
+    ap.add_argument("--job-repeats", type=int, default=5, help="--job-grids: jobs per cache group (stdlib)")
+    ap.add_argument("--smollm2-job-repeats", type=int, default=1, help="--job-grids: jobs per cache group (SmolLM2)")
     ap.add_argument("--out", type=Path, default=ROOT / "report-out" / "fidelity-protocol")
     ap.add_argument("--extra-plans", type=int, default=0, help="top up: at most N new distinct plans per pair")
     ap.add_argument("--repeat-to", type=int, default=0, help="top up: more runs of plans with fewer than R quiet runs")
@@ -308,6 +320,10 @@ def main() -> None:
         for i, p in enumerate(plans + extra):
             p["path"] = workdir / f"{key}-{i}.json"
             p["path"].write_text(json.dumps(p["plan"]))
+        if ARGS.job_grids:
+            measure_traces(pair, k, [p["plan"] for p in plans + extra], store, ARGS.smollm2_job_repeats
+                           if key == "smollm2" else ARGS.job_repeats, cores, grid_mode="job")
+            continue
         if ARGS.dry_run:
             continue
         if ARGS.alone_grids:
@@ -323,7 +339,11 @@ def main() -> None:
                 first = r == 0 and p["run"] is not None
                 serve(pair, k, p["path"], traces, ARGS.store, p["run"] if first else None, first,
                       f"issue-10 protocol, {p['label']}, repeat {r + 1}")
-    if ARGS.dry_run or ARGS.alone_grids:
+    if ARGS.job_grids and not ARGS.dry_run:
+        say("job-shaped grids written; then (no quiet machine needed): specedge fidelity --rank --json "
+            "--predictor measured-job; python -c 'from specedge.fidelity.repeats import FidelityStudy; "
+            "print(FidelityStudy().plan_rows().to_string())'")
+    if ARGS.dry_run or ARGS.alone_grids or ARGS.job_grids:
         return
     say(f"all runs done in {(time.monotonic() - started) / 60:.1f} min; rank fidelity:")
     rank = specedge("fidelity", "--rank", "--json", "--store", str(ARGS.store))

@@ -159,6 +159,10 @@ def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, com
     if overhead is not None:
         predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
                               verify=with_job_overhead(p.verify, overhead["verify"])) for p in predictors]
+    if traces != ("custom", "custom"):  # job-shaped traces carry a measured wake-up term (fidelity.job)
+        from specedge.fidelity.job import trace_wake_ups, with_wake_ups
+
+        predictors = with_wake_ups(predictors, trace_wake_ups(st, traces))
     return predictors, traces, coverage, overhead, overhead_info
 
 
@@ -309,7 +313,7 @@ def fronthaul_of(meta: dict, fronthaul: str | float) -> float | None:
 
 def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "observed", predictors=None,
                 compute_traces: tuple[str, str] | None = None, fronthaul: str | float = "scenario",
-                host_overhead="pair", contention: str | None = "plan") -> FidelityResult:
+                host_overhead="pair", contention: str | None = "plan", job_grid: bool = True) -> FidelityResult:
     """Replay run ``run_id`` (latest run when None) with each compute predictor and compare with the run.
 
     ``fronthaul``: see :func:`fronthaul_of` (the stage-times diagnostic uses the same delay).
@@ -318,6 +322,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     ``host_overhead``: see the module docstring ("none" leaves the predictors as built or given).
     ``contention``: adds ``measured-contention`` (:mod:`specedge.fidelity.contention`), fitted on the pair's other
     quiet runs without this plan's repeats ("plan") or without this run ("run"); None: not added.
+    ``job_grid``: adds ``measured-job`` (:mod:`specedge.fidelity.job`) when both models have a job-shaped grid.
     """
     from scipy.stats import ks_2samp
 
@@ -346,6 +351,9 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         st, run_id, meta, sc, parts, predictors, compute_traces, host_overhead)
     predictors, contention_info = with_contention(st, run_id, meta, sc, plan, predictors, overhead,
                                                   holdout=contention, seed=int(meta.get("seed", 0)))
+    from specedge.fidelity.job import with_job_grid
+
+    predictors, job_info = with_job_grid(st, sc, predictors, overhead) if job_grid else (predictors, {"source": "off"})
     measured = task_rows["completion_s"].to_numpy(np.float64)
     measured_ttft = task_rows["first_token_s"].to_numpy(np.float64)
     meas_makespan = float(measured.max())
@@ -398,6 +406,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "core_load": (meta.get("cpu_usage") or {}).get("cores"),
         "host_overhead": overhead_info,
         "contention": contention_info,
+        "job_grid": job_info,
         "foreign_work": meta.get("foreign_work"),
     }
     noisy, foreign = run_noise(meta)

@@ -158,6 +158,13 @@ class FidelityStudy:
         for row in self.index.itertuples():
             res = self.results[row.run]
             name = predictor or res.best()
+            if name not in set(res.table["predictor"]):
+                from specedge.errors import InputError
+
+                raise InputError(f"predictor {name!r} was not evaluated for run {row.run!r} (it has "
+                                 f"{', '.join(res.table['predictor'])}); measured-blend needs alone grids, "
+                                 "measured-job job-shaped grids (scripts/measure_fidelity.py --alone-grids / "
+                                 "--job-grids)")
             t = res.table.set_index("predictor").loc[name]
             rec = self.recorded.get(row.run)
             r = rec.table.set_index("predictor").loc[name] if rec is not None else None
