@@ -33,15 +33,15 @@ the exact makespan; the oracle measures what is left on small instances.
 **Speed.** States i = 0..K, transitions j < i, all l at once. Set-up (O(K log K + K W)): the memory check is
 monotone in the batch (b, I_max and O_max only grow), so the feasible lengths ending at each e are a prefix
 1..tmax[e], found by a binary search for all e at once with O(1) range maxima of the outputs (a sparse table);
-W = max tmax is the SBS memory cap (about 1,000 tasks for LLaMA-68M on the paper's SBS), so the set-up arrays are
-K x W (float32/int32), not K x K. With an affine compute predictor D and V are affine in the batch size b for
-fixed (I_max, O_max, l) (host overhead included: a + s b + t b x), and O_max of the batches ending at e takes only
-as many values as the suffix maxima of the outputs (about ln W), so the stage times are evaluated (with
+W = max tmax is the SBS memory cap (about 1,000 tasks for LLaMA-68M on the paper's SBS, 3,500 for the 7.1M
+SmolLM2 draft). With an affine compute predictor D and V are affine in the batch size b for fixed (I_max, O_max, l)
+(host overhead included: a + s b + t b x), and O_max of the batches ending at e takes only as many values as the
+suffix maxima of the outputs within W (about ln W), so the stage times are evaluated (with
 :func:`specedge.latency.planning.batch_stage_times_s`) at b = 1 and b = 2 for those few (end, O_max) pairs only
-and extended linearly in b, for blocks of 32 ends in one vectorised step. The recurrence then costs one numpy
-step per end over the (l, t) grid: O(K W l) work, O(K W) memory. ``extra_modes`` runs the per-l DP of other
-modes (the refinement's serial plan) in the same pass over the same D and V. Other predictors evaluate every
-(l, t) directly, one end at a time.
+and extended linearly in b inside the compiled recurrence (:mod:`specedge.policies.dp_kernel`), which walks the
+suffix maxima of each end as it scans the lengths: O(K W l) work, O(K l + pairs x l) memory, nothing K x W.
+``extra_modes`` runs the per-l DP of other modes (the refinement's serial plan) in the same pass over the same D
+and V. Other predictors evaluate every (l, t) directly, one end at a time (numpy).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from specedge.errors import PolicyError
 from specedge.latency import memory, network, planning
 from specedge.latency.compute import AffineCompute
 from specedge.plan import MODES, Plan
+from specedge.policies import dp_kernel
 from specedge.policies.base import register_policy
 
 #: Surrogate cost of a batch from its total drafting and verification times, per serving mode.
@@ -174,26 +175,6 @@ class DPSolution:
         return self.bounds_by_l[self.best_index]
 
 
-def _suffix_max_pairs(outputs: np.ndarray, width: int):
-    """For every batch end e (inclusive) and length t + 1 <= ``width``: O_max = max(outputs[e - t .. e]) and the
-    id of the distinct (e, O_max) pair it belongs to. Returns (cm (K, W) float32, pid (K, W) int32 (-1 outside),
-    pair_end (P,), pair_omax (P,)). O(K W) time and memory instead of K^2."""
-    k = outputs.size
-    # row e of the window view is outputs[e - W + 1 .. e] (-inf before the first task); reversed: t = 0, 1, ...
-    padded = np.r_[np.full(width - 1, -np.inf, dtype=np.float32), outputs.astype(np.float32)]
-    windows = np.lib.stride_tricks.sliding_window_view(padded, width)[:, ::-1]
-    cm = np.maximum.accumulate(windows, axis=1)
-    flag = np.empty(cm.shape, dtype=bool)
-    flag[:, 0] = True
-    np.greater(cm[:, 1:], cm[:, :-1], out=flag[:, 1:])
-    pid = np.cumsum(flag, axis=1, dtype=np.int32)
-    pid -= 1
-    counts = flag.sum(axis=1)
-    pid += np.r_[0, np.cumsum(counts)[:-1]].astype(np.int32)[:, None]
-    rows, cols = np.nonzero(flag)
-    return cm, pid, rows, cm[rows, cols].astype(np.float64)
-
-
 def _range_max_table(values: np.ndarray) -> list[np.ndarray]:
     """Sparse table: ``table[p][i]`` = max(values[i : i + 2^p]) (O(K log K), for O(1) range maxima)."""
     table = [values]
@@ -245,10 +226,6 @@ def _feasible_lengths(sc, inputs, outputs_mem, mode: str, max_batch: int | None)
     return lo
 
 
-#: Batch ends whose costs are computed in one vectorised step (affine predictors): (l, rows, W) floats.
-_BLOCK_ROWS = 32
-
-
 def _linear_in_batch(sc) -> bool:
     return isinstance(sc.draft_compute, AffineCompute) and isinstance(sc.verify_compute, AffineCompute)
 
@@ -284,74 +261,15 @@ def solve(sc, *, l_values: Sequence[int] = tuple(range(1, 11)), mode: str = "sd-
         a_l = a_l[:1]
     if not (np.diff(inputs) >= 0).all():
         raise PolicyError("the DP needs tasks ordered by input length (a contiguous batch is padded to its last)")
-    tmax = _feasible_lengths(sc, inputs, real_out, mode, max_batch)
-    cm, pid, pair_end, pair_omax = _suffix_max_pairs(plan_out, int(tmax.max()))
-    imax_pair = inputs[pair_end]
-    smode = "ad" if mode == "ad" else "sd"
-    linear = _linear_in_batch(sc)
-    if linear:
-        b12 = np.array([1.0, 2.0])[:, None, None]
-        d, v, _ = planning.batch_stage_times_s(sc, b12, imax_pair[None, None, :], pair_omax[None, None, :],
-                                               lv[None, :, None], alpha=a_l[None, :, None], mode=smode)
-        d1, dd, v1, dv = d[0], d[1] - d[0], v[0], v[1] - v[0]
-    nl = lv.size
-    f = np.full((nl, k + 1), np.inf) if per_l else None
-    arg = np.zeros((nl, k + 1), dtype=np.int64) if per_l else None
-    g = np.full(k + 1, np.inf) if per_batch_l else None
-    garg = np.zeros((2, k + 1), dtype=np.int64) if per_batch_l else None
-    if per_l:
-        f[:, 0] = 0.0
-    fx = {m: np.full((nl, k + 1), np.inf) for m in extra_modes}
-    argx = {m: np.zeros((nl, k + 1), dtype=np.int64) for m in extra_modes}
-    for m in extra_modes:
-        fx[m][:, 0] = 0.0
-    if per_batch_l:
-        g[0] = 0.0
-    bm1 = np.arange(k, dtype=np.float64)
-    rows = np.arange(nl)
-    block = _BLOCK_ROWS if linear else 1  # the generic path holds (l, t, rounds) grids: one row at a time
-    for e0 in range(0, k, block):
-        e1 = min(k, e0 + block)
-        wb = int(tmax[e0:e1].max())
-        # costs of every (l, end e in the block, length t + 1 <= wb) in one vectorised step
-        if linear:
-            ids = pid[e0:e1, :wb]
-            x = bm1[:wb]
-            d_blk, v_blk = d1[:, ids] + x * dd[:, ids], v1[:, ids] + x * dv[:, ids]
-        else:
-            cm_blk = cm[e0:e1, None, :wb]
-            d_blk, v_blk, _ = planning.batch_stage_times_s(sc, bm1[None, :wb] + 1.0, inputs[e0:e1, None, None],
-                                                           np.where(np.isfinite(cm_blk), cm_blk, 1.0),
-                                                           lv[:, None, None], alpha=a_l[:, None, None], mode=smode)
-            d_blk, v_blk = (np.broadcast_to(a, (nl, e1 - e0, wb)) for a in (d_blk, v_blk))
-        cost_blk = combine(mode, d_blk, v_blk)
-        cost_x = {m: combine(m, d_blk, v_blk) for m in extra_modes}
-        if per_batch_l:
-            lbest_blk = np.argmin(cost_blk, axis=0)
-            cmin_blk = np.take_along_axis(cost_blk, lbest_blk[None], axis=0)[0]
-        for r, e in enumerate(range(e0, e1)):
-            t_n = int(tmax[e])
-            lo = e + 1 - t_n
-            if per_l:
-                tot = f[:, lo : e + 1][:, ::-1] + cost_blk[:, r, :t_n]
-                best = np.argmin(tot, axis=1)
-                f[:, e + 1] = tot[rows, best]
-                arg[:, e + 1] = best
-            for m in extra_modes:
-                tot = fx[m][:, lo : e + 1][:, ::-1] + cost_x[m][:, r, :t_n]
-                best = np.argmin(tot, axis=1)
-                fx[m][:, e + 1] = tot[rows, best]
-                argx[m][:, e + 1] = best
-            if per_batch_l:
-                tot1 = g[lo : e + 1][::-1] + cmin_blk[r, :t_n]
-                best1 = int(np.argmin(tot1))
-                g[e + 1] = tot1[best1]
-                garg[0, e + 1] = best1
-                garg[1, e + 1] = lbest_blk[r, best1]
-    bounds_by_l = []
-    if per_l:
-        for r in range(nl):
-            bounds_by_l.append(_backtrack(arg[r], k))
+    tmax = _feasible_lengths(sc, inputs, real_out, mode, max_batch).astype(np.int64)
+    # O_max of a batch is taken in float32 (exact for token counts), as the set-up always has
+    out32 = plan_out.astype(np.float32)
+    modes = ((mode,) if per_l else ()) + extra_modes
+    run = _affine_pass if _linear_in_batch(sc) else _generic_pass
+    f, arg, g, garg = run(sc, inputs, out32, tmax, lv, a_l, "ad" if mode == "ad" else "sd", modes,
+                          mode if per_batch_l else None)
+    by_mode = {m: (f[q, k, :].copy(), [_backtrack(arg[q, :, r], k) for r in range(lv.size)])
+               for q, m in reversed(list(enumerate(modes)))}  # the first of equal modes wins, as before
     per_batch = None
     if per_batch_l:
         bounds, ls, i = [], [], k
@@ -361,11 +279,54 @@ def solve(sc, *, l_values: Sequence[int] = tuple(range(1, 11)), mode: str = "sd-
             ls.append(int(lv[garg[1, i]]))
             i = i - 1 - t
         per_batch = (bounds[::-1], ls[::-1])
-    extra = {m: (fx[m][:, k].copy(), [_backtrack(argx[m][r], k) for r in range(nl)]) for m in extra_modes}
-    return DPSolution(order=order, l_values=lv, mode=mode,
-                      cost_by_l_s=f[:, k].copy() if per_l else np.full(nl, np.inf), bounds_by_l=bounds_by_l,
+    cost_by_l, bounds_by_l = (f[0, k, :].copy(), by_mode[mode][1]) if per_l else (np.full(lv.size, np.inf), [])
+    return DPSolution(order=order, l_values=lv, mode=mode, cost_by_l_s=cost_by_l, bounds_by_l=bounds_by_l,
                       per_batch=per_batch, per_batch_cost_s=float(g[k]) if per_batch_l else float("nan"),
-                      extra=extra)
+                      extra={m: by_mode[m] for m in extra_modes})
+
+
+def _affine_pass(sc, inputs, out32, tmax, lv, a_l, smode, modes, batch_mode):
+    """The compiled recurrence (:mod:`specedge.policies.dp_kernel`) over stage times evaluated at b = 1 and 2 for
+    the distinct (end, O_max) pairs only (D and V are affine in b for fixed I_max, O_max and l)."""
+    start, pair_end, pair_omax = dp_kernel.suffix_max_pairs(out32, int(tmax.max()))
+    d, v, _ = planning.batch_stage_times_s(sc, np.array([1.0, 2.0])[:, None, None], inputs[pair_end][None, None, :],
+                                           pair_omax.astype(np.float64)[None, None, :], lv[None, :, None],
+                                           alpha=a_l[None, :, None], mode=smode)
+    d1, dd, v1, dv = (np.ascontiguousarray(x.T) for x in (d[0], d[1] - d[0], v[0], v[1] - v[0]))
+    codes = np.array([dp_kernel.MODE_CODES[m] for m in modes], dtype=np.int64)
+    batch_code = -1 if batch_mode is None else dp_kernel.MODE_CODES[batch_mode]
+    return dp_kernel.affine_dp(out32, tmax, start, d1, dd, v1, dv, codes, batch_code)
+
+
+def _generic_pass(sc, inputs, out32, tmax, lv, a_l, smode, modes, batch_mode):
+    """Other predictors: every (l, length) of one end at a time, priced directly (numpy), the same recurrence."""
+    k, nl = out32.size, lv.size
+    f = np.full((len(modes), k + 1, nl), np.inf)
+    f[:, 0, :] = 0.0
+    arg = np.zeros((len(modes), k + 1, nl), dtype=np.int64)
+    g = np.full(k + 1, np.inf)
+    g[0] = 0.0
+    garg = np.zeros((2, k + 1), dtype=np.int64)
+    cols = np.arange(nl)
+    for e in range(k):
+        t_n = int(tmax[e])
+        lo = e + 1 - t_n
+        o_max = np.maximum.accumulate(out32[lo : e + 1][::-1])[None, None, :]
+        d, v, _ = planning.batch_stage_times_s(sc, np.arange(1.0, t_n + 1.0)[None, :], inputs[e], o_max,
+                                               lv[:, None, None], alpha=a_l[:, None, None], mode=smode)
+        d, v = (np.broadcast_to(x, (nl, 1, t_n))[:, 0, :].T for x in (d, v))  # (t, l)
+        for q, m in enumerate(modes):
+            tot = f[q, lo : e + 1][::-1] + combine(m, d, v)
+            best = np.argmin(tot, axis=0)
+            f[q, e + 1] = tot[best, cols]
+            arg[q, e + 1] = best
+        if batch_mode is not None:
+            cost = combine(batch_mode, d, v)
+            l_best = np.argmin(cost, axis=1)
+            tot = g[lo : e + 1][::-1] + cost[np.arange(t_n), l_best]
+            t_best = int(np.argmin(tot))
+            g[e + 1], garg[0, e + 1], garg[1, e + 1] = tot[t_best], t_best, l_best[t_best]
+    return f, arg, g, garg
 
 
 def _backtrack(arg_row: np.ndarray, k: int) -> list:
