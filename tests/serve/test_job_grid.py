@@ -74,10 +74,13 @@ def measure(engine: FakeEngine, first_tokens: int = 1, decode_passes: int = 3, g
 
 
 @pytest.mark.parametrize("first_tokens", [1, 4])
-def test_rows_are_warm_passes_and_the_cold_first_pass_is_not_a_row(first_tokens):
+def test_rows_are_warm_passes_prefills_cold_and_the_cold_first_pass_is_not_a_row(first_tokens):
     eng = FakeEngine()
     frame, meta = measure(eng, first_tokens=first_tokens)
+    # decode/verify rows: warm; prefill rows: a job's first pass after the wait, so warm + the wake-up cost
+    cold = (frame["phase"] == "prefill").to_numpy()
     want = np.array([warm_ms(b, x) for b, x in zip(frame["batch_size"], frame["new_tokens"])])
+    want = want + cold * (W_A_MS + W_S_MS * frame["batch_size"].to_numpy())
     assert np.allclose(frame["latency_ms"].to_numpy(), want, atol=1e-6)
     counts = frame.groupby("phase").size().to_dict()
     # 3 timed sweeps: 3 b x 2 c x 3 decode passes, 3 b x 2 c x 2 widths, 3 b x 2 prefill widths
@@ -92,7 +95,7 @@ def test_rows_are_warm_passes_and_the_cold_first_pass_is_not_a_row(first_tokens)
 def test_one_blocking_wait_before_every_job():
     eng = FakeEngine()
     _, meta = measure(eng)
-    jobs = (1 + 3) * 3 * 2  # (warm-up + timed sweeps) x cache groups
+    jobs = (1 + 3) * (3 * 2 + 3 * 2)  # (warm-up + timed sweeps) x (cache groups + prefill cells)
     assert eng.waits == [0.005] * jobs
     assert len(meta["wake_up"]["samples"]) == 3 * 3 * 2  # timed sweeps only
     assert meta["wake_up"]["idle_s"] == 0.005

@@ -17,16 +17,20 @@ b = 1 decode passes were spread over 1.1-2.9 ms (5-95 %) where the grid had two 
   widest verify width for the target), then ``decode_passes`` decode passes fed the argmax of the previous
   logits (the draft loop; timed, rows ``decode`` at context c — their contexts are c + 1 .. c + decode_passes,
   within a few tokens of c), then every verify width once, each cropped back (rows ``verify``);
-- prefill cells: a fresh node-sized cache per pass (allocation outside the timing), timed right after an
-  untimed prefill of the same shape (warm), as every other row.
+- prefill cells: a fresh node-sized cache per pass (allocated outside the timing), the same blocking wait, then
+  the timed prefill: in a run every prefill is the first pass of a round-0 job into a new cache, so these rows
+  are *cold* (in the quiet stdlib runs prefill passes took 1.2-1.9x the pass-shaped grid, more than an additive
+  term of a decode pass could carry).
 
-Every row is a *warm* pass; the cold pass is not a row. Its excess over the warm pass of the same shape timed
-in the same job is the **wake-up sample**; :func:`fit_wake_up` fits the per-job term [A]
+Every decode and verify row is a *warm* pass; the cold first pass of a job is not a row. Its excess over the
+warm pass of the same shape timed in the same job is the **wake-up sample**; :func:`fit_wake_up` fits the
+per-job term [A]
 
     t_wake(b) = w_a + w_s·b   seconds per job (non-negative least squares on the per-b medians)
 
 which a predictor adds once per stage job like the host overhead (:mod:`specedge.latency.host_overhead`): the
-first pass of every job pays it. Samples and fit are in the trace's metadata (``grid_mode = "job"``,
+first pass of every job pays it. Round-0 jobs, whose first pass is a (cold) prefill row, pay it twice: at most
+w_a + w_s·b once per batch and node, against prefill passes tens of times longer. Samples and fit are in the trace's metadata (``grid_mode = "job"``,
 ``wake_up``); pass-shaped traces have neither, and read as before.
 """
 
@@ -108,11 +112,10 @@ def measure_job_compute(engine, grid, *, vocab_size: int, name: str, dataset_id:
             keep = sweep >= grid.cached.warmup
             for gi in rng.permutation(len(groups)):
                 kind, b, c = groups[gi]
-                if kind == "prefill":
+                if kind == "prefill":  # a job's first pass into a fresh cache: after the wait, cold
                     for x in grid.prefill.context_tokens:
-                        engine.forward(ids(b, x), torch.full((b,), x, dtype=torch.int64),
-                                       engine.new_cache(b, x + CACHE_SLACK_SLOTS))  # warm it, untimed
                         cache = engine.new_cache(b, x + CACHE_SLACK_SLOTS)
+                        idle(idle_s)
                         _, ms = timed(ids(b, x), cache)
                         if keep:
                             rows.append(("prefill", b, x, 0, ms))
@@ -164,7 +167,8 @@ def measure_job_compute(engine, grid, *, vocab_size: int, name: str, dataset_id:
                     "samples": samples, "fit": {"a_s": fit[0], "per_seq_s": fit[1]}},
         "timing": "job-shaped (specedge.serve.job_grid): per sweep and cache group a fresh node-sized cache, an "
                   f"untimed prefill, a {idle_s * 1e3:g} ms blocking wait on a pipe, a cold first pass (not a row), "
-                  f"{decode_passes} argmax-fed decode passes and every verify width (rows); prefill rows warm",
+                  f"{decode_passes} argmax-fed decode passes and every verify width (rows); prefill rows cold: "
+                  "a fresh cache, the same wait, then the pass",
         "recording_wall_s": round(time.perf_counter() - started, 3),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "note": note,
