@@ -172,11 +172,11 @@ def test_measure_pair_writes_job_shaped_traces_of_the_serving_engine(tmp_path):
             os.environ.pop("SPECEDGE_MODELS", None)
         else:
             os.environ["SPECEDGE_MODELS"] = old
-    for role, first in (("draft", 1), ("verify", 3)):
+    for role, first, jobs in (("draft", 1, 5), ("verify", 3, 1)):  # the draft model gets >= 5 jobs per group
         meta = st.info(ids[role]).metadata
         assert meta["grid_mode"] == "job" and meta["measure_mode"] == "co-run"
         assert meta["wake_up"]["first_tokens"] == first
-        assert len(meta["wake_up"]["samples"]) == 2 * 2  # b x c, one timed sweep
+        assert len(meta["wake_up"]["samples"]) == jobs * 2 * 2  # timed jobs x b x c
         frame = st.read(ids[role])
         MeasuredCompute.from_trace(None, frame)
         assert set(frame["phase"]) == {"prefill", "decode", "verify"}

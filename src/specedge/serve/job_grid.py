@@ -52,6 +52,9 @@ WAKE_IDLE_S = 0.005
 #: target (which never decodes in SD serving; one keeps its decode cells filled).
 DRAFT_DECODE_PASSES = 3
 TARGET_DECODE_PASSES = 1
+#: Jobs per cache group the draft model gets at least (its passes are short: in a co-run measurement they fit in
+#: the target's time, so a SmolLM2 grid measured with 1 repeat still gets 5 x 3 draft decode samples per cell).
+DRAFT_MIN_REPEATS = 5
 #: Cache slots allocated beyond what a group's passes need (as the serving node's CACHE_SLACK_SLOTS).
 CACHE_SLACK_SLOTS = 8
 #: Metadata format of the wake-up samples.

@@ -129,6 +129,11 @@ def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):
     draft = role == "draft"
     first = 1 if draft else int(max(grid.cached.new_tokens))
     passes = job_grid.DRAFT_DECODE_PASSES if draft else job_grid.TARGET_DECODE_PASSES
+    if draft and grid.cached.repeats < job_grid.DRAFT_MIN_REPEATS:  # cheap: measured while the target's runs
+        from dataclasses import replace
+
+        more = {"repeats": job_grid.DRAFT_MIN_REPEATS}
+        grid = RunGrid(replace(grid.prefill, **more), replace(grid.cached, **more))
     desc = lm.describe()
     frame, jmeta = job_grid.measure_job_compute(
         lm.engine, grid, vocab_size=lm.vocab_size, name=lm.name, dataset_id=dataset_id, first_tokens=first,
