@@ -19,6 +19,7 @@ import numpy as np
 
 from specedge.latency import network, rounds
 from specedge.latency.acceptance import expected_tokens_per_round
+from specedge.policies.exact_kernel import live_cells
 
 _EPS = 1e-9  # the replay's tolerance on "output complete"
 _GRID_CELLS = 1 << 21  # (segments x rounds) cells of stage-time grids built at once
@@ -51,15 +52,36 @@ class ExactMakespan:
         alpha = sc.acceptance.alpha if sc.acceptance.kind == "expected" else sc.alpha
         self._tokens = tokens_per_round or (lambda l: float(expected_tokens_per_round(l, alpha)))
         self._rows: dict[tuple[int, int, int], int] = {}
-        self._td: list[np.ndarray] = []
-        self._tv: list[np.ndarray] = []
-        self._tail: list[np.ndarray] = []
-        self._nr: list[int] = []
-        self._ready: list[float] = []
+        self.track_tail = self.downlink_s != 0.0
+        self.n_rows = 0  # batches built: row u has jobs off[u] .. off[u] + nr[u] of the flat job tables
+        self.n_jobs = 0
+        self._grow(1 << 10, 1 << 16)
         self._per_l: dict[int, tuple] = {}
         self.evaluations = 0
 
     # ------------------------------------------------------------------ per-batch round times
+    def _grow(self, rows: int, jobs: int) -> None:
+        """Row tables (rounds ``nr``, ready time, summed draft and verify time, job offset ``off``) of at least
+        ``rows`` rows and flat job tables (``td``, ``tv``, downlink ``tail``) of at least ``jobs`` jobs, grown by
+        doubling with the used part copied (no tails without a downlink)."""
+        for name, dtype, size, used in (("nr", np.int64, rows, self.n_rows), ("ready", np.float64, rows, self.n_rows),
+                                        ("sum_d", np.float64, rows, self.n_rows),
+                                        ("sum_v", np.float64, rows, self.n_rows),
+                                        ("off", np.int64, rows + 1, self.n_rows + 1),
+                                        ("td", np.float64, jobs, self.n_jobs), ("tv", np.float64, jobs, self.n_jobs),
+                                        ("tail", np.float64, jobs if self.track_tail else 1, self.n_jobs)):
+            old = getattr(self, name, None)
+            if old is not None and old.size >= size:
+                continue
+            buf = np.zeros(max(size, 2 * old.size) if old is not None else size, dtype=dtype)
+            if old is not None and buf.size > 1:
+                buf[:used] = old[:used]
+            setattr(self, name, buf)
+
+    def jobs_of(self, u: int) -> slice:
+        """Row u's jobs in the flat job tables."""
+        return slice(int(self.off[u]), int(self.off[u] + self.nr[u]))
+
     def _round_grid(self, l: int):
         """Per l: tokens committed before each round, and the number of rounds of every task."""
         if l in self._per_l:
@@ -90,20 +112,39 @@ class ExactMakespan:
                 self._add_chunk(l, group[c0 : c0 + step], before, task_rounds)
 
     def _add_chunk(self, l: int, group: list, before: np.ndarray, task_rounds: np.ndarray) -> None:
-        td, tv, nr_seg, ready_seg, tail_all = self._stage_grid(l, group, before, task_rounds)
-        for s_, (j, i, _) in enumerate(group):
-            nr = int(nr_seg[s_])
-            self._rows[(j, i, l)] = len(self._nr)
-            self._td.append(td[s_, :nr].copy())
-            self._tv.append(tv[s_, :nr].copy())
-            self._tail.append(tail_all[s_, :nr].copy() if tail_all is not None else None)
-            self._nr.append(nr)
-            self._ready.append(float(ready_seg[s_]))
+        """Stage tables of new batches (j, i, l), appended to the flat job tables: only each batch's own rounds
+        (:func:`~specedge.policies.exact_kernel.live_cells`), timed in one call (compiled for affine predictors,
+        :func:`specedge.latency.rounds.sd_jobs_s`)."""
+        js = np.array([g[0] for g in group], dtype=np.int64)
+        is_ = np.array([g[1] for g in group], dtype=np.int64)
+        nr_seg, _, ready_seg, b, ctx, imax, first, tail = live_cells(
+            js, is_, task_rounds, self.inputs, self.upload, before, self.all_uploads, self.t_up, self.outputs,
+            self.downlink_s, self.track_tail)
+        if self.mode == "ad":
+            tv = rounds.ad_round_s(self.sc.verify_compute, b, ctx, imax, first)
+            td = np.zeros_like(tv)
+        else:
+            td, tv = rounds.sd_jobs_s(self.sc.draft_compute, self.sc.verify_compute, b, ctx, imax,
+                                      np.full(b.size, l), first)
+        u0, u1 = self.n_rows, self.n_rows + len(group)
+        j0, j1 = self.n_jobs, self.n_jobs + b.size
+        self._grow(u1, j1)
+        for name, flat in (("td", td), ("tv", tv)) + ((("tail", tail),) if self.track_tail else ()):
+            getattr(self, name)[j0:j1] = flat
+        starts = np.cumsum(nr_seg) - nr_seg
+        self.sum_d[u0:u1] = np.add.reduceat(self.td[j0:j1], starts)
+        self.sum_v[u0:u1] = np.add.reduceat(self.tv[j0:j1], starts)
+        self.off[u0 + 1 : u1 + 1] = j0 + np.cumsum(nr_seg)
+        self.nr[u0:u1] = nr_seg
+        self.ready[u0:u1] = ready_seg
+        self._rows.update(zip(((j, i, l) for j, i, _ in group), range(u0, u1)))
+        self.n_rows, self.n_jobs = u1, j1
 
     def _stage_grid(self, l: int, group: list, before: np.ndarray, task_rounds: np.ndarray,
                     rounds_limit: int | None = None):
         """(td, tv) (segments x rounds, zero where a batch has finished), rounds and ready time of each segment,
-        and the downlink tails (None without a downlink); only the first ``rounds_limit`` rounds if given."""
+        and the downlink tails (None without a downlink); only the first ``rounds_limit`` rounds if given. Used by
+        :meth:`early_lower_bound` (the search's tables are built by :meth:`_add_chunk`)."""
         before = before if rounds_limit is None else before[:rounds_limit]
         r_max = before.size
         js = np.array([g[0] for g in group], dtype=np.int64)
@@ -149,7 +190,7 @@ class ExactMakespan:
         new = sorted({(int(j), int(i), int(l)) for p in plans for (j, i, l) in p} - set(self._rows))
         if new:
             self._add(new)
-        pad = len(self._nr)
+        pad = self.n_rows
         self.evaluations += len(plans)
         # plans are padded to the most batches of their group: plans with up to 64 batches go together, larger
         # ones by the power of two above their batch count, so that one plan with K batches does not make every
@@ -172,11 +213,12 @@ class ExactMakespan:
     def _single(self, u: int) -> float:
         """A plan of one batch in closed form: each round starts when the previous one's verification is back,
         so verify end of round n = ready + sum_{m<=n} (t_d + t_v) + (2n + 1) f, in every mode (f = 0 in AD)."""
-        n = np.arange(self._nr[u], dtype=np.float64)
+        jobs = self.jobs_of(u)
+        n = np.arange(self.nr[u], dtype=np.float64)
         f = self.fronthaul_s
-        ends = self._ready[u] + np.cumsum(self._td[u] + self._tv[u]) + (2.0 * n + 1.0) * f
-        if self.downlink_s != 0.0:
-            return float(np.max(ends + self._tail[u]))
+        ends = float(self.ready[u]) + np.cumsum(self.td[jobs] + self.tv[jobs]) + (2.0 * n + 1.0) * f
+        if self.track_tail:
+            return float(np.max(ends + self.tail[jobs]))
         return float(ends[-1])
 
     def early_lower_bound(self, plan: Sequence[tuple[int, int, int]], rounds_limit: int = 32) -> float:
@@ -212,21 +254,21 @@ class ExactMakespan:
         out = np.empty(len(plans))
         for r, p in enumerate(plans):
             rows = [self._rows[(int(j), int(i), int(l))] for j, i, l in p]
-            d = sum(float(self._td[u].sum()) for u in rows)
-            v = sum(float(self._tv[u].sum()) for u in rows)
-            ready = min(self._ready[u] for u in rows)
+            d = sum(float(self.td[self.jobs_of(u)].sum()) for u in rows)
+            v = sum(float(self.tv[self.jobs_of(u)].sum()) for u in rows)
+            ready = min(float(self.ready[u]) for u in rows)
             if self.mode == "sd-pipeline":
                 out[r] = ready + max(d, v)
             else:
-                out[r] = ready + d + v + self.fronthaul_s * sum(self._nr[u] for u in rows)
+                out[r] = ready + d + v + self.fronthaul_s * sum(int(self.nr[u]) for u in rows)
         return out
 
     def _run(self, idx: np.ndarray) -> np.ndarray:
         """The recursion for all candidates: ``idx`` (candidates, batches) rows of the segment tables."""
         used, inverse = np.unique(idx, return_inverse=True)  # only the rows these candidates use
         idx = inverse.reshape(idx.shape)
-        pad = len(self._nr)
-        nr = np.array([self._nr[u] if u < pad else 0 for u in used.tolist()], dtype=np.int64)
+        pad = self.n_rows
+        nr = np.array([self.nr[u] if u < pad else 0 for u in used.tolist()], dtype=np.int64)
         r_max = int(nr.max())
         s = nr.size
         td = np.zeros((r_max, s))
@@ -234,12 +276,13 @@ class ExactMakespan:
         tail = np.full((r_max, s), -np.inf)
         for k, u in enumerate(used.tolist()):
             if u < pad:
-                n = self._nr[u]
-                td[:n, k] = self._td[u]
-                tv[:n, k] = self._tv[u]
-                if self._tail[u] is not None:
-                    tail[:n, k] = self._tail[u]
-        ready_rows = np.array([self._ready[u] if u < pad else 0.0 for u in used.tolist()])
+                jobs = self.jobs_of(u)
+                n = jobs.stop - jobs.start
+                td[:n, k] = self.td[jobs]
+                tv[:n, k] = self.tv[jobs]
+                if self.track_tail:
+                    tail[:n, k] = self.tail[jobs]
+        ready_rows = np.array([self.ready[u] if u < pad else 0.0 for u in used.tolist()])
         # (batches, candidates) layout; candidates sorted by their number of rounds so that round n only
         # touches the first `active` columns
         plan_rounds = nr[idx].max(axis=1)
@@ -256,7 +299,7 @@ class ExactMakespan:
         b_rows = np.empty((m_n, p))
         tmp = np.empty(p)
         makespan = np.full(p, -np.inf)
-        track_tail = self.downlink_s != 0.0
+        track_tail = self.track_tail
         pipelined = self.mode == "sd-pipeline"
         active_at = np.searchsorted(-plan_rounds, -np.arange(r_max), side="left")  # plans with rounds > n
         # Row by row (batches in round-robin order), vectorised over candidates. An absent job (its batch has

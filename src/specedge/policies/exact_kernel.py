@@ -57,11 +57,26 @@ def round0_prefix(rows, bd, bv, bt, ready, f, pipelined, track_tail):
 
 
 @njit(cache=True)
+def _job(a, b, ms, r, x, y, z, f, pipelined, track_tail):
+    """One job of the recursion (:meth:`ExactMakespan._run`'s operations): SBS free ``a``, MBS free ``b`` and the
+    makespan so far ``ms`` after a job released at ``r`` with draft ``x``, verify ``y`` and downlink tail ``z``."""
+    if pipelined:
+        a = max(a, r) + x
+        b = max(b, a + f) + y
+    else:
+        b = max(b, r) + (x + y + f)
+    if track_tail:
+        ms = max(ms, b + z)
+    return a, b, ms
+
+
+@njit(cache=True)
 def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, new_start, new_count, new_rows,
                     td, tv, tail, off, nr, ready, sum_d, sum_v, f, pipelined, track_tail, threshold, shared_bar):
     """Makespan of each move: the base plan (``rows``, round-major tables ``bd``/``bv``/``bt``) with batches
     m0s[p]:m1s[p] replaced by rows new_rows[new_start[p]:new_start[p] + new_count[p]]; +inf for a move stopped
-    early (its lower bound exceeds the bar)."""
+    early (its lower bound exceeds the bar). A round runs as three loops (the base batches before the window, the
+    new batches, the base batches after it): the jobs of one loop over the new plan, in the same order."""
     m_base = rows.size
     p_n = m0s.size
     out = np.full(p_n, np.inf)
@@ -70,10 +85,12 @@ def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, 
     for p in range(p_n):
         max_new = max(max_new, new_count[p])
     last = np.zeros(m_base + max_new)
+    nrb = np.empty(m_base, dtype=np.int64)  # rounds of each base batch
+    for m in range(m_base):
+        nrb[m] = nr[rows[m]]
     for p in range(p_n):
         m0, m1, k0, k = m0s[p], m1s[p], new_start[p], new_count[p]
         shift = k - (m1 - m0)
-        m_n = m_base + shift
         rest_d = 0.0
         rest_v = 0.0
         n_max = 0
@@ -82,7 +99,7 @@ def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, 
                 u = rows[m]
                 rest_d += sum_d[u]
                 rest_v += sum_v[u]
-                n_max = max(n_max, nr[u])
+                n_max = max(n_max, nrb[m])
                 if m < m0:
                     last[m] = last_chk[m]
                     rest_d -= bd[0, m]
@@ -98,33 +115,33 @@ def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, 
         a, b, ms = a_chk[m0], b_chk[m0], ms_chk[m0]
         stopped = False
         for n in range(n_max):
-            fn = f if n > 0 else 0.0
-            for m in range(m0 if n == 0 else 0, m_n):
-                if m < m0 or m >= m0 + k:
-                    mb = m if m < m0 else m - shift
-                    if nr[rows[mb]] <= n:
-                        continue
-                    x = bd[n, mb]
-                    y = bv[n, mb]
-                    z = bt[n, mb] if track_tail else 0.0
-                else:
-                    u = new_rows[k0 + m - m0]
-                    if nr[u] <= n:
-                        continue
-                    x = td[off[u] + n]
-                    y = tv[off[u] + n]
-                    z = tail[off[u] + n] if track_tail else 0.0
-                r = last[m] + fn
-                if pipelined:
-                    a = max(a, r) + x
-                    b = max(b, a + f) + y
-                else:
-                    b = max(b, r) + (x + y + f)
-                last[m] = b
-                rest_d -= x
-                rest_v -= y
-                if track_tail:
-                    ms = max(ms, b + z)
+            g = f if n > 0 else 0.0
+            for m in range(m0 if n == 0 else 0, m0):
+                if nrb[m] > n:
+                    x, y = bd[n, m], bv[n, m]
+                    a, b, ms = _job(a, b, ms, last[m] + g, x, y, bt[n, m] if track_tail else 0.0, f, pipelined,
+                                    track_tail)
+                    last[m] = b
+                    rest_d -= x
+                    rest_v -= y
+            for q in range(k):
+                u = new_rows[k0 + q]
+                if nr[u] > n:
+                    at = off[u] + n
+                    x, y = td[at], tv[at]
+                    a, b, ms = _job(a, b, ms, last[m0 + q] + g, x, y, tail[at] if track_tail else 0.0, f,
+                                    pipelined, track_tail)
+                    last[m0 + q] = b
+                    rest_d -= x
+                    rest_v -= y
+            for mb in range(m1, m_base):
+                if nrb[mb] > n:
+                    x, y = bd[n, mb], bv[n, mb]
+                    a, b, ms = _job(a, b, ms, last[mb + shift] + g, x, y, bt[n, mb] if track_tail else 0.0, f,
+                                    pipelined, track_tail)
+                    last[mb + shift] = b
+                    rest_d -= x
+                    rest_v -= y
             bound = max(b + rest_v, ms)
             if pipelined:
                 bound = max(bound, a + rest_d + f)
@@ -138,3 +155,45 @@ def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, 
         if shared_bar and value < bar:
             bar = value
     return out
+
+
+@njit(cache=True)
+def live_cells(js, is_, task_rounds, inputs, upload, before, all_uploads, t_up, outputs, downlink_s, track_tail):
+    """The live (batch, round) cells of batches js[s]:is_[s] of the task order (:meth:`ExactMakespan._add`):
+    per batch its rounds, padded input length and ready time; per cell, batch by batch and rounds ascending,
+    the live members b (members with more than r rounds), the context imax + before[r], imax, whether it is the
+    first round, and the downlink tail (the most any member finishing in that round still downloads; -inf when
+    none finishes). Maxima are exact, and the context and the tail are the numpy expressions' operations."""
+    s_n = js.size
+    nr = np.zeros(s_n, dtype=np.int64)
+    imax = np.empty(s_n)
+    ready = np.empty(s_n)
+    total = 0
+    for s in range(s_n):
+        rounds, i_max, r_max = 0, -np.inf, -np.inf
+        for t in range(js[s], is_[s]):
+            rounds = max(rounds, task_rounds[t])
+            i_max = max(i_max, inputs[t])
+            r_max = max(r_max, upload[t])
+        nr[s], imax[s], ready[s] = rounds, i_max, t_up if all_uploads else r_max
+        total += rounds
+    b = np.zeros(total, dtype=np.int64)
+    ctx = np.empty(total)
+    cell_imax = np.empty(total)
+    first = np.zeros(total, dtype=np.bool_)
+    tail = np.full(total if track_tail else 0, -np.inf)
+    at = 0
+    for s in range(s_n):
+        for t in range(js[s], is_[s]):
+            r = task_rounds[t] - 1  # the member's last round
+            b[at + r] += 1
+            if track_tail:
+                tail[at + r] = max(tail[at + r], downlink_s * (outputs[t] - before[r]))
+        for r in range(nr[s] - 2, -1, -1):
+            b[at + r] += b[at + r + 1]
+        for r in range(nr[s]):
+            ctx[at + r] = imax[s] + before[r]
+            cell_imax[at + r] = imax[s]
+        first[at] = True
+        at += nr[s]
+    return nr, imax, ready, b, ctx, cell_imax, first, tail

@@ -7,7 +7,7 @@ merge, a split, one batch's l) or, for "l of every batch +-1", all of them. For 
 - only the new batches' stage tables are built (:class:`~specedge.policies.exact.ExactMakespan` caches every
   (j, i, l) batch it has seen), and only the new batches are memory-checked;
 - the recursion starts at the move's first changed batch: before job (round 0, batch m0) the two machines' free
-  times and the earlier batches' round-0 verify ends are the base plan's (:func:`_round0_prefix`), because the
+  times and the earlier batches' round-0 verify ends are the base plan's (:func:`~specedge.policies.exact_kernel.round0_prefix`), because the
   jobs before it are the same. Every later round includes the changed batches, so the rest is recomputed;
 - the recursion runs compiled (numba), one candidate at a time over its jobs in round-robin order, the same
   per-job operations as :meth:`ExactMakespan._run` (``a = max(a, r) + t_d``, ``b = max(b, a + f) + t_v``);
@@ -16,7 +16,8 @@ merge, a split, one batch's l) or, for "l of every batch +-1", all of them. For 
   SBS every remaining draft (pipelined: plus one fronthaul), so ``max(b + rest of V, a + rest of D + f)``
   bounds the makespan from below. A stopped candidate gets +inf; it can never be the arg-min.
 
-:class:`Tables` keeps the stage tables as flat arrays (CSR rows) for the kernel, grown as new batches appear.
+:class:`~specedge.policies.exact.ExactMakespan` keeps the stage tables as flat arrays (CSR rows, grown as new batches
+appear) that the kernel reads directly; :class:`Tables` adds the base plan's round-major copy.
 """
 
 from __future__ import annotations
@@ -28,70 +29,21 @@ from specedge.policies.exact_kernel import gather, moves_makespans, round0_prefi
 
 
 class Tables:
-    """Flat copies of an :class:`ExactMakespan`'s per-batch stage tables (row u: jobs off[u]..off[u] + nr[u])."""
+    """The local search's view of an :class:`ExactMakespan`'s stage tables (its flat CSR job tables: row u has
+    jobs off[u] .. off[u] + nr[u]), with the base plan's round-major tables kept while the plan is unchanged."""
 
     def __init__(self, ev: ExactMakespan):
         self.ev = ev
-        self.rows = 0
-        self.jobs = 0
-        self.track_tail = ev.downlink_s != 0.0
-        self._grow_jobs(1 << 16)
-        self._grow_rows(1 << 10)
-
-    def _grow_jobs(self, size: int) -> None:
-        """Job buffers of ``size`` (the used part copied); no downlink tails without a downlink."""
-        used = self.jobs
-        for name in ("td", "tv", "tail"):
-            old = getattr(self, name, None)
-            buf = np.empty(size if name != "tail" or self.track_tail else 1)
-            if old is not None and buf.size > 1:
-                buf[:used] = old[:used]
-            setattr(self, name, buf)
-
-    def _grow_rows(self, size: int) -> None:
-        for name, dtype in (("nr", np.int64), ("ready", np.float64), ("sum_d", np.float64),
-                            ("sum_v", np.float64), ("off", np.int64)):
-            buf = np.zeros(size + 1 if name == "off" else size, dtype=dtype)
-            old = getattr(self, name, None)
-            if old is not None:
-                buf[: old.size] = old
-            setattr(self, name, buf)
+        self.track_tail = ev.track_tail
 
     def row_ids(self, keys: list[tuple[int, int, int]]) -> np.ndarray:
         """Row of each (j, i, l) batch, building the batches not seen before."""
         ev = self.ev
-        new = sorted(set(k for k in keys if k not in ev._rows))
+        rows = ev._rows
+        new = sorted(set(k for k in keys if k not in rows))
         if new:
             ev._add(new)
-        self._sync()  # also rows ev built for others (lower bounds)
-        rows = ev._rows
         return np.array([rows[k] for k in keys], dtype=np.int64)
-
-    def _sync(self) -> None:
-        """Append the rows ``ev`` added since the last call (buffers grow by doubling)."""
-        ev = self.ev
-        n = len(ev._nr)
-        if n == self.rows:
-            return
-        fresh = range(self.rows, n)
-        nr = np.array([ev._nr[u] for u in fresh], dtype=np.int64)
-        jobs = self.jobs + int(nr.sum())
-        if jobs > self.td.size:
-            self._grow_jobs(max(jobs, 2 * self.td.size))
-        if n > self.nr.size:
-            self._grow_rows(max(n, 2 * self.nr.size))
-        at = self.jobs
-        starts = np.cumsum(nr) - nr
-        for name, src in (("td", ev._td), ("tv", ev._tv)) + ((("tail", ev._tail),) if self.track_tail else ()):
-            flat = np.concatenate([src[u] for u in fresh])
-            getattr(self, name)[at:jobs] = flat
-            if name != "tail":
-                sums = np.add.reduceat(flat, starts) if flat.size else np.zeros(nr.size)
-                getattr(self, "sum_d" if name == "td" else "sum_v")[self.rows : n] = np.where(nr > 0, sums, 0.0)
-        self.off[self.rows + 1 : n + 1] = self.jobs + np.cumsum(nr)
-        self.nr[self.rows : n] = nr
-        self.ready[self.rows : n] = [ev._ready[u] for u in fresh]
-        self.rows, self.jobs = n, jobs
 
     def plans(self, plans: list) -> np.ndarray:
         """Exact makespans of whole plans ((j, i, l), ...), none stopped early."""
@@ -107,8 +59,8 @@ class Tables:
         key = rows.tobytes()
         if getattr(self, "_base_key", None) != key:
             ev = self.ev
-            bd, bv, bt = gather(rows, self.td, self.tv, self.tail, self.off, self.nr, self.track_tail)
-            chk = round0_prefix(rows, bd, bv, bt, self.ready, ev.fronthaul_s, ev.mode == "sd-pipeline",
+            bd, bv, bt = gather(rows, ev.td, ev.tv, ev.tail, ev.off, ev.nr, self.track_tail)
+            chk = round0_prefix(rows, bd, bv, bt, ev.ready, ev.fronthaul_s, ev.mode == "sd-pipeline",
                                 self.track_tail)
             self._base_key, self._base_val = key, (bd, bv, bt) + chk
         return self._base_val
@@ -122,8 +74,8 @@ class Tables:
         if new_start is None:
             new_start = np.cumsum(new_count) - new_count
         ev.evaluations += int(m0.size)
-        return moves_makespans(rows, *self._base(rows), m0, m1, new_start, new_count, new_rows, self.td, self.tv,
-                               self.tail, self.off, self.nr, self.ready, self.sum_d, self.sum_v, ev.fronthaul_s,
+        return moves_makespans(rows, *self._base(rows), m0, m1, new_start, new_count, new_rows, ev.td, ev.tv,
+                               ev.tail, ev.off, ev.nr, ev.ready, ev.sum_d, ev.sum_v, ev.fronthaul_s,
                                ev.mode == "sd-pipeline", self.track_tail, float(threshold), bool(shared_bar))
 
 
