@@ -70,9 +70,98 @@ def _job(a, b, ms, r, x, y, z, f, pipelined, track_tail):
     return a, b, ms
 
 
+#: The switch bound is computed for moves replacing at most this many batches by at most this many.
+SWITCH_WINDOW = 8
+
+
 @njit(cache=True)
-def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, new_start, new_count, new_rows,
-                    td, tv, tail, off, nr, ready, sum_d, sum_v, f, pipelined, track_tail, threshold, shared_bar):
+def switch_bound(b, last, f, m0, m1, k0, k, new_rows, td, tv, off, nr, bd, bv, nrb, row_d, row_v, n_max, dr, vr):
+    """A lower bound on a pipelined move's makespan after its round 0, from the round coupling: the first job of
+    round T >= 1 is released f after its batch's round T - 1 verify ends, which is no earlier than the MBS
+    free time ``b`` plus every verify of rounds 1 .. T - 2 (the MBS does them first, one at a time; for T = 1 it
+    is known: ``last``); from that release the SBS must still draft every job of rounds T .. end, and the last
+    one is verified at least f later. So the makespan is at least max over T of release_T + f + sum of D over
+    rounds >= T + f. (The bound of :func:`moves_makespans`'s early stop misses the MBS idle that comes when the
+    SBS is the bottleneck in the last rounds; this one sees it right after round 0.) ``dr``/``vr``: scratch of
+    ``n_max`` entries for the move's per-round sums (the base plan's ``row_d``/``row_v`` with the window's
+    batches replaced)."""
+    n_base = row_d.size
+    for t in range(n_max):
+        dr[t] = row_d[t] if t < n_base else 0.0
+        vr[t] = row_v[t] if t < n_base else 0.0
+    for m in range(m0, m1):
+        for t in range(nrb[m]):
+            dr[t] -= bd[t, m]
+            vr[t] -= bv[t, m]
+    for q in range(k):
+        u = new_rows[k0 + q]
+        for t in range(nr[u]):
+            dr[t] += td[off[u] + t]
+            vr[t] += tv[off[u] + t]
+    if n_max < 2:
+        return -np.inf
+    # the move's batch at each position m: rounds, and its verify time at round t (base column or new row)
+    shift = k - (m1 - m0)
+    m_n = nrb.size + shift
+    first = -1  # T = 1: the first batch with a round 1, released at its known round-0 verify end
+    for m in range(m_n):
+        if _rounds_at(m, m0, k, k0, shift, nrb, nr, new_rows) > 1:
+            first = m
+            break
+    v_last = 0.0  # the last job's verify (the last batch with a round n_max - 1)
+    for m in range(m_n - 1, -1, -1):
+        if _rounds_at(m, m0, k, k0, shift, nrb, nr, new_rows) >= n_max:
+            v_last = _verify_at(m, n_max - 1, m0, k, k0, shift, bv, tv, off, new_rows)
+            break
+    rounds0 = _rounds_at(0, m0, k, k0, shift, nrb, nr, new_rows)
+    suffix_d = 0.0
+    for t in range(1, n_max):
+        suffix_d += dr[t]
+    best = last[first] + f + suffix_d + f + v_last
+    # T >= 2: release >= b + verifies of rounds 1 .. T - 2 (+ batch 0's round T - 1 one when it is the first
+    # job of round T) + f
+    prefix_v = 0.0
+    for t in range(2, n_max):
+        suffix_d -= dr[t - 1]
+        if t >= 3:
+            prefix_v += vr[t - 2]
+        if rounds0 > t:
+            if m0 > 0:
+                head = bv[t - 1, 0]
+            elif k > 0:
+                head = tv[off[new_rows[k0]] + t - 1]
+            else:
+                head = bv[t - 1, -shift]
+        else:
+            head = 0.0
+        best = max(best, b + prefix_v + head + f + suffix_d + f + v_last)
+    return best
+
+
+@njit(cache=True)
+def _rounds_at(m, m0, k, k0, shift, nrb, nr, new_rows):
+    """Rounds of the batch at position m of a move's plan."""
+    if m < m0:
+        return nrb[m]
+    if m < m0 + k:
+        return nr[new_rows[k0 + m - m0]]
+    return nrb[m - shift]
+
+
+@njit(cache=True)
+def _verify_at(m, t, m0, k, k0, shift, bv, tv, off, new_rows):
+    """Round-t verify time of the batch at position m of a move's plan (t below its rounds)."""
+    if m < m0:
+        return bv[t, m]
+    if m < m0 + k:
+        return tv[off[new_rows[k0 + m - m0]] + t]
+    return bv[t, m - shift]
+
+
+@njit(cache=True)
+def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, row_d, row_v, m0s, m1s, new_start, new_count,
+                    new_rows, td, tv, tail, off, nr, ready, sum_d, sum_v, f, pipelined, track_tail, threshold,
+                    shared_bar):
     """Makespan of each move: the base plan (``rows``, round-major tables ``bd``/``bv``/``bt``) with batches
     m0s[p]:m1s[p] replaced by rows new_rows[new_start[p]:new_start[p] + new_count[p]]; +inf for a move stopped
     early (its lower bound exceeds the bar). A round runs as three loops (the base batches before the window, the
@@ -86,8 +175,15 @@ def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, 
         max_new = max(max_new, new_count[p])
     last = np.zeros(m_base + max_new)
     nrb = np.empty(m_base, dtype=np.int64)  # rounds of each base batch
+    n_all = 0
     for m in range(m_base):
         nrb[m] = nr[rows[m]]
+        n_all = max(n_all, nrb[m])
+    for p in range(p_n):
+        for q in range(new_count[p]):
+            n_all = max(n_all, nr[new_rows[new_start[p] + q]])
+    dr = np.zeros(n_all)  # the switch bound's scratch
+    vr = np.zeros(n_all)
     for p in range(p_n):
         m0, m1, k0, k = m0s[p], m1s[p], new_start[p], new_count[p]
         shift = k - (m1 - m0)
@@ -145,6 +241,10 @@ def moves_makespans(rows, bd, bv, bt, a_chk, b_chk, ms_chk, last_chk, m0s, m1s, 
             bound = max(b + rest_v, ms)
             if pipelined:
                 bound = max(bound, a + rest_d + f)
+            if (n == 0 and pipelined and n_max > 1 and m1 - m0 <= SWITCH_WINDOW and k <= SWITCH_WINDOW
+                    and not bound > bar + 1e-10 * abs(bar)):
+                bound = max(bound, switch_bound(b, last, f, m0, m1, k0, k, new_rows, td, tv, off, nr, bd, bv, nrb,
+                                                row_d, row_v, n_max, dr, vr))
             if bound > bar + 1e-10 * abs(bar):  # slack: the running sums round differently from the recursion
                 stopped = True
                 break

@@ -62,7 +62,8 @@ class Tables:
             bd, bv, bt = gather(rows, ev.td, ev.tv, ev.tail, ev.off, ev.nr, self.track_tail)
             chk = round0_prefix(rows, bd, bv, bt, ev.ready, ev.fronthaul_s, ev.mode == "sd-pipeline",
                                 self.track_tail)
-            self._base_key, self._base_val = key, (bd, bv, bt) + chk
+            row_d, row_v = bd.sum(axis=1), bv.sum(axis=1)  # per round, for the switch bound
+            self._base_key, self._base_val = key, (bd, bv, bt) + chk + (row_d, row_v)
         return self._base_val
 
     def moves(self, rows: np.ndarray, m0: np.ndarray, m1: np.ndarray, new_rows: np.ndarray, new_count: np.ndarray,
