@@ -146,6 +146,22 @@ class MoveLists:
         return out
 
 
+def sparse_max(x: np.ndarray) -> np.ndarray:
+    """t[p, j] = max(x[j : j + 2^p]) (rows padded with the last value beyond the end)."""
+    rows = [np.asarray(x)]
+    while (1 << len(rows)) <= x.size:
+        prev, half = rows[-1], 1 << (len(rows) - 1)
+        rows.append(np.maximum(prev, np.concatenate([prev[half:], np.repeat(prev[-1:], half)])))
+    return np.vstack(rows)
+
+
+def range_max(table: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """max(x[j:i]) for each (j, i) with j < i, from ``table = sparse_max(x)`` (two overlapping power-of-two
+    ranges)."""
+    p = np.floor(np.log2(i - j)).astype(np.int64)
+    return np.maximum(table[p, j], table[p, i - (1 << p)])
+
+
 class SurrogateSums:
     """Total drafting and verification time of a batch under the planning assumption (closed form,
     :func:`specedge.latency.planning.batch_stage_times_s`), cached per (j, i, l): the wide search's prediction
@@ -163,7 +179,9 @@ class SurrogateSums:
         j = np.array([k[0] for k in new])
         i = np.array([k[1] for k in new])
         l = np.array([k[2] for k in new], dtype=np.float64)
-        omax = np.array([ev.outputs[a:b].max() for a, b in zip(j.tolist(), i.tolist())])
+        if not hasattr(self, "_out_max"):
+            self._out_max = sparse_max(ev.outputs)
+        omax = range_max(self._out_max, j, i)
         d, v, _ = planning.batch_stage_times_s(ev.sc, i - j, ev.inputs[i - 1], omax, l,
                                                mode="ad" if ev.mode == "ad" else "sd")
         self.cache.update(zip(new, zip(d.tolist(), v.tolist())))
@@ -197,6 +215,7 @@ class MoveIndex:
         self.l_lo, self.l_hi, self.per_batch_l, self.fits = l_lo, l_hi, per_batch_l, fits
         self._group: dict = {}  # removed batches -> ids of their moves
         self._id: dict = {}  # key -> id
+        self._layouts: dict = {}
         self.new: list = []
         self.ok = np.zeros(1024, dtype=bool)
         self.change = np.full(1024, np.nan)
@@ -214,12 +233,15 @@ class MoveIndex:
         if fresh:
             n = len(self.new)
             if n > self.ok.size:
-                self.ok = np.r_[self.ok, np.zeros(n + self.ok.size, dtype=bool)]
-                self.change = np.r_[self.change, np.full(n + self.change.size, np.nan)]
+                self.ok = np.concatenate([self.ok, np.zeros(n + self.ok.size, dtype=bool)])
+                self.change = np.concatenate([self.change, np.full(n + self.change.size, np.nan)])
             fits = self.fits
-            if hasattr(fits, "many"):
+            if hasattr(fits, "many"):  # every pair checked in one call, then read from its cache
                 fits.many([(j, i) for q in fresh for j, i, _ in self.new[q]])
-            self.ok[fresh] = [all(fits(j, i) for j, i, _ in self.new[q]) for q in fresh]
+                cache = fits.cache
+                self.ok[fresh] = [all(cache[(j, i)] for j, i, _ in self.new[q]) for q in fresh]
+            else:
+                self.ok[fresh] = [all(fits(j, i) for j, i, _ in self.new[q]) for q in fresh]
         return np.array(out, dtype=np.int64)
 
     def _build(self, removed: list) -> None:
@@ -238,14 +260,14 @@ class MoveIndex:
         m_n = len(cand)
         removed = [cand[m : m + 2] for m in range(m_n - 1)] + [cand[m : m + 1] for m in range(m_n)]
         group = self._group
-        unseen = [one for one in removed if one not in group]
-        if unseen:
-            self._build(unseen)
-        groups = [group[one] for one in removed]
-        sizes = np.array([g.size for g in groups], dtype=np.int64)
-        at = np.r_[np.arange(m_n - 1), np.arange(m_n)]
+        groups = [group.get(one) for one in removed]
+        if any(g is None for g in groups):
+            self._build([one for one, g in zip(removed, groups) if g is None])
+            groups = [group[one] for one in removed]
+        sizes = np.fromiter((g.size for g in groups), dtype=np.int64, count=len(groups))
+        at, width = self._layout(m_n)
         m0 = np.repeat(at, sizes)
-        m1 = m0 + np.repeat(np.r_[np.full(m_n - 1, 2), np.ones(m_n, dtype=np.int64)], sizes)
+        m1 = m0 + np.repeat(width, sizes)
         ids = np.concatenate(groups) if groups else np.zeros(0, dtype=np.int64)
         every = []
         for dl in (-1, 1):
@@ -255,7 +277,15 @@ class MoveIndex:
                 self.new[int(q[0])] = new
                 every.append(int(q[0]))
         if every:
-            m0 = np.r_[m0, np.zeros(len(every), dtype=np.int64)]
-            m1 = np.r_[m1, np.full(len(every), m_n, dtype=np.int64)]
-            ids = np.r_[ids, np.array(every, dtype=np.int64)]
+            m0 = np.concatenate([m0, np.zeros(len(every), dtype=np.int64)])
+            m1 = np.concatenate([m1, np.full(len(every), m_n, dtype=np.int64)])
+            ids = np.concatenate([ids, np.array(every, dtype=np.int64)])
         return m0, m1, ids
+
+    def _layout(self, m_n: int):
+        """First batch and width of the pairs' then the single batches' move groups of a plan of m_n batches."""
+        got = self._layouts.get(m_n)
+        if got is None:
+            got = self._layouts[m_n] = (np.concatenate([np.arange(m_n - 1), np.arange(m_n)]),
+                                        np.concatenate([np.full(m_n - 1, 2), np.ones(m_n, dtype=np.int64)]))
+        return got

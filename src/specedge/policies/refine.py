@@ -41,7 +41,7 @@ from specedge.policies.base import register_policy
 from specedge.policies.baselines import greedy_max_partition, heuristic_partition
 from specedge.policies.dp import batch_costs_s, bandwidth_hz, l_range, make_plan, solve, sorted_order
 from specedge.policies.exact import ExactMakespan
-from specedge.policies.incremental import MoveIndex, SurrogateSums, Tables
+from specedge.policies.incremental import MoveIndex, SurrogateSums, Tables, range_max, sparse_max
 
 #: A move is taken when it shortens the exact makespan by more than this fraction [A]. 1e-5 (was 1e-6): on the
 #: 50-instance gap set (K = 10) both give the same plans (worst gap 0.00 %, mean -0.142 %); at K = 10^4 1e-5 stops
@@ -64,11 +64,10 @@ class _Fits:
         if not new:
             return
         if not hasattr(self, "_tables"):
-            self._tables = [(x, _sparse_max(x)) for x in (self.ins, self.outs)]
+            self._tables = [sparse_max(x) for x in (self.ins, self.outs)]
         j = np.array([a for a, _ in new])
         i = np.array([b for _, b in new])
-        p = np.floor(np.log2(i - j)).astype(np.int64)
-        imax, omax = (np.maximum(t[p, j], t[p, i - (1 << p)]) for _, t in self._tables)
+        imax, omax = (range_max(t, j, i) for t in self._tables)
         self.cache.update(zip(new, memory.sbs_fits(self.sc, i - j, imax, omax).tolist()))
 
     def __call__(self, j: int, i: int) -> bool:
@@ -86,15 +85,6 @@ class _Fits:
                                  np.array([self.outs[a:b].max() for a, b in new]))
             self.cache.update(zip(new, ok.tolist()))
         return all(self(j, i) for j, i, _ in cand)
-
-
-def _sparse_max(x: np.ndarray) -> np.ndarray:
-    """t[p, j] = max(x[j : j + 2^p]) (rows padded with the last value beyond the end)."""
-    rows = [np.asarray(x)]
-    while (1 << len(rows)) <= x.size:
-        prev, half = rows[-1], 1 << (len(rows) - 1)
-        rows.append(np.maximum(prev, np.r_[prev[half:], np.repeat(prev[-1:], half)]))
-    return np.vstack(rows)
 
 
 @dataclass(frozen=True, eq=False)
