@@ -41,14 +41,15 @@ def _dp_by_definition(cost, tmax, k, nl):
 
 
 def _setup(outputs, tmax, slope_d, slope_v, base_v):
-    """D = slope_d[r] * O_max * b, V = (base_v[r] + slope_v[r] * O_max) * b for a batch of b tasks: the kernel's
-    input (values at b = 1 and slopes in b for each (end, O_max) pair)."""
+    """D = slope_d[r] * O_max * b, V = base_v[r] + slope_v[r] * O_max * b for a batch of b tasks (V's fixed part
+    makes large batches pay): the kernel's input (values at b = 1 and slopes in b for each (end, O_max) pair)."""
     out32 = np.asarray(outputs, dtype=np.float32)
     start, pair_end, pair_omax = suffix_max_pairs(out32, int(max(tmax)))
     o = pair_omax.astype(np.float64)[:, None]
     d1 = np.asarray(slope_d, dtype=np.float64)[None, :] * o
-    v1 = np.asarray(base_v, dtype=np.float64)[None, :] + np.asarray(slope_v, dtype=np.float64)[None, :] * o
-    return out32, np.asarray(tmax, dtype=np.int64), start, d1, d1.copy(), v1, v1.copy()
+    dv = np.asarray(slope_v, dtype=np.float64)[None, :] * o
+    v1 = np.asarray(base_v, dtype=np.float64)[None, :] + dv
+    return out32, np.asarray(tmax, dtype=np.int64), start, d1, d1.copy(), v1, dv
 
 
 def test_suffix_max_pairs_with_repeated_outputs():
@@ -60,13 +61,24 @@ def test_suffix_max_pairs_with_repeated_outputs():
         assert start[0] == 0 and np.diff(start).tolist() == [ends.count(e) for e in range(len(outputs))]
 
 
+#: (slope_d, slope_v, base_v) per l index. ``ties``: l indices 0 and 3 cost the same in two modes, no fixed
+#: part at l index 0 (every split of a batch ties); ``batching``: fixed parts favour batches of 10-40 tasks, and
+#: l indices 2 and 4 are equal (the per-batch l must take the first).
+COEFFICIENTS = {"ties": ([1, 2, 0, 1], [1, 0, 1, 1], [0, 3, 2, 0]),
+                "batching": ([1, 0, 1, 2, 1], [2, 2, 1, 1, 1], [10, 10, 25, 40, 25])}
+
+
 @pytest.mark.parametrize("mode", ["sd-pipeline", "sd-serial", "ad"])
-def test_recurrence_matches_its_definition_with_ties(mode):
+@pytest.mark.parametrize("shape", ["short", "long"])
+@pytest.mark.parametrize("coefficients", sorted(COEFFICIENTS))
+def test_recurrence_matches_its_definition_with_ties(mode, shape, coefficients):
+    """``long``: few distinct outputs and up to 40 lengths, so that runs of one O_max span several blocks of 8
+    lengths (the kernel's unrolled scan) and a remainder."""
     rng = np.random.default_rng(7)
-    k = 40
-    outputs = rng.integers(1, 5, k).tolist()  # many repeats: ties in the suffix maxima
-    tmax = [min(e + 1, int(w)) for e, w in enumerate(rng.integers(1, 9, k))]
-    slope_d, slope_v, base_v = [1, 2, 0, 1], [1, 0, 1, 1], [0, 3, 2, 0]  # l index 0 and 3 tie in serial/AD
+    k = 40 if shape == "short" else 90
+    outputs = rng.integers(1, 5 if shape == "short" else 3, k).tolist()  # repeats: ties in the suffix maxima
+    tmax = [min(e + 1, int(w)) for e, w in enumerate(rng.integers(1, 9 if shape == "short" else 41, k))]
+    slope_d, slope_v, base_v = COEFFICIENTS[coefficients]
     args = _setup(outputs, tmax, slope_d, slope_v, base_v)
     code = MODE_CODES[mode]
     codes = [code, 0 if code == 1 else 1]  # a second mode in the same pass (extra_modes)
@@ -74,7 +86,7 @@ def test_recurrence_matches_its_definition_with_ties(mode):
 
     def cost(j, i, r, code=code):
         b, o = i - j, max(outputs[j:i])
-        d, v = slope_d[r] * o * b, (base_v[r] + slope_v[r] * o) * b
+        d, v = slope_d[r] * o * b, base_v[r] + slope_v[r] * o * b
         return max(d, v) if code == 0 else d + v if code == 1 else v
 
     nl = len(slope_d)
@@ -91,8 +103,14 @@ def test_recurrence_matches_its_definition_with_ties(mode):
 
 def test_equal_costs_pick_the_smallest_last_batch_and_first_l():
     # every batch costs b (one unit per task) at both l: every partition ties, all batches of one task win
-    k = 6
-    args = _setup([2] * k, [min(e + 1, 4) for e in range(k)], [0, 0], [0, 0], [1, 1])
+    k = 20
+    args = _setup([2] * k, [min(e + 1, 12) for e in range(k)], [0, 0], [0.5, 0.5], [0, 0])
     f, arg, g, garg = affine_dp(*args, np.array([0], dtype=np.int64), 0)
     assert f[0, :, 0].tolist() == list(range(k + 1))
     assert (arg == 0).all() and (garg == 0).all()
+
+
+def test_per_batch_l_needs_its_mode_in_the_pass():
+    args = _setup([1, 2, 3], [1, 2, 3], [1], [1], [0])
+    with pytest.raises(ValueError, match="batch_code"):
+        affine_dp(*args, np.array([1], dtype=np.int64), 0)

@@ -293,9 +293,11 @@ def _affine_pass(sc, inputs, out32, tmax, lv, a_l, smode, modes, batch_mode):
                                            pair_omax.astype(np.float64)[None, None, :], lv[None, :, None],
                                            alpha=a_l[None, :, None], mode=smode)
     d1, dd, v1, dv = (np.ascontiguousarray(x.T) for x in (d[0], d[1] - d[0], v[0], v[1] - v[0]))
-    codes = np.array([dp_kernel.MODE_CODES[m] for m in modes], dtype=np.int64)
+    run = modes if batch_mode is None or batch_mode in modes else modes + (batch_mode,)  # it scans its mode's costs
+    codes = np.array([dp_kernel.MODE_CODES[m] for m in run], dtype=np.int64)
     batch_code = -1 if batch_mode is None else dp_kernel.MODE_CODES[batch_mode]
-    return dp_kernel.affine_dp(out32, tmax, start, d1, dd, v1, dv, codes, batch_code)
+    f, arg, g, garg = dp_kernel.affine_dp(out32, tmax, start, d1, dd, v1, dv, codes, batch_code)
+    return f[: len(modes)], arg[: len(modes)], g, garg
 
 
 def _generic_pass(sc, inputs, out32, tmax, lv, a_l, smode, modes, batch_mode):
