@@ -7,17 +7,21 @@ merge, a split, one batch's l) or, for "l of every batch +-1", all of them. For 
 - only the new batches' stage tables are built (:class:`~specedge.policies.exact.ExactMakespan` caches every
   (j, i, l) batch it has seen), and only the new batches are memory-checked;
 - the recursion starts at the move's first changed batch: before job (round 0, batch m0) the two machines' free
-  times and the earlier batches' round-0 verify ends are the base plan's (:func:`~specedge.policies.exact_kernel.round0_prefix`), because the
-  jobs before it are the same. Every later round includes the changed batches, so the rest is recomputed;
+  times and the earlier batches' round-0 verify ends are the base plan's
+  (:func:`~specedge.policies.exact_kernel.round0_prefix`), because the jobs before it are the same. Every later
+  round includes the changed batches, so the rest is recomputed;
 - the recursion runs compiled (numba), one candidate at a time over its jobs in round-robin order, the same
   per-job operations as :meth:`ExactMakespan._run` (``a = max(a, r) + t_d``, ``b = max(b, a + f) + t_v``);
 - a candidate stops early once it provably cannot beat ``threshold`` (the best makespan seen in the call or
   the caller's bar): the MBS must still do every remaining verification after its current free time, and the
   SBS every remaining draft (pipelined: plus one fronthaul), so ``max(b + rest of V, a + rest of D + f)``
-  bounds the makespan from below. A stopped candidate gets +inf; it can never be the arg-min.
+  bounds the makespan from below; after round 0 a pipelined move is also checked once against the switch bound
+  (:func:`~specedge.policies.exact_kernel.switch_bound`: the MBS busy until round T - 1, then the SBS drafting
+  every job from round T on), which sees the idle of SBS-bound last rounds. A stopped candidate gets +inf; it
+  can never be the arg-min.
 
-:class:`~specedge.policies.exact.ExactMakespan` keeps the stage tables as flat arrays (CSR rows, grown as new batches
-appear) that the kernel reads directly; :class:`Tables` adds the base plan's round-major copy.
+:class:`~specedge.policies.exact.ExactMakespan` keeps the stage tables as flat arrays (CSR rows, grown as new
+batches appear) that the kernel reads directly; :class:`Tables` adds the base plan's round-major copy.
 """
 
 from __future__ import annotations
