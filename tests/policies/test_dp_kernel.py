@@ -99,6 +99,9 @@ def test_recurrence_matches_its_definition_with_ties(mode, shape, coefficients):
     assert g.tolist() == [row[0] for row in ref_g] and garg[0].tolist() == [row[0] for row in ref_garg]
     ends = np.arange(1, k + 1)
     assert garg[1, 1:].tolist() == [best_l(e - 1 - t, e) for e, t in zip(ends, garg[0, 1:])]
+    # the per-batch-l DP follows its own mode wherever it is in the pass (dp.solve with per_l off)
+    f2, arg2, g2, garg2 = affine_dp(*args, np.array(codes[::-1], dtype=np.int64), code)
+    assert (f2 == f[::-1]).all() and (arg2 == arg[::-1]).all() and (g2 == g).all() and (garg2 == garg).all()
 
 
 def test_equal_costs_pick_the_smallest_last_batch_and_first_l():

@@ -9,10 +9,12 @@ operations, in the same order, as the array expression it replaces, so the plans
 combined per mode (0: max(D, V), 1: D + V, 2: V) and added to the DP value at e - t; the first minimum over t
 wins (the smallest last batch, as ``np.argmin``). Nothing K x W is stored: O(K l) memory.
 
-The scan over t for one (end, l, mode) keeps 8 independent running minima (t = 8 q + s in minimum s, each over
-increasing t) and merges them at the end taking the smallest value and, among equal values, the smallest t: the
-same answer as one running minimum with strict improvement, with 8 times shorter dependency chains. The
-per-batch-l DP's cheapest l per length is taken during the scan of its mode (l in increasing order, first on ties).
+The scan over t for one (end, l, mode) keeps 9 independent running minima (within a run of one O_max, blocks of
+8 lengths, the s-th of each block in minimum s; what is left of each run in the ninth; each over increasing t)
+and merges them at the end taking the smallest value and, among equal values, the smallest t: the same answer
+as one running minimum with strict improvement, with shorter dependency chains (t + s is formed as float(t) + s,
+exact for integers). The per-batch-l DP's cheapest l per length is taken during the scan of its mode (l in
+increasing order, first on ties).
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ def suffix_max_pairs(out32, width):
     return start, pair_end, pair_omax
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _cost(code, d, v):
     if code == 0:
         return d if d > v else v
@@ -65,7 +67,7 @@ def _cost(code, d, v):
     return v
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _scan(code, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, track, c_min, l_min):
     """min over t of f_rev[base + t] + cost(t) and its first t, over the segments of constant (end, O_max) pair;
     with ``track``, also the cheapest l at each t (c_min, l_min)."""
@@ -184,22 +186,6 @@ def _segments(out32, e, n, start, seg_t, seg_p):
 
 
 @njit(cache=True)
-def _scan_mode(code, track, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, c_min, l_min):
-    """:func:`_scan` with the mode and ``track`` as constants (one compiled loop each)."""
-    if code == 0:
-        if track:
-            return _scan(0, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, True, c_min, l_min)
-        return _scan(0, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, False, c_min, l_min)
-    if code == 1:
-        if track:
-            return _scan(1, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, True, c_min, l_min)
-        return _scan(1, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, False, c_min, l_min)
-    if track:
-        return _scan(2, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, True, c_min, l_min)
-    return _scan(2, f_rev, base, seg_t, seg_p, ns, d1, dd, v1, dv, r, False, c_min, l_min)
-
-
-@njit(cache=True)
 def affine_dp(out32, tmax, start, d1, dd, v1, dv, codes, batch_code):
     """The per-l DPs of the modes ``codes`` (f, arg: (modes, K + 1, l)) and, when ``batch_code`` >= 0 (which
     must be one of ``codes``), the DP whose transition takes the best l of each batch under that mode's cost
@@ -235,8 +221,8 @@ def affine_dp(out32, tmax, start, d1, dd, v1, dv, codes, batch_code):
         l_min[:n] = 0
         for r in range(nl):
             for m in range(nm):
-                y, t = _scan_mode(codes[m], m == track_m, f_rev[m, r], base, seg_t, seg_p, ns, d1, dd, v1, dv, r,
-                                  c_min, l_min)
+                y, t = _scan(codes[m], f_rev[m, r], base, seg_t, seg_p, ns, d1, dd, v1, dv, r, m == track_m,
+                             c_min, l_min)
                 f_rev[m, r, base - 1] = y
                 arg[m, e + 1, r] = t
         if batch_code >= 0:
