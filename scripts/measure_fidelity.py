@@ -16,7 +16,8 @@ Top-up (``--extra-plans N``, ``--repeat-to R`` or ``--repeat-singletons`` = ``--
 :mod:`specedge.fidelity.topup`): from the quiet runs already in the store, run up to N new *distinct* plans (a
 schedule no run has, until the pair has ``--min-plans``) and one more run per pass of each plan with fewer than R
 quiet runs (plans several policies produced first), skipping what does not fit ``--budget-s`` (estimated from
-the existing runs' makespans); every run names the compute traces the pair's quiet runs name, nothing else is
+the existing runs' makespans); every run names the newest compute grid the pair's quiet runs name (and only that
+grid's runs count; the top-up refuses when its runs would be stale: more than 30 min after the grid), nothing else is
 measured, and no analysis is run (the commands for it are printed). ``--dry-run`` prints the runs and the
 estimate, and needs no quiet machine.
 
@@ -211,16 +212,17 @@ def candidates(store, cfg: dict, ref_run: str, traces: tuple[str, str]):
 
 def top_up(store, key: str, cfg: dict, workdir: Path) -> float:
     """--extra-plans / --repeat-to: the runs the pair still needs (specedge.fidelity.topup); returns the estimate."""
-    from specedge.fidelity.topup import choose, run_overhead_s, scenario_plans
+    from specedge.fidelity.repeats import MAX_GRID_AGE_S
+    from specedge.fidelity.topup import choose, latest_grid, run_overhead_s, scenario_plans
 
     pair, k = cfg["pair"], cfg["tasks"]
-    plans = scenario_plans(store, pair, k)
-    if not plans:
+    grid = latest_grid(store, pair, k)
+    if grid is None:
         say(f"{pair}: no quiet run in the store; run the full protocol first")
         return 0.0
-    named = [t for p in plans for t in p.compute_traces]
-    traces = max(set(named), key=named.count)
-    ref = next(r for p in plans for r in p.run_ids if traces in p.compute_traces)
+    traces, grid_age_s = grid
+    plans = scenario_plans(store, pair, k, traces)  # the runs of the newest grid's session only
+    ref = plans[0].run_ids[0]
     overhead = run_overhead_s(store, pair, k) + START_S
     say(f"{pair}: {len(plans)} distinct plan(s) with quiet runs: "
         + "; ".join(f"{p.label} ({len(p.run_ids)} run(s), {p.makespan_s:.1f} s)" for p in plans))
@@ -234,6 +236,13 @@ def top_up(store, key: str, cfg: dict, workdir: Path) -> float:
         say(f"  {s.kind:8s} {s.label}: {s.reason}, ~{s.estimated_wall_s:.0f} s")
     for s in skipped:
         say(f"  skipped  {s.label}: {s.reason}, ~{s.estimated_wall_s:.0f} s (over --budget-s {ARGS.budget_s:.0f})")
+    if grid_age_s + total > MAX_GRID_AGE_S:
+        say(f"{pair}: the grid is {grid_age_s / 60:.0f} min old; runs recorded more than {MAX_GRID_AGE_S / 60:.0f} "
+            "min after it are stale (the machine's speed drifts; specedge.fidelity.repeats.MAX_GRID_AGE_S) and "
+            "left out of headline numbers: measure a new session instead (scripts/measure_fidelity.py --pairs "
+            f"{key}){'' if ARGS.allow_stale_grid else '; refusing (--allow-stale-grid to run anyway)'}")
+        if not ARGS.allow_stale_grid and not ARGS.dry_run:
+            sys.exit(2)
     if ARGS.dry_run:
         return total
     for i, s in enumerate(steps):
@@ -266,6 +275,8 @@ def main() -> None:
     ap.add_argument("--dry-run", action="store_true", help="print the plans and the schedule, measure nothing")
     ap.add_argument("--alone-grids", action="store_true", help="only measure each pair's compute grid alone (one "
                     "model after the other) over the protocol's grid: no runs (for `measured-blend`, ~6 min)")
+    ap.add_argument("--allow-stale-grid", action="store_true", help="top up even when the runs would be recorded "
+                    "more than MAX_GRID_AGE_S after the grid they name (they are then stale)")
     ap.add_argument("--job-grids", action="store_true", help="only measure each pair's compute grid job-shaped "
                     "(co-run, --job-repeats jobs per cache group, with the per-job wake-up term): no runs "
                     "(for `measured-job`)")

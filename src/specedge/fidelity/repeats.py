@@ -6,6 +6,11 @@ bandwidths, mode, with one-batch pipelined = serial), not by policy name or plan
 repeats of one plan, whichever policies produced it; such a pooled plan is labelled with all of them
 ("dp-refined = sd-serial").
 
+Within a scenario, runs are also grouped by *session*: the compute grid they name (:func:`session_label`). The
+machine's speed drifts between sessions (:data:`MAX_GRID_AGE_S`), so a plan's noise floor, its errors and rank
+fidelity are computed within one session; a run recorded more than ``MAX_GRID_AGE_S`` after its grid is *stale*
+and, like a noisy run, left out of headline numbers while the plan has fresh quiet runs (still listed).
+
 Noise floor of a plan measured R >= 2 times (per-task completion m_rk, makespan M_r = max_k m_rk), the error one
 repeat makes against the repeats' mean, in the same units as a prediction error:
 
@@ -17,7 +22,8 @@ by replay's seeded rule) instead of the run's own rounds, so acceptance is predi
 per run and as the median over a plan's repeats.
 
 Rank fidelity of a scenario with P >= 2 distinct plans (schedules): predicted makespan of each plan (median over
-its repeats) against the measured one (median over its repeats); Kendall's τ (:func:`scipy.stats.kendalltau`, τ-b)
+its repeats) against the measured one (median over its repeats), over the plans of one session (the one with
+the most plans not left out as stale, then the latest); Kendall's τ (:func:`scipy.stats.kendalltau`, τ-b)
 between the two and whether replay's best plan (smallest predicted makespan) is the measured best. Quiet runs only
 when a plan has any; a plan measured only under noise is used and flagged. A scenario with fewer than
 :data:`MIN_DISTINCT_PLANS` distinct plans is flagged (``distinct_plans``, ``too_few_plans``).
@@ -37,6 +43,11 @@ from specedge.fidelity.schedule import joined_label, run_schedule
 RANK_PREDICTOR = "measured"
 #: Distinct plans (schedules) per pair that rank fidelity asks for (issue 10, item 4).
 MIN_DISTINCT_PLANS = 6
+#: [A] A run is *stale* when it was recorded more than this long after the compute grid it names (the later of its
+#: two traces): its prediction then mixes the machine's drift into the model's error. On the project's 2-core VM the
+#: same quiet plan ran 35 % faster at 14:40 than at 10:17 (stdlib ``no-batching``: 10.96 s against 6.94 / 7.06 s),
+#: so a grid only describes the runs measured right after it (docs/fidelity.md, "Sessions").
+MAX_GRID_AGE_S = 1800.0
 
 
 def scenario_key(meta: dict) -> str:
@@ -63,23 +74,60 @@ def plan_label(meta: dict) -> str:
     return f"plan {batching} l={','.join(map(str, ls))}" + ("" if mode == "sd-pipeline" else f" {mode}")
 
 
-def run_index(store, run_ids=None) -> pd.DataFrame:
+def session_label(traces: tuple) -> str:
+    """A short name of the compute grid a run names (its session): the grid's timestamp when the trace ids carry
+    one ("20261130T101516"), else the ids; "(newest)" for a run that names none."""
+    import re
+
+    ids = [t for t in traces if t]
+    if not ids:
+        return "(newest)"
+    stamps = sorted({m.group(1) for t in ids for m in [re.search(r"(\d{8}T\d{6})", t)] if m})
+    return ",".join(stamps) if stamps else " + ".join(ids)
+
+
+def _seconds_between(later, earlier) -> float:
+    try:
+        return float((pd.Timestamp(later) - pd.Timestamp(earlier)).total_seconds())
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def run_index(store, run_ids=None, *, max_grid_age_s: float = MAX_GRID_AGE_S) -> pd.DataFrame:
     """One row per run: run, pair, scenario, plan_sha256, schedule (hash), plan (label), noisy, foreign_work,
-    makespan_s, created."""
+    makespan_s, created, session (:func:`session_label` of the grid it names), grid_age_s (run recorded minus
+    grid recorded) and stale (grid_age_s > ``max_grid_age_s``)."""
     rows = []
     wanted = None if run_ids is None else set(run_ids)
-    for i in store.list():
+    infos = list(store.list())
+    created = {i.id: i.created for i in infos if i.kind == "compute"}
+    for i in infos:
         if i.kind != "run" or i.metadata.get("online") or (wanted is not None and i.id not in wanted):
             continue
         meta = i.metadata
         noisy, foreign = run_noise(meta)
+        traces = tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
+        ages = [_seconds_between(i.created, created[t]) for t in traces if t in created]
+        age = min(ages) if ages else float("nan")
         rows.append({"run": i.id, "pair": meta.get("pair"), "scenario": scenario_key(meta),
                      "plan_sha256": meta.get("plan_sha256"), "schedule": run_schedule(meta),
                      "plan": plan_label(meta), "noisy": noisy,
-                     "foreign_work": foreign, "makespan_s": meta.get("makespan_s"), "created": i.created})
+                     "foreign_work": foreign, "makespan_s": meta.get("makespan_s"), "created": i.created,
+                     "session": session_label(traces), "grid_age_s": age,
+                     "stale": bool(np.isfinite(age) and age > max_grid_age_s)})
     cols = ["run", "pair", "scenario", "plan_sha256", "schedule", "plan", "noisy", "foreign_work", "makespan_s",
-            "created"]
+            "created", "session", "grid_age_s", "stale"]
     return pd.DataFrame(rows, columns=cols).sort_values(["pair", "scenario", "plan", "run"]).reset_index(drop=True)
+
+
+def usable_runs(part: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The runs a headline number uses, and which: quiet runs with a fresh grid ("fresh"), else quiet ones
+    ("stale grid"), else all ("noisy")."""
+    quiet = part[~part["noisy"]]
+    fresh = quiet[~quiet["stale"]]
+    if len(fresh):
+        return fresh, "fresh"
+    return (quiet, "stale grid") if len(quiet) else (part, "noisy")
 
 
 def noise_floor(completions: np.ndarray) -> dict:
@@ -170,7 +218,8 @@ class FidelityStudy:
             r = rec.table.set_index("predictor").loc[name] if rec is not None else None
             rows.append({"run": row.run, "pair": row.pair, "scenario": row.scenario, "plan": row.plan,
                          "plan_sha256": row.plan_sha256, "schedule": row.schedule, "noisy": row.noisy,
-                         "foreign_work": row.foreign_work,
+                         "foreign_work": row.foreign_work, "session": row.session, "grid_age_s": row.grid_age_s,
+                         "stale": row.stale,
                          "predictor": name, "median_task_error": t["median_task_error"],
                          "p90_task_error": t["p90_task_error"], "makespan_error": t["makespan_error"],
                          "ks_statistic": t["ks_statistic"], "ks_pvalue": t["ks_pvalue"],
@@ -185,22 +234,27 @@ class FidelityStudy:
 
     # ------------------------------------------------------------------------------------------ per plan
     def plan_rows(self, predictor: str | None = None) -> pd.DataFrame:
-        """One row per (pair, scenario, schedule): repeats (quiet of all), the noise floor of the quiet repeats
-        (all when fewer than two are quiet), and the median over the used repeats of each error; ``plan`` names
-        every policy whose runs were pooled ("dp-refined = sd-serial"), ``plan_sha256`` their plan hashes."""
+        """One row per (pair, scenario, session, schedule): repeats (quiet of all; stale of those), the noise floor
+        of the used repeats (:func:`usable_runs`; all when fewer than two), and the median over the used repeats of
+        each error; ``plan`` names every policy whose runs were pooled ("dp-refined = sd-serial"), ``plan_sha256``
+        their plan hashes. A session is one compute grid and the runs measured with it: a plan's floor and errors
+        never mix sessions, whose machine speed may differ (:data:`MAX_GRID_AGE_S`)."""
         runs = self.run_rows(predictor)
         rows = []
-        for (pair, scen, sched), part in runs.groupby(["pair", "scenario", "schedule"], sort=True, dropna=False):
+        keys = ["pair", "scenario", "session", "schedule"]
+        for (pair, scen, session, sched), part in runs.groupby(keys, sort=True, dropna=False):
             quiet = part[~part["noisy"]]
-            used = quiet if len(quiet) else part
-            floor_runs = quiet if len(quiet) >= 2 else part
+            used, status = usable_runs(part)
+            floor_runs = used if len(used) >= 2 else part
             floor = plan_noise_floor(self.store, list(floor_runs["run"]))
-            rows.append({"pair": pair, "scenario": scen, "plan": joined_label(part["plan"]),
+            rows.append({"pair": pair, "scenario": scen, "session": session, "plan": joined_label(part["plan"]),
                          "plan_sha256": ",".join(sorted(set(map(str, part["plan_sha256"])))),
                          "schedule_sha256": sched,
                          "repeats": len(part), "quiet_repeats": len(quiet), "noisy": len(quiet) == 0,
+                         "stale_repeats": int(quiet["stale"].sum()), "runs_used": status,
                          "task_spread": floor["task_spread"], "makespan_spread": floor["makespan_spread"],
-                         "makespan_cv": floor["makespan_cv"], "floor_from_noisy": len(quiet) < 2,
+                         "makespan_cv": floor["makespan_cv"], "floor_from_noisy": bool(floor_runs["noisy"].any()),
+                         "floor_from_stale": bool(floor_runs["stale"].any()),
                          **{c: float(used[c].median()) for c in
                             ("median_task_error", "makespan_error", "ks_statistic", "ks_pvalue",
                              "recorded_makespan_error", "recorded_median_task_error", "predicted_makespan_s",
@@ -208,7 +262,7 @@ class FidelityStudy:
                          "run_ids": list(used["run"])})
         out = pd.DataFrame(rows)
         if len(out):  # two schedules with one label (a policy that changed between runs): tell them apart
-            twin = out.duplicated(["pair", "scenario", "plan"], keep=False)
+            twin = out.duplicated(["pair", "scenario", "session", "plan"], keep=False)
             out.loc[twin, "plan"] = out.loc[twin, "plan"] + " [" + out.loc[twin, "schedule_sha256"].str[:8] + "]"
         return out
 
@@ -221,9 +275,15 @@ class FidelityStudy:
         plans = self.plan_rows(predictor)
         out = []
         for pair, part in plans.groupby("pair", sort=True):
-            counts = part.groupby("scenario").size()
-            scen = counts.idxmax()
-            group = part[part["scenario"] == scen].sort_values("measured_makespan_s")
+            ranked = part[part["runs_used"] != "stale grid"]
+            ranked = ranked if len(ranked) else part
+            counts = ranked.groupby(["scenario", "session"]).size().reset_index(name="n")
+            best = counts.sort_values(["n", "session"], ascending=False).iloc[0]  # most plans, then latest grid
+            scen, session = best["scenario"], best["session"]
+            mine = part[(part["scenario"] == scen) & (part["session"] == session)]
+            group = ranked[(ranked["scenario"] == scen) & (ranked["session"] == session)]
+            group = group.sort_values("measured_makespan_s")
+            left_out = sorted(set(mine["plan"]) - set(group["plan"]))
             pred = group["predicted_makespan_s"].to_numpy()
             meas = group["measured_makespan_s"].to_numpy()
             rec = group["recorded_predicted_makespan_s"].to_numpy()
@@ -231,7 +291,8 @@ class FidelityStudy:
             tau_rec = (float(kendalltau(rec, meas).statistic) if len(group) >= 2 and np.isfinite(rec).all()
                        else float("nan"))
             entry = {
-                "pair": pair, "scenario": scen, "distinct_plans": int(len(group)),
+                "pair": pair, "scenario": scen, "session": session, "distinct_plans": int(len(group)),
+                "left_out_stale_grid": left_out,
                 "too_few_plans": bool(len(group) < MIN_DISTINCT_PLANS),
                 "plans": [{"policy": r.plan, "run_ids": list(r.run_ids), "schedule_sha256": r.schedule_sha256,
                            "predicted_makespan_s": float(r.predicted_makespan_s),
@@ -270,9 +331,10 @@ def noise_floor_of(store, run_id: str) -> dict:
         return {"repeats": 0, "run_ids": []}
     row = me.iloc[0]
     same = index[(index["pair"] == row["pair"]) & (index["scenario"] == row["scenario"])
-                 & (index["schedule"] == row["schedule"])]
-    quiet = same[~same["noisy"]]
-    used = quiet if len(quiet) >= 2 else same
+                 & (index["session"] == row["session"]) & (index["schedule"] == row["schedule"])]
+    used, _ = usable_runs(same)
+    used = used if len(used) >= 2 else same
     floor = {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
              for k, v in plan_noise_floor(st, list(used["run"])).items()}
-    return {**floor, "run_ids": list(used["run"]), "from_noisy_runs": bool(used["noisy"].any())}
+    return {**floor, "run_ids": list(used["run"]), "session": row["session"],
+            "from_noisy_runs": bool(used["noisy"].any()), "from_stale_grid": bool(used["stale"].any())}

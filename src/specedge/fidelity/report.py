@@ -161,13 +161,16 @@ def fidelity_report(run_ids=None, *, store=None, acceptance: str = "observed"):
 
 
 def headline(plans: pd.DataFrame) -> pd.DataFrame:
-    """Per pair, over the plans with a quiet repeat: the median and worst of each plan's median error of its best
-    predictor (observed acceptance), of the makespan error, the noise floor and the recorded-acceptance makespan
-    error. Plans measured only under noise are left out (and counted)."""
+    """Per pair and session (compute grid), over the plans with a quiet repeat recorded soon enough after the grid
+    (``runs_used == "fresh"``): the median and worst of each plan's median error of its best predictor (observed
+    acceptance), of the makespan error, the noise floor and the recorded-acceptance makespan error. Plans measured
+    only under noise or only with a stale grid are left out (and counted)."""
     rows = []
-    for pair, part in plans.groupby("pair", sort=True):
-        quiet = part[~part["noisy"]]
-        rows.append({"pair": pair, "plans": len(part), "quiet_plans": len(quiet),
+    if "session" not in plans:
+        plans = plans.assign(session="", runs_used=np.where(plans["noisy"], "noisy", "fresh"))
+    for (pair, session), part in plans.groupby(["pair", "session"], sort=True):
+        quiet = part[part["runs_used"] == "fresh"]
+        rows.append({"pair": pair, "session": session, "plans": len(part), "quiet_plans": len(quiet),
                      "median_task_error": quiet["median_task_error"].median(),
                      "worst_median_task_error": quiet["median_task_error"].max(),
                      "makespan_error": quiet["makespan_error"].median(),
@@ -183,7 +186,8 @@ def rank_table(rank: list[dict]) -> pd.DataFrame:
     rows = []
     for entry in rank:
         for p in entry["plans"]:
-            rows.append({"pair": entry["pair"], "plan": p["policy"], "runs": len(p["run_ids"]),
+            rows.append({"pair": entry["pair"], "session": entry.get("session"), "plan": p["policy"],
+                         "runs": len(p["run_ids"]),
                          "distinct_plans": entry["distinct_plans"],
                          "noisy": p["noisy"], "predicted_makespan_s": p["predicted_makespan_s"],
                          "measured_makespan_s": p["measured_makespan_s"],
@@ -233,7 +237,8 @@ def rank_figure(rank: list[dict]):
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="x", color="0.9")
         tau = entry["kendall_tau"]
-        ax.set_title(f"{wrap_title(entry['pair'], width=48, max_lines=2)}\nKendall τ = "
+        session = f" (grid {entry['session']})" if entry.get("session") else ""
+        ax.set_title(f"{wrap_title(entry['pair'] + session, width=48, max_lines=2)}\nKendall τ = "
                      f"{'n/a' if tau is None else f'{tau:.2f}'}, same best: {'yes' if entry['same_best'] else 'no'}",
                      fontsize=9)
     handles = [Line2D([], [], marker="o", ls="", color="0.15", label="measured (median over repeats)"),
@@ -245,7 +250,7 @@ def rank_figure(rank: list[dict]):
 
 def write_fidelity_section(sec, store, stage=None) -> None:
     """The report's fidelity section (:mod:`specedge.report.sections`): every run in ``store`` compared once."""
-    from specedge.fidelity.repeats import RANK_PREDICTOR, FidelityStudy
+    from specedge.fidelity.repeats import MAX_GRID_AGE_S, RANK_PREDICTOR, FidelityStudy
     from specedge.serve.quiet import FOREIGN_WORK_LIMIT
 
     study = FidelityStudy(store)
@@ -257,14 +262,17 @@ def write_fidelity_section(sec, store, stage=None) -> None:
     noisy = int(study.index["noisy"].sum())
     sec.text(f"Protocol: each run samples the node cores' foreign work (CPU time of other processes) before and "
              f"during the run; a run above {FOREIGN_WORK_LIMIT:.0%} on either core is **noisy**: listed, but left out "
-             f"of the headline numbers. {noisy} of the {len(study.index)} runs in the store are noisy. Predictors "
+             f"of the headline numbers. {noisy} of the {len(study.index)} runs in the store are noisy. A *session* "
+             "is one compute grid and the runs measured with it; a run recorded more than "
+             f"{MAX_GRID_AGE_S / 60:.0f} min after its grid is *stale* (the machine's speed drifts over hours) and "
+             f"is left out the same way: {int(study.index['stale'].sum())} runs are stale. Predictors "
              "carry each node's host overhead per job, fitted on the pair's other quiet runs (else the run's own "
              "records).")
     if head["quiet_plans"].sum() == 0:
         sec.note("No quiet run in the store: every run was measured with other work on the node cores, so no "
                  "headline number is given. Re-measure with `scripts/measure_fidelity.py` on a quiet machine.")
     else:
-        sec.table("fidelity-headline", head, title="Headline: quiet runs only, best predictor per run",
+        sec.table("fidelity-headline", head, title="Headline per session: fresh quiet runs only, best predictor",
                   caption="Medians over plans of each plan's median over its quiet repeats; spreads are the noise "
                           "floor (run-to-run, same plan); recorded = predicted before running from the pair's "
                           "recorded acceptance.")

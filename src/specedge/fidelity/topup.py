@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 from specedge.fidelity.compare import run_noise
 from specedge.fidelity.schedule import joined_label, run_schedule, schedule_sha256
@@ -84,11 +84,31 @@ def run_overhead_s(store, pair: str, tasks: int) -> float:
     return float(statistics.median(gaps)) if gaps else DEFAULT_OVERHEAD_S
 
 
-def scenario_plans(store, pair: str, tasks: int) -> list[PlanRuns]:
-    """The distinct plans of the pair's scenario with the most quiet runs (K = ``tasks``), quiet runs only."""
+def _named_traces(info) -> tuple:
+    return tuple((info.metadata.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
+
+
+def latest_grid(store, pair: str, tasks: int) -> tuple[tuple[str, str], float] | None:
+    """(draft, verify) compute traces of the newest grid the pair's quiet runs name, and its age in seconds now
+    (from the later of the two traces' creation), or None. Top-up runs join that grid's session only while it is
+    younger than :data:`specedge.fidelity.repeats.MAX_GRID_AGE_S`."""
+    named = {_named_traces(i) for i in _pair_runs(store, pair, tasks) if not run_noise(i.metadata)[0]}
+    created = {i.id: i.created for i in store.list() if i.kind == "compute"}
+    dated = [(max(created[t] for t in tr), tr) for tr in named if all(t in created for t in tr)]
+    if not dated:
+        return None
+    when, traces = max(dated)
+    age = (datetime.now(timezone.utc) - datetime.fromisoformat(when).replace(tzinfo=timezone.utc)).total_seconds()
+    return traces, age
+
+
+def scenario_plans(store, pair: str, tasks: int, compute_traces: tuple[str, str] | None = None) -> list[PlanRuns]:
+    """The distinct plans of the pair's scenario with the most quiet runs (K = ``tasks``), quiet runs only; with
+    ``compute_traces``, only the runs that name that grid (one session)."""
     from specedge.fidelity.repeats import plan_label, scenario_key
 
-    quiet = [i for i in _pair_runs(store, pair, tasks) if not run_noise(i.metadata)[0]]
+    quiet = [i for i in _pair_runs(store, pair, tasks) if not run_noise(i.metadata)[0]
+             and (compute_traces is None or _named_traces(i) == tuple(compute_traces))]
     if not quiet:
         return []
     scenarios = [scenario_key(i.metadata) for i in quiet]
