@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch", reason="needs torch: the record extra (pip install torch==2.13.0 && pip install "
+                                            "-e '.[record]')")
 
 from specedge.latency.compute import MeasuredCompute
 from specedge.record.compute_trace import ComputeGrid
