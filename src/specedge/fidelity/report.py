@@ -229,7 +229,7 @@ def rank_figure(rank: list[dict]):
         pred = np.array([p["predicted_makespan_s"] for p in plans])
         ax.hlines(y, np.minimum(meas, pred), np.maximum(meas, pred), color="0.7", lw=1.5)
         ax.scatter(meas, y, color="0.15", s=30, zorder=3)
-        ax.scatter(pred, y, facecolor="white", edgecolor="#3182bd", linewidth=1.5, s=34, zorder=3)
+        ax.scatter(pred, y, facecolor="none", edgecolor="#3182bd", linewidth=1.5, s=34, zorder=4)
         ax.set_yticks(y, [p["policy"] + (" ×" if p["noisy"] else "") for p in plans], fontsize=8)
         ax.invert_yaxis()
         ax.set_xlim(0.0, max(meas.max(), pred.max()) * 1.08)
@@ -242,7 +242,7 @@ def rank_figure(rank: list[dict]):
                      f"{'n/a' if tau is None else f'{tau:.2f}'}, same best: {'yes' if entry['same_best'] else 'no'}",
                      fontsize=9)
     handles = [Line2D([], [], marker="o", ls="", color="0.15", label="measured (median over repeats)"),
-               Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor="#3182bd",
+               Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="#3182bd",
                       label="predicted, observed acceptance")]
     fig.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     return fig
