@@ -120,7 +120,7 @@ def scenario_plans(store, pair: str, tasks: int, compute_traces: tuple[str, str]
     out = []
     for sched, infos in groups.items():
         labels = [plan_label(i.metadata) for i in infos]
-        traces = {tuple((i.metadata.get("compute_traces") or {}).get(r) for r in ("draft", "verify")) for i in infos}
+        traces = {_named_traces(i) for i in infos}
         out.append(PlanRuns(schedule=sched, label=joined_label(labels), plan=infos[0].metadata["plan"],
                             run_ids=tuple(i.id for i in infos),
                             makespan_s=float(statistics.median(float(i.metadata["makespan_s"]) for i in infos)),
