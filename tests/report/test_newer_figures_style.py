@@ -87,6 +87,29 @@ def test_fidelity_colours_a_policy_plan_by_its_policy_and_hand_plans_by_no_polic
     assert len(set(hand)) == 2 and not set(hand) & POLICY_COLOURS
 
 
+def test_fidelity_hand_plan_colours_stay_apart_from_the_figure_s_policy_colours():
+    """static-batching's green (#2ca02c) and a hand plan in the spare #31a354 read as one plan: a hand plan's colour
+    keeps MIN_COLOUR_DISTANCE from every colour already in the figure."""
+    import numpy as np
+    from matplotlib.colors import to_rgb
+
+    from specedge.fidelity.report import MIN_COLOUR_DISTANCE, _plan_colours
+
+    def run(policy, sizes, ls):
+        return SimpleNamespace(run={"policy": policy, "plan": {"batch_sizes": sizes, "speculation_length": ls}})
+
+    runs = [run(p, [3] * 8, [4]) for p in ("static-batching", "dp-refined", "heuristic-batching", "no-batching")]
+    runs += [run(None, [k] * (24 // k), [k % 5 + 1]) for k in (2, 4, 6, 12)]
+    colours = _plan_colours(runs)
+    rgb = {label: np.array(to_rgb(c)) for label, c in colours.items()}
+    hand = [label for label in colours if " · " not in label]
+    assert len(hand) == 4 and len({colours[h] for h in hand}) == 4
+    for h in hand:
+        for other, c in rgb.items():
+            if other != h:
+                assert np.linalg.norm(rgb[h] - c) >= MIN_COLOUR_DISTANCE, (h, other)
+
+
 def test_acceptance_model_and_tornado_colours_are_no_policy_colour_and_fit_the_cap():
     from specedge.claims import figures as cfig
     from specedge.report import acceptance_models as am

@@ -21,6 +21,8 @@ from specedge.fidelity.compare import STAGE_TIMES, compare_run
 
 #: Relative band drawn around y = x in the figure (the issue's per-task target).
 TARGET_BAND = 0.10
+#: Smallest RGB distance (0-1 cube) between a hand-written plan's colour and any other colour in the figure.
+MIN_COLOUR_DISTANCE = 0.2
 
 
 def _run_ids(store, run_ids):
@@ -131,7 +133,8 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
             sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", style="pair", ax=ax, s=22,
                             palette=colours, hue_order=list(colours), legend=ax is axes[-1])
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title=name,
-               xlabel="measured latency (s, log)", ylabel="predicted latency (s, log)" if ax is axes[0] else "")
+               ylabel="predicted latency (s, log)" if ax is axes[0] else "")
+        ax.set_xlabel("measured (s, log)", fontsize=9)  # short: six panels' longer labels ran into each other
         if ax.get_legend() is not None:
             handles, labels = ax.get_legend_handles_labels()
             ax.get_legend().remove()
@@ -144,14 +147,22 @@ def _plan_colours(results) -> dict[str, str]:
     (:mod:`specedge.report.palette`); hand-written plans in the palette's non-policy colours, in order."""
     from specedge.report import palette
 
+    from matplotlib.colors import to_rgb
+
     labels = list(dict.fromkeys(_label(r) for r in results))
+    ordered = palette.order(labels)
+    known = {lb: palette.colour(lb) for lb in ordered
+             if palette.policy_of(lb) in palette.POLICY_STYLES and " · " in lb}
     taken = {st.colour for st in palette.POLICY_STYLES.values()}
-    out, spare = {}, iter(c for c in ("#3182bd", "#31a354", "#e6550d", "#555555", "#e7ba52", "#843c39",
-                                      *palette.EXTRA_COLOURS) if c not in taken)
-    for label in palette.order(labels):
-        known = palette.policy_of(label) in palette.POLICY_STYLES and " · " in label
-        out[label] = palette.colour(label) if known else next(spare, "#555555")
-    return out
+    used = [np.array(to_rgb(c)) for c in known.values()]
+    spare = []  # hand-written plans: spare colours not within MIN_COLOUR_DISTANCE of a colour already in the figure
+    for c in ("#3182bd", "#31a354", "#e6550d", "#555555", "#e7ba52", "#843c39", *palette.EXTRA_COLOURS):
+        rgb = np.array(to_rgb(c))
+        if c not in taken and c not in spare and all(np.linalg.norm(rgb - u) >= MIN_COLOUR_DISTANCE for u in used):
+            spare.append(c)
+            used.append(rgb)
+    spare = iter(spare)
+    return {lb: known[lb] if lb in known else next(spare, "#555555") for lb in ordered}
 
 
 def fidelity_report(run_ids=None, *, store=None, acceptance: str = "observed"):
