@@ -111,17 +111,20 @@ def smollm2_available(install: bool) -> bool:
 
 
 def shipped_plans(store, pair: str, tasks: int) -> list[dict]:
-    """{"run": id, "plan": dict, "label"} of each distinct plan among the pair's runs in the store."""
+    """{"run": id, "plan": dict, "label"} of each distinct *schedule* among the pair's runs in the store (two
+    policies that plan one schedule, e.g. SmolLM2's dp-refined and sd-serial, are one plan: served once per repeat,
+    pooled as repeats by :mod:`specedge.fidelity.schedule`)."""
     from specedge.fidelity.repeats import plan_label
+    from specedge.fidelity.schedule import run_schedule
 
     seen, out = set(), []
     for i in sorted(store.list(), key=lambda i: i.id):
         m = i.metadata
         if i.kind != "run" or m.get("online") or m.get("pair") != pair or (m.get("scenario") or {}).get("num_tasks") != tasks:
             continue
-        if m.get("plan_sha256") in seen:
+        if run_schedule(m) in seen:
             continue
-        seen.add(m.get("plan_sha256"))
+        seen.add(run_schedule(m))
         out.append({"run": i.id, "plan": m["plan"], "label": plan_label(m)})
     return out
 
