@@ -269,10 +269,17 @@ class FidelityStudy:
     # -------------------------------------------------------------------------------------------- rank
     def rank(self, predictor: str = RANK_PREDICTOR) -> list[dict]:
         """Per pair, the scenario with the most distinct plans: the contract of ``specedge fidelity --rank --json``
-        (a plan = a schedule; runs of one schedule from several policies are pooled)."""
+        (a plan = a schedule; runs of one schedule from several policies are pooled), with the measurement's own
+        rank noise (:func:`specedge.fidelity.ranknoise.rank_noise`: ``repeat_tau``, ``kendall_tau_resolved`` over
+        the plan pairs the quiet repeats resolve)."""
         from scipy.stats import kendalltau
 
+        from specedge.fidelity.ranknoise import rank_noise
+
         plans = self.plan_rows(predictor)
+        runs = self.run_rows(predictor).set_index("run")
+        index = getattr(self, "index", None)  # absent only in a study built by hand (tests): runs keep their order
+        created = dict(zip(index["run"], index["created"])) if index is not None else {}
         out = []
         for pair, part in plans.groupby("pair", sort=True):
             ranked = part[part["runs_used"] != "stale grid"]
@@ -306,6 +313,9 @@ class FidelityStudy:
                                                   if len(group) and np.isfinite(rec).all() else None),
                 "predictor": predictor, "acceptance": "observed (run's own rounds)",
                 "noisy_plans": int(group["noisy"].sum()),
+                # the measurement's own rank noise over each plan's quiet repeats (specedge.fidelity.ranknoise)
+                **rank_noise([[(created.get(rid, 0), runs.at[rid, "measured_makespan_s"]) for rid in r.run_ids
+                               if not runs.at[rid, "noisy"]] for r in group.itertuples()], pred),
             }
             out.append(entry)
         return out

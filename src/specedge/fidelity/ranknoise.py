@@ -1,0 +1,105 @@
+"""The rank's own noise floor: how well the measurement itself orders a pair's plans.
+
+Rank fidelity (:meth:`specedge.fidelity.repeats.FidelityStudy.rank`) compares each plan's predicted makespan with
+its measured one (median over its quiet repeats). On a loaded machine one plan's makespan can vary between repeats
+by more than the gap between two plans, so the measurement cannot order every pair; a rank benchmark must say so
+rather than blame (or credit) the predictor. Two numbers do:
+
+``repeat_tau`` — the measurement's rank agreement with itself. Each plan's repeats (at least two) are ordered by
+creation time; for every pair of repeat indices (r, r'), r < r', Kendall's τ-b (:func:`scipy.stats.kendalltau`)
+between the plans' makespans in repeat r and in repeat r', over the plans with at least r' + 1 repeats (at least
+:data:`MIN_PLANS_FOR_REPEAT_TAU` of them); ``repeat_tau`` is the median over those (r, r') (``repeat_taus`` lists
+them, undefined τ — a constant repeat — left out). It is the ceiling a perfect predictor could expect against a
+single repeat. None when no plan pair has two repeats.
+
+``kendall_tau_resolved`` — τ over the plan pairs the measurement resolves (:data:`RESOLVED_RULE`): for each resolved
+pair, +1 when the predicted order matches the measured one, −1 when it is reversed, 0 when the two predictions are
+equal (a tie in prediction counts as neither concordant nor discordant), summed and divided by the number of
+resolved pairs. None when no pair is resolved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Repeats a plan needs before its measured range can resolve anything (one run has no range).
+MIN_REPEATS_TO_RESOLVE = 2
+#: Plans a repeat pair (r, r') needs for its τ (fewer orders too few pairs to mean anything).
+MIN_PLANS_FOR_REPEAT_TAU = 3
+#: [A] The rule that says the measurement orders two plans.
+RESOLVED_RULE = ("two plans are resolved when the ranges [min, max] of their repeats' measured makespans do not "
+                 "overlap (strictly: ranges that touch overlap); each plan needs at least "
+                 f"{MIN_REPEATS_TO_RESOLVE} repeats, so a plan measured once resolves nothing")
+
+
+def ordered_repeats(repeats: Sequence[Sequence[tuple]]) -> list[np.ndarray]:
+    """Each plan's makespans ordered by creation time (``repeats``: per plan, (created, makespan) pairs; created is
+    anything :class:`pandas.Timestamp` reads; equal times keep their given order)."""
+    out = []
+    for runs in repeats:
+        runs = sorted(runs, key=lambda cm: pd.Timestamp(cm[0]))
+        out.append(np.array([float(m) for _, m in runs], dtype=np.float64))
+    return out
+
+
+def repeat_taus(spans: Sequence[np.ndarray]) -> tuple[list[float], list[tuple[int, int]]]:
+    """τ-b between repeat r and repeat r' over the plans with at least r' + 1 repeats, for every r < r' with at
+    least :data:`MIN_PLANS_FOR_REPEAT_TAU` such plans; with the (r, r') of each τ."""
+    from scipy.stats import kendalltau
+
+    spans = [s for s in spans if len(s) >= 2]
+    most = max((len(s) for s in spans), default=0)
+    taus, pairs = [], []
+    for r in range(most):
+        for r2 in range(r + 1, most):
+            have = [s for s in spans if len(s) > r2]
+            if len(have) < MIN_PLANS_FOR_REPEAT_TAU:
+                continue
+            tau = float(kendalltau([s[r] for s in have], [s[r2] for s in have]).statistic)
+            if np.isfinite(tau):
+                taus.append(tau)
+                pairs.append((r, r2))
+    return taus, pairs
+
+
+def resolved_pairs(spans: Sequence[np.ndarray]) -> list[tuple[int, int, int]]:
+    """The plan pairs (i, j), i < j, the measurement resolves (:data:`RESOLVED_RULE`), each with the measured
+    order: −1 when plan i is the faster, +1 when plan j is."""
+    out = []
+    for i in range(len(spans)):
+        for j in range(i + 1, len(spans)):
+            a, b = spans[i], spans[j]
+            if len(a) < MIN_REPEATS_TO_RESOLVE or len(b) < MIN_REPEATS_TO_RESOLVE:
+                continue
+            if a.max() < b.min():
+                out.append((i, j, -1))
+            elif b.max() < a.min():
+                out.append((i, j, 1))
+    return out
+
+
+def rank_noise(repeats: Sequence[Sequence[tuple]], predicted: Sequence[float]) -> dict:
+    """The rank's noise floor of one pair's plans (module docstring): ``repeats`` per plan (created, measured
+    makespan) of its quiet repeats in the session, ``predicted`` per plan its predicted makespan."""
+    if len(repeats) != len(predicted):
+        raise ValueError("one list of repeats per predicted makespan")
+    spans = ordered_repeats(repeats)
+    taus, tau_pairs = repeat_taus(spans)
+    resolved = resolved_pairs(spans)
+    pred = np.asarray(predicted, dtype=np.float64)
+    concordant = discordant = 0
+    for i, j, measured in resolved:
+        said = int(np.sign(pred[i] - pred[j]))
+        if said == measured:
+            concordant += 1
+        elif said == -measured:
+            discordant += 1  # said == 0 (a tie in prediction): neither
+    n = len(spans)
+    return {"repeat_tau": float(np.median(taus)) if taus else None, "repeat_taus": taus,
+            "repeat_tau_pairs": [list(p) for p in tau_pairs],
+            "resolved_pairs": len(resolved), "unresolved_pairs": n * (n - 1) // 2 - len(resolved),
+            "concordant_resolved": concordant, "discordant_resolved": discordant,
+            "kendall_tau_resolved": (concordant - discordant) / len(resolved) if resolved else None}
