@@ -155,6 +155,9 @@ def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, com
         coverage = grid_coverage(parts["pass"], draft_rows, verify_rows)
     else:
         traces, coverage = ("custom", "custom"), {}
+    from specedge.fidelity.probe import run_speed_probe, with_speed_probe  # measured-probed, before the overhead
+
+    predictors = with_speed_probe(predictors, run_speed_probe(st, meta, traces)[0])
     overhead, overhead_info = host_overheads(st, run_id, meta, parts, host_overhead)
     if overhead is not None:
         predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
@@ -352,6 +355,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     predictors, contention_info = with_contention(st, run_id, meta, sc, plan, predictors, overhead,
                                                   holdout=contention, seed=int(meta.get("seed", 0)))
     from specedge.fidelity.job import with_job_grid
+    from specedge.fidelity.probe import run_speed_probe
 
     predictors, job_info = with_job_grid(st, sc, predictors, overhead) if job_grid else (predictors, {"source": "off"})
     measured = task_rows["completion_s"].to_numpy(np.float64)
@@ -407,6 +411,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "host_overhead": overhead_info,
         "contention": contention_info,
         "job_grid": job_info,
+        "speed_probe": run_speed_probe(st, meta, traces)[1],
         "foreign_work": meta.get("foreign_work"),
     }
     noisy, foreign = run_noise(meta)

@@ -25,8 +25,9 @@ BASE_PREDICTORS = ("affine", "roofline", "measured")
 #: Every predictor name ``fidelity`` may report: the base ones, ``measured-contention`` (the measured grid
 #: calibrated on the pair's other runs, :mod:`specedge.fidelity.contention`) and ``measured-blend`` (alone and
 #: co-run grids weighted by the replayed busy share, :mod:`specedge.fidelity.blend`) and ``measured-job`` (a
-#: job-shaped grid with its measured wake-up term, :mod:`specedge.fidelity.job`), all added by ``compare_run``.
-PREDICTORS = (*BASE_PREDICTORS, "measured-contention", "measured-blend", "measured-job")
+#: job-shaped grid with its measured wake-up term, :mod:`specedge.fidelity.job`) and ``measured-probed`` (the
+#: measured grid rescaled by each node's speed probe, :mod:`specedge.fidelity.probe`), all added by ``compare_run``.
+PREDICTORS = (*BASE_PREDICTORS, "measured-contention", "measured-blend", "measured-job", "measured-probed")
 
 
 @dataclass(frozen=True)
