@@ -178,6 +178,8 @@ def test_measure_pair_writes_job_shaped_traces_of_the_serving_engine(tmp_path):
         meta = st.info(ids[role]).metadata
         assert meta["grid_mode"] == "job" and meta["measure_mode"] == "co-run"
         assert meta["wake_up"]["first_tokens"] == first
+        probe = meta["speed_probe"]  # the model's speed probe right before and right after its grid
+        assert probe["before"]["at_s"] < probe["after"]["at_s"] and probe["after"]["passes"] >= 5
         assert len(meta["wake_up"]["samples"]) == jobs * 2 * 2  # timed jobs x b x c
         frame = st.read(ids[role])
         MeasuredCompute.from_trace(None, frame)

@@ -48,6 +48,14 @@ def test_the_run_records_tasks_jobs_passes_and_rounds(tiny_run):
     usage = md["cpu_usage"]
     assert set(usage["nodes"]) == {"draft", "verify"} and usage["window_s"] > 0
     assert all(u["process_cpu_s"] > 0 for u in usage["nodes"].values())
+    # each node's speed probe before and after serving, and each compute trace's before and after its grid
+    probes = md["speed_probe"]
+    for role, shape in (("draft", (1, 1)), ("verify", (4, 5))):
+        assert set(probes[role]) == {"before", "after"}
+        trace = store.info(md["compute_traces"][role]).metadata["speed_probe"]
+        for p in (*probes[role].values(), *trace.values()):
+            assert (p["shape"]["batch_size"], p["shape"]["new_tokens"]) == shape and p["passes"] >= 5
+        assert probes[role]["before"]["at_s"] < probes[role]["after"]["at_s"]
     # one verify pass per verification round of each batch; each draft job is l passes
     jobs = parts["job"]
     assert len(verify) == (jobs["node"] == "verify").sum() == rounds.groupby(["batch", "round"]).ngroups

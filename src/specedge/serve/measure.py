@@ -5,7 +5,8 @@ code that serves. :func:`measure_pair` times the ragged serving engine (:class:`
 with the project's compute-trace measurer (:func:`specedge.record.compute_trace.measure_compute`), each model on
 its node's core, over a grid that covers the run's shapes (:func:`run_grid`), and writes one compute dataset per
 model through the store. By default both models are measured at once ("co-run"), because in a pipelined run the
-two cores are busy together and share the last-level cache and memory bandwidth.
+two cores are busy together and share the last-level cache and memory bandwidth. Each model's speed probe
+(:mod:`specedge.serve.probe`) is timed right before and right after its grid and recorded as ``speed_probe``.
 """
 
 from __future__ import annotations
@@ -103,17 +104,32 @@ def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_me
     import pandas as pd
 
     lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
+    before = _probe(lm, role)
     if stamp_meta.get("grid_mode") == "job":
-        return lm, *_measure_job(role, lm, grid, core, dataset_id, note, stamp_meta)
+        frame, meta = _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta)
+        return lm, frame, {**meta, "speed_probe": {"before": before, "after": _probe(lm, role)}}
     parts = []
     for part in (grid.prefill, grid.cached):
         frame, meta = measure_compute(lm, part, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,
                                       note=note)
         parts.append(frame)
     frame = pd.concat(parts, ignore_index=True)
+    after = _probe(lm, role)
     meta = {**meta, "grid": {"prefill": asdict(grid.prefill), "cached": asdict(grid.cached)}, "core": core,
-            "load_average": [round(x, 2) for x in os.getloadavg()], "engine": lm.describe()["engine"], **stamp_meta}
+            "load_average": [round(x, 2) for x in os.getloadavg()], "engine": lm.describe()["engine"], **stamp_meta,
+            "speed_probe": {"before": before, "after": after}}
     return lm, frame, meta
+
+
+def _probe(lm, role: str) -> dict:
+    """The speed probe (:func:`specedge.serve.probe.speed_probe`) of ``role``'s fixed pass on ``lm``'s serving
+    engine, on one torch thread as the grid is measured; recorded before and after the grid as ``speed_probe``."""
+    import torch
+
+    from specedge.serve.probe import speed_probe
+
+    torch.set_num_threads(1)
+    return speed_probe(lm.engine, lm.vocab_size, role, torch=torch)
 
 
 def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):

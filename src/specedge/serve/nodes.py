@@ -2,8 +2,9 @@
 
 Each node pins itself to one core (``os.sched_setaffinity``) with one torch thread, loads its model
 (:func:`specedge.record.lm.load_lm`), wraps it in the ragged serving engine (:mod:`specedge.serve.engine`), warms
-up, and then serves the plan's jobs in the round-robin order of docs/model.md section 5: (round 0, batch 0), (0, 1),
-..., (1, 0), ...; a batch whose members have all finished drops out.
+up, times its speed probe (:mod:`specedge.serve.probe`; again after serving, sent with its records), and then
+serves the plan's jobs in the round-robin order of docs/model.md section 5: (round 0, batch 0), (0, 1), ...,
+(1, 0), ...; a batch whose members have all finished drops out.
 
 Draft node, job (n, m): wait until the batch's inputs are there (round 0: its tasks' uploads, or all uploads under
 ``release = all-uploads``; later rounds: the verification result of (n - 1, m)); feed the tokens the draft's cache
@@ -127,11 +128,12 @@ class _Node:
         self.warmup()
         warmup_s = time.monotonic() - started
         pipe = self.ping()
+        probe = self.probe()  # right after the ping, so both nodes probe at about the same time
         from specedge.serve.engine import engine_name
 
         model = {**self.lm.describe(), "engine": engine_name(self.engine)}
         self.coord.send(Ready(self.role, os.getpid(), self.cfg.core, affinity, torch.get_num_threads(), model,
-                              warmup_s, pipe))
+                              warmup_s, pipe, probe))
         msg = self.coord.recv()
         if not isinstance(msg, Start):
             raise RuntimeError(f"{self.role} node: expected Start, got {type(msg).__name__}")
@@ -162,6 +164,12 @@ class _Node:
         return {"rounds": PING_ROUNDS, "rtt_median_s": float(np.median(rtt)),
                 "rtt_p90_s": float(np.percentile(rtt, 90)), "one_way_median_s": float(np.median(rtt) / 2),
                 "message": f"DraftJob (b={b}, l={l}, q {sent}) there, VerifyResult back"}
+
+    def probe(self) -> dict:
+        """The node's speed probe (:func:`specedge.serve.probe.speed_probe` of its role's fixed pass)."""
+        from specedge.serve.probe import speed_probe
+
+        return speed_probe(self.engine, self.lm.vocab_size, self.role, torch=self.torch)
 
     def capacity(self, members) -> int:
         inputs = max(self.cfg.input_tokens[i] for i in members)
@@ -446,8 +454,16 @@ def run_node(node, role: str, coord: Connection, peer: Connection) -> None:
         wall = time.monotonic()
         node.serve()
         records = node.records()
-        records["usage"] = {"process_cpu_s": time.process_time() - cpu, "wall_s": time.monotonic() - wall,
-                            "serve_start_s": wall - node.now.t0}
+        served_s = time.monotonic() - wall
+        probe_cpu = time.process_time()
+        try:  # the speed probe again, after serving (a failed probe costs the run nothing but this entry)
+            records["probe_after"] = node.probe()
+        except Exception:  # noqa: BLE001 - recorded; the run's own records stand
+            records["probe_after_error"] = traceback.format_exc(limit=2)
+        probe_cpu = time.process_time() - probe_cpu
+        # process_cpu_s covers serving and the after-probe: both fall in the coordinator's run window
+        records["usage"] = {"process_cpu_s": time.process_time() - cpu, "wall_s": served_s,
+                            "serve_start_s": wall - node.now.t0, "probe_cpu_s": probe_cpu}
         coord.send(NodeRecords(role, records))
     except BaseException:  # noqa: BLE001 - reported to the coordinator, which stops the run cleanly
         try:

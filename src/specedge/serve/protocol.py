@@ -6,13 +6,13 @@ Every message is a frozen dataclass of plain Python values and numpy arrays, pic
 Flow of one run::
 
     coordinator --NodeConfig(args)--> node          (at spawn)
-    node        --Ready-->            coordinator   (model loaded, pinned, warmed up)
+    node        --Ready-->            coordinator   (model loaded, pinned, warmed up, speed probed)
     coordinator --Start(t0)-->        both nodes
     coordinator --TaskArrival-->      draft node    (task k at t0 + upload_s[k]: the emulated uplink)
     draft node  --DraftJob-->         verify node   (batch m, round n: draft tokens and their distributions)
     verify node --VerifyResult-->     draft node    (accepted counts, next token, finished flags)
     draft node  --Stop-->             verify node   (every task finished)
-    node        --NodeRecords-->      coordinator   (what the node measured)
+    node        --NodeRecords-->      coordinator   (what the node measured, and its speed probe after serving)
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ class Ready:
     model: dict = field(default_factory=dict)
     warmup_s: float = 0.0
     pipe: dict = field(default_factory=dict)  # draft node: the pipe's measured round trip (see nodes.PING_ROUNDS)
+    probe: dict = field(default_factory=dict)  # the node's speed probe before serving (specedge.serve.probe)
 
 
 @dataclass(frozen=True)

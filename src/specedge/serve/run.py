@@ -158,7 +158,8 @@ class NodeSession:
     coord_cpu_s: float
 
     def usage_metadata(self) -> dict:
-        """The run's ``cpu_usage`` (per-core load over the run window) and ``foreign_work`` during it."""
+        """The run's ``cpu_usage`` (per-core load over the run window), ``foreign_work`` during it and each node's
+        ``speed_probe`` before and after serving (:func:`speed_probe_metadata`)."""
         usage = {role: r.records.get("usage", {}) for role, r in self.records.items()}
         # foreign work during the run (specedge.serve.quiet): the coordinator runs on the draft core, so it is ours
         own = {"draft": usage.get("draft", {}).get("process_cpu_s", 0.0) + self.coord_cpu_s,
@@ -169,7 +170,23 @@ class NodeSession:
                           "source": "/proc/stat per-core jiffies over the run window, node process CPU time"},
             "foreign_work": {"during": during(self.stat_before, self.stat_after, self.window_s, own,
                                               dict(zip(("draft", "verify"), self.cores)))},
+            "speed_probe": speed_probe_metadata(self.ready, self.records),
         }
+
+
+def speed_probe_metadata(ready: dict, records: dict) -> dict:
+    """Per node role, its speed probe (:func:`specedge.serve.probe.speed_probe`) ``before`` serving (sent in
+    ``Ready``) and ``after`` (sent with its records; absent if the node could not probe again)."""
+    out = {}
+    for role in ("draft", "verify"):
+        entry = {}
+        if role in ready and ready[role].probe:
+            entry["before"] = ready[role].probe
+        after = records[role].records.get("probe_after") if role in records else None
+        if after:
+            entry["after"] = after
+        out[role] = entry
+    return out
 
 
 def drive_nodes(ctx, targets: dict, cores, upload_s: np.ndarray, task_of: Callable[[int], WorkloadTask], *,
