@@ -56,6 +56,7 @@ def test_the_workload_and_uplink_are_the_online_simulators(online_run):
                                       "mode": "sd-pipeline"}
     assert md["online"]["policy"] == "fcfs" and md["online"]["speculation_length"] == L
     assert isinstance(md["foreign_work"]["noisy"], bool) and "plan" not in md
+    assert all(set(md["speed_probe"][role]) == {"before", "after"} for role in ("draft", "verify"))
 
 
 def test_conservation_and_causality(online_run):
