@@ -326,6 +326,8 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     ``contention``: adds ``measured-contention`` (:mod:`specedge.fidelity.contention`), fitted on the pair's other
     quiet runs without this plan's repeats ("plan") or without this run ("run"); None: not added.
     ``job_grid``: adds ``measured-job`` (:mod:`specedge.fidelity.job`) when both models have a job-shaped grid.
+    ``measured-probed`` (:mod:`specedge.fidelity.probe`) is added when the run and both compute traces carry a
+    speed probe (diagnostics ``speed_probe`` say why not otherwise).
     """
     from scipy.stats import ks_2samp
 

@@ -212,7 +212,7 @@ class FidelityStudy:
                 raise InputError(f"predictor {name!r} was not evaluated for run {row.run!r} (it has "
                                  f"{', '.join(res.table['predictor'])}); measured-blend needs alone grids, "
                                  "measured-job job-shaped grids (scripts/measure_fidelity.py --alone-grids / "
-                                 "--job-grids)")
+                                 "--job-grids), measured-probed a run and grids recorded with the speed probe")
             t = res.table.set_index("predictor").loc[name]
             rec = self.recorded.get(row.run)
             r = rec.table.set_index("predictor").loc[name] if rec is not None else None
