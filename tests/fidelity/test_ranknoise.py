@@ -1,0 +1,125 @@
+"""The rank's own noise floor (specedge.fidelity.ranknoise): repeat τ and τ over the plan pairs the measurement
+resolves, on examples worked by hand; and the same numbers in FidelityStudy.rank."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from specedge.fidelity.ranknoise import rank_noise
+
+
+def reps(*spans, start=0):
+    """One plan's repeats, created at start, start+1, ... (in the order given)."""
+    return [(pd.Timestamp("2026-11-30T10:00:00+00:00") + pd.Timedelta(minutes=start + k), m)
+            for k, m in enumerate(spans)]
+
+
+def test_repeat_orders_agree():
+    out = rank_noise([reps(1.0, 1.1), reps(2.0, 2.2), reps(3.0, 3.3)], [1.0, 2.0, 3.0])
+    assert out["repeat_tau"] == pytest.approx(1.0) and out["repeat_taus"] == [pytest.approx(1.0)]
+    assert out["repeat_tau_pairs"] == [[0, 1]]
+
+
+def test_one_pair_swaps_between_repeats():
+    # repeat 0 orders a < b < c, repeat 1 orders b < a < c: 2 concordant, 1 discordant of 3 -> 1/3
+    out = rank_noise([reps(1.0, 2.1), reps(2.0, 1.9), reps(3.0, 3.0)], [1.0, 2.0, 3.0])
+    assert out["repeat_tau"] == pytest.approx(1 / 3)
+
+
+def test_repeats_are_ordered_by_creation_time():
+    # the same repeats as above, listed out of time order for plan a: by time its makespans are 1.0 then 2.1
+    a = list(reversed(reps(1.0, 2.1)))
+    out = rank_noise([a, reps(2.0, 1.9), reps(3.0, 3.0)], [1.0, 2.0, 3.0])
+    assert out["repeat_tau"] == pytest.approx(1 / 3)
+    # three repeats, a's last one slow: by time τ(0,1) = 1, τ(0,2) = τ(1,2) = -1/3; reversed, the list would flip
+    late = [reps(1.0, 1.1, 5.0), reps(2.0, 2.0, 2.0), reps(3.0, 3.0, 3.0)]
+    late[0] = list(reversed(late[0]))
+    out = rank_noise(late, [1, 2, 3])
+    assert out["repeat_taus"] == [pytest.approx(1.0), pytest.approx(-1 / 3), pytest.approx(-1 / 3)]
+    # created as ISO strings too
+    iso = [(str(t), m) for t, m in a]
+    assert rank_noise([iso, reps(2.0, 1.9), reps(3.0, 3.0)], [1, 2, 3])["repeat_tau"] == pytest.approx(1 / 3)
+
+
+def test_repeat_pairs_use_the_plans_with_enough_repeats():
+    # three plans with 3 repeats, a fourth with 2: (0,1) over 4 plans, (0,2) and (1,2) over 3
+    plans = [reps(1.0, 1.0, 1.0), reps(2.0, 2.0, 3.5), reps(3.0, 3.0, 3.0), reps(4.0, 0.5)]
+    out = rank_noise(plans, [1, 2, 3, 4])
+    assert out["repeat_tau_pairs"] == [[0, 1], [0, 2], [1, 2]]
+    # (0,1): 1,2,3,4 vs 1,2,3,0.5 -> 3 concordant, 3 discordant of 6 = 0; (0,2), (1,2): b and c swap -> 1/3
+    assert out["repeat_taus"] == [pytest.approx(0.0), pytest.approx(1 / 3), pytest.approx(1 / 3)]
+    assert out["repeat_tau"] == pytest.approx(1 / 3)
+
+
+def test_too_few_repeats_or_plans_give_none():
+    out = rank_noise([reps(1.0), reps(2.0), reps(3.0)], [1, 2, 3])
+    assert out["repeat_tau"] is None and out["repeat_taus"] == []
+    out = rank_noise([reps(1.0, 1.1), reps(2.0, 2.1), reps(3.0)], [1, 2, 3])  # only two plans repeated
+    assert out["repeat_tau"] is None
+
+
+def test_resolved_pairs_and_their_tau():
+    # ranges a [1.0, 1.2], b [1.1, 1.5] (overlaps a), c [2.0, 2.4], d measured once
+    plans = [reps(1.0, 1.2), reps(1.5, 1.1), reps(2.0, 2.4), reps(0.5)]
+    out = rank_noise(plans, [1.0, 2.0, 3.0, 0.1])
+    assert out["resolved_pairs"] == 2 and out["unresolved_pairs"] == 4  # (a,c), (b,c) of 6; d resolves nothing
+    assert out["discordant_resolved"] == 0 and out["kendall_tau_resolved"] == pytest.approx(1.0)
+    # c predicted fastest: both resolved pairs discordant
+    out = rank_noise(plans, [1.0, 2.0, 0.5, 0.1])
+    assert out["discordant_resolved"] == 2 and out["kendall_tau_resolved"] == pytest.approx(-1.0)
+    # one discordant, one concordant: (1 - 1) / 2
+    out = rank_noise(plans, [1.0, 3.0, 2.0, 0.1])
+    assert out["discordant_resolved"] == 1 and out["concordant_resolved"] == 1
+    assert out["kendall_tau_resolved"] == pytest.approx(0.0)
+
+
+def test_touching_ranges_are_unresolved():
+    for plans in ([reps(1.0, 2.0), reps(2.0, 3.0)], [reps(2.0, 3.0), reps(1.0, 2.0)]):
+        out = rank_noise(plans, [1.0, 2.0])
+        assert out["resolved_pairs"] == 0 and out["unresolved_pairs"] == 1 and out["kendall_tau_resolved"] is None
+
+
+def test_a_tie_in_prediction_counts_as_neither():
+    out = rank_noise([reps(1.0, 1.1), reps(2.0, 2.1), reps(3.0, 3.1)], [1.0, 1.0, 3.0])
+    # (a,b) tied in prediction: 0; (a,c), (b,c) concordant -> 2 / 3
+    assert out["resolved_pairs"] == 3 and out["concordant_resolved"] == 2 and out["discordant_resolved"] == 0
+    assert out["kendall_tau_resolved"] == pytest.approx(2 / 3)
+
+
+def test_singleton_plans_resolve_nothing():
+    out = rank_noise([reps(1.0), reps(5.0), reps(9.0)], [1, 2, 3])
+    assert out["resolved_pairs"] == 0 and out["unresolved_pairs"] == 3 and out["kendall_tau_resolved"] is None
+
+
+def test_rank_entry_carries_the_rank_noise(monkeypatch):
+    from specedge.fidelity import repeats
+    from specedge.fidelity.repeats import FidelityStudy
+
+    cols = ["run", "pair", "scenario", "plan", "plan_sha256", "schedule", "noisy", "session", "stale",
+            "median_task_error", "makespan_error", "ks_statistic", "ks_pvalue", "recorded_makespan_error",
+            "recorded_median_task_error", "predicted_makespan_s", "measured_makespan_s",
+            "recorded_predicted_makespan_s"]
+    # plan, run, created minute, measured makespan, noisy; predictions 1, 2, 3 for x, y, z
+    # x's later repeat listed first: unordered, repeat 1 would be x 1.0 < y 1.1 < z and the repeat τ 1
+    runs = [("x", "x2", 3, 1.2, False), ("x", "x1", 0, 1.0, False),
+            ("y", "y1", 1, 2.0, False), ("y", "y2", 4, 1.1, False), ("y", "y3", 6, 9.0, True),  # noisy: left out
+            ("z", "z1", 2, 3.0, False), ("z", "z2", 5, 3.3, False)]
+    pred = {"x": 1.0, "y": 2.0, "z": 3.0}
+    rows = pd.DataFrame([dict(zip(cols, [rid, "d/v", "K=4", p, p, p, noisy, "A", False, 0.1, 0.1, 0.1, 0.9, 0.1,
+                                         0.1, pred[p], m, pred[p]])) for p, rid, _, m, noisy in runs])
+    t0 = pd.Timestamp("2026-11-30T10:00:00+00:00")
+    st = FidelityStudy.__new__(FidelityStudy)
+    st.store = None
+    st.index = pd.DataFrame({"run": [r[1] for r in reversed(runs)],
+                             "created": [(t0 + pd.Timedelta(minutes=r[2])).isoformat() for r in reversed(runs)]})
+    monkeypatch.setattr(FidelityStudy, "run_rows", lambda self, predictor=None: rows)
+    monkeypatch.setattr(repeats, "plan_noise_floor", lambda store, ids: {
+        "repeats": len(ids), "task_spread": 0.0, "makespan_spread": 0.0, "makespan_cv": 0.0})
+    (entry,) = st.rank("true")
+    assert {"pair", "scenario", "plans", "kendall_tau", "same_best"} <= set(entry)
+    # repeat 0: x 1.0 < y 2.0 < z 3.0; repeat 1: y 1.1 < x 1.2 < z 3.3 -> 1/3
+    assert entry["repeat_tau"] == pytest.approx(1 / 3)
+    # ranges x [1.0, 1.2], y [1.1, 2.0] (noisy 9.0 left out), z [3.0, 3.3]: (x,z), (y,z) resolved, both concordant
+    assert entry["resolved_pairs"] == 2 and entry["unresolved_pairs"] == 1
+    assert entry["kendall_tau_resolved"] == pytest.approx(1.0) and entry["discordant_resolved"] == 0
