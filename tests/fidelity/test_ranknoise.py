@@ -104,8 +104,9 @@ def test_rank_entry_carries_the_rank_noise(monkeypatch):
     # x's later repeat listed first: unordered, repeat 1 would be x 1.0 < y 1.1 < z and the repeat τ 1
     runs = [("x", "x2", 3, 1.2, False), ("x", "x1", 0, 1.0, False),
             ("y", "y1", 1, 2.0, False), ("y", "y2", 4, 1.1, False), ("y", "y3", 6, 9.0, True),  # noisy: left out
-            ("z", "z1", 2, 3.0, False), ("z", "z2", 5, 3.3, False)]
-    pred = {"x": 1.0, "y": 2.0, "z": 3.0}
+            ("z", "z1", 2, 3.0, False), ("z", "z2", 5, 3.3, False),
+            ("w", "w1", 7, 10.0, True), ("w", "w2", 8, 10.5, True)]  # measured only under noise: no quiet repeats
+    pred = {"x": 1.0, "y": 2.0, "z": 3.0, "w": 4.0}
     rows = pd.DataFrame([dict(zip(cols, [rid, "d/v", "K=4", p, p, p, noisy, "A", False, 0.1, 0.1, 0.1, 0.9, 0.1,
                                          0.1, pred[p], m, pred[p]])) for p, rid, _, m, noisy in runs])
     t0 = pd.Timestamp("2026-11-30T10:00:00+00:00")
@@ -120,6 +121,8 @@ def test_rank_entry_carries_the_rank_noise(monkeypatch):
     assert {"pair", "scenario", "plans", "kendall_tau", "same_best"} <= set(entry)
     # repeat 0: x 1.0 < y 2.0 < z 3.0; repeat 1: y 1.1 < x 1.2 < z 3.3 -> 1/3
     assert entry["repeat_tau"] == pytest.approx(1 / 3)
-    # ranges x [1.0, 1.2], y [1.1, 2.0] (noisy 9.0 left out), z [3.0, 3.3]: (x,z), (y,z) resolved, both concordant
-    assert entry["resolved_pairs"] == 2 and entry["unresolved_pairs"] == 1
+    # ranges x [1.0, 1.2], y [1.1, 2.0] (noisy 9.0 left out), z [3.0, 3.3]: (x,z), (y,z) resolved, both concordant;
+    # w (ranked, flagged noisy) has no quiet repeat, so it resolves nothing: 4 of its 6 pairs unresolved
+    assert entry["noisy_plans"] == 1 and entry["distinct_plans"] == 4
+    assert entry["resolved_pairs"] == 2 and entry["unresolved_pairs"] == 4
     assert entry["kendall_tau_resolved"] == pytest.approx(1.0) and entry["discordant_resolved"] == 0
