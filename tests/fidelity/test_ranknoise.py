@@ -126,3 +126,19 @@ def test_rank_entry_carries_the_rank_noise(monkeypatch):
     assert entry["noisy_plans"] == 1 and entry["distinct_plans"] == 4
     assert entry["resolved_pairs"] == 2 and entry["unresolved_pairs"] == 4
     assert entry["kendall_tau_resolved"] == pytest.approx(1.0) and entry["discordant_resolved"] == 0
+
+
+def test_report_rank_table_and_text_show_the_rank_noise():
+    from specedge.fidelity.report import RANK_NOISE_COLUMNS, rank_figure, rank_noise_text, rank_table
+
+    entry = {"pair": "d/v", "session": "A", "distinct_plans": 3, "kendall_tau": 1.0, "same_best": True,
+             "kendall_tau_recorded_acceptance": None,
+             "plans": [{"policy": p, "run_ids": ["r"], "noisy": False, "predicted_makespan_s": m,
+                        "measured_makespan_s": m, "predicted_from_recorded_acceptance_s": None}
+                       for p, m in (("x", 1.0), ("y", 2.0), ("z", 3.0))],
+             **rank_noise([reps(1.0, 2.1), reps(2.0, 1.9), reps(3.0, 3.0)], [1.0, 2.0, 3.0])}
+    table = rank_table([entry])
+    assert set(RANK_NOISE_COLUMNS) <= set(table.columns)
+    assert table["repeat_tau"].iloc[0] == pytest.approx(1 / 3) and table["resolved_pairs"].iloc[0] == 2
+    assert rank_noise_text(entry) == "repeat τ 0.33, τ resolved 1.00 (2 pairs resolved, 0 discordant, 1 unresolved)"
+    assert "repeat τ 0.33, τ resolved 1.00" in rank_figure([entry]).axes[0].get_title()

@@ -193,7 +193,8 @@ def headline(plans: pd.DataFrame) -> pd.DataFrame:
 
 def rank_table(rank: list[dict]) -> pd.DataFrame:
     """One row per (pair, plan) of :meth:`FidelityStudy.rank` (a plan = a schedule, its runs pooled over the
-    policies that produced it), with the pair's number of distinct plans, τ and same-best verdict."""
+    policies that produced it), with the pair's number of distinct plans, τ and same-best verdict, and the rank's own
+    noise (:data:`RANK_NOISE_COLUMNS`)."""
     rows = []
     for entry in rank:
         for p in entry["plans"]:
@@ -204,8 +205,25 @@ def rank_table(rank: list[dict]) -> pd.DataFrame:
                          "measured_makespan_s": p["measured_makespan_s"],
                          "predicted_from_recorded_acceptance_s": p["predicted_from_recorded_acceptance_s"],
                          "kendall_tau": entry["kendall_tau"], "same_best": entry["same_best"],
-                         "kendall_tau_recorded_acceptance": entry["kendall_tau_recorded_acceptance"]})
+                         "kendall_tau_recorded_acceptance": entry["kendall_tau_recorded_acceptance"],
+                         **{k: entry.get(k) for k in RANK_NOISE_COLUMNS}})
     return pd.DataFrame(rows)
+
+
+#: The rank's own noise (:mod:`specedge.fidelity.ranknoise`) in the rank table, one value per pair.
+RANK_NOISE_COLUMNS = ("repeat_tau", "kendall_tau_resolved", "resolved_pairs", "discordant_resolved",
+                      "unresolved_pairs")
+
+
+def rank_noise_text(entry: dict) -> str:
+    """One line of a rank entry's own noise: repeat τ (the measurement against itself) and τ over the plan pairs
+    the measurement resolves (empty for an entry without them)."""
+    if "repeat_tau" not in entry:
+        return ""
+    rep, res = entry["repeat_tau"], entry["kendall_tau_resolved"]
+    return (f"repeat τ {'n/a' if rep is None else f'{rep:.2f}'}, τ resolved "
+            f"{'n/a' if res is None else f'{res:.2f}'} ({entry['resolved_pairs']} pairs resolved, "
+            f"{entry['discordant_resolved']} discordant, {entry['unresolved_pairs']} unresolved)")
 
 
 def too_few_plans_note(entry: dict) -> str:
@@ -250,8 +268,8 @@ def rank_figure(rank: list[dict]):
         tau = entry["kendall_tau"]
         session = f" (grid {entry['session']})" if entry.get("session") else ""
         ax.set_title(f"{wrap_title(entry['pair'] + session, width=48, max_lines=2)}\nKendall τ = "
-                     f"{'n/a' if tau is None else f'{tau:.2f}'}, same best: {'yes' if entry['same_best'] else 'no'}",
-                     fontsize=9)
+                     f"{'n/a' if tau is None else f'{tau:.2f}'}, same best: {'yes' if entry['same_best'] else 'no'}"
+                     + (f"\n{rank_noise_text(entry).split(' (')[0]}" if "repeat_tau" in entry else ""), fontsize=9)
     handles = [Line2D([], [], marker="o", ls="", color="0.15", label="measured (median over repeats)"),
                Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="#3182bd",
                       label="predicted, observed acceptance")]
@@ -296,6 +314,9 @@ def write_fidelity_section(sec, store, stage=None) -> None:
     for entry in rank:
         if entry["too_few_plans"]:
             sec.note(too_few_plans_note(entry))
+        if "repeat_tau" in entry:
+            sec.note(f"{entry['pair']}: {rank_noise_text(entry)}; repeat τ = the quiet repeats ranked against each "
+                     "other, τ resolved = over the plan pairs whose repeats' makespan ranges do not overlap.")
     sec.figure("fidelity-rank", (rank_figure(rank), ranks), title="Rank fidelity: predicted vs measured makespan",
                caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
                        "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance.")
