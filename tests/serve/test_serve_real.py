@@ -53,6 +53,7 @@ def test_the_run_records_tasks_jobs_passes_and_rounds(tiny_run):
     for role, shape in (("draft", (1, 1)), ("verify", (4, 5))):
         assert set(probes[role]) == {"before", "after"}
         trace = store.info(md["compute_traces"][role]).metadata["speed_probe"]
+        assert set(trace) == {"before", "after"} and trace["before"]["at_s"] < trace["after"]["at_s"]
         for p in (*probes[role].values(), *trace.values()):
             assert (p["shape"]["batch_size"], p["shape"]["new_tokens"]) == shape and p["passes"] >= 5
         assert probes[role]["before"]["at_s"] < probes[role]["after"]["at_s"]
