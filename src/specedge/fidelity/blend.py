@@ -49,16 +49,15 @@ def with_blend(store, sc, plan, predictors, base, overhead, *, seed: int = 0) ->
     """``predictors`` plus ``measured-blend`` over ``base`` (the co-run grid pair) when both models have an alone
     grid in the store; else unchanged, with the reason."""
     from specedge.fidelity.contention import busy_fixed_point
-    from specedge.fidelity.predictors import PredictorPair, compute_rows
-    from specedge.latency.compute import MeasuredCompute
+    from specedge.fidelity.memo import measured_compute
+    from specedge.fidelity.predictors import PredictorPair
 
     ids = {node: alone_trace(store, getattr(base, node).model.name) for node in ("draft", "verify")}
     if not all(ids.values()):
         return predictors, {"source": "none", "reason": "no alone compute grid of both models in the store "
                                                         "(scripts/measure_fidelity.py --alone-grids)"}
-    alone = {node: MeasuredCompute.from_trace(getattr(base, node).model,
-                                              compute_rows(store, ids[node], getattr(base, node).model.name),
-                                              allow_extrapolation=True, source=ids[node]) for node in ids}
+    alone = {node: measured_compute(store, ids[node], getattr(base, node).model, allow_extrapolation=True,
+                                    source=ids[node]) for node in ids}  # built once per grid (fidelity.memo)
     ovh = overhead or {node: getattr(getattr(base, node), "job_overhead", None) for node in ids}
 
     def make(u):

@@ -52,16 +52,16 @@ def with_wake_ups(predictors, wake: dict):
 def with_job_grid(store, sc, predictors, overhead) -> tuple[list, dict]:
     """``predictors`` plus ``measured-job`` when both models have a job-shaped grid in the store; else unchanged,
     with the reason. ``overhead``: each node's host overhead ({"draft", "verify"} or None)."""
-    from specedge.fidelity.predictors import PredictorPair, compute_rows
-    from specedge.latency.compute import MeasuredCompute
+    from specedge.fidelity.memo import measured_compute
+    from specedge.fidelity.predictors import PredictorPair
 
     cards = {"draft": sc.draft, "verify": sc.target}
     ids = {node: job_trace(store, card.name) for node, card in cards.items()}
     if not all(ids.values()):
         return predictors, {"source": "none", "reason": "no job-shaped compute grid of both models in the store "
                                                         "(scripts/measure_fidelity.py --job-grids)"}
-    preds = {node: MeasuredCompute.from_trace(cards[node], compute_rows(store, ids[node], cards[node].name),
-                                              allow_extrapolation=True, source=ids[node]) for node in ids}
+    preds = {node: measured_compute(store, ids[node], cards[node], allow_extrapolation=True, source=ids[node])
+             for node in ids}  # built once per grid (fidelity.memo)
     host = overhead or {}
     from specedge.latency.host_overhead import with_job_overhead
 

@@ -187,7 +187,9 @@ class FidelityStudy:
 
     def __init__(self, store=None, run_ids=None, *, host_overhead="pair", recorded: bool = True, **compare):
         """``compare``: further keyword arguments of :func:`compare_run` (e.g. ``predictors``)."""
-        self.store = _open(store)
+        from specedge.fidelity.memo import snapshot
+
+        self.store = snapshot(_open(store))  # each dataset listed, looked up and decoded once (fidelity.memo)
         self.index = run_index(self.store, run_ids)
         self.host_overhead = host_overhead
         self.results = {rid: compare_run(rid, store=self.store, host_overhead=host_overhead, **compare)

@@ -321,7 +321,7 @@ def write_fidelity_section(sec, store, stage=None) -> None:
                caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
                        "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance.")
     sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
-    online = online_table(store)
+    online = online_table(study.store)  # the study's snapshot of the store (fidelity.memo)
     if len(online):
         sec.table("fidelity-online", online, title="Real online runs predicted by the online simulator",
                   caption="Task error = per-request end-to-end latency (completion − arrival); the run's own arrivals "

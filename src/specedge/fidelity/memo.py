@@ -1,0 +1,111 @@
+"""In-process memos for the fidelity study: each dataset listed, looked up and decoded once per study.
+
+A :class:`~specedge.fidelity.repeats.FidelityStudy` (the report's fidelity section, ``specedge fidelity --rank``)
+replays every run twice (observed and recorded acceptance), and each replay asks the store for the catalog many
+times (the pair's other runs, the latest alone / job-shaped grid of each model, the recorded acceptance trace)
+and reads the same datasets again (each run's records for the host-overhead and contention fits of every other
+run of its pair, the compute grids of a session for every run of it). :class:`StoreSnapshot` answers those from
+memory: the same answers the store gives, computed once.
+
+Nothing is written to disk: a cold build computes everything once, a warm one the same. Every memo is keyed by
+what its answer depends on (the catalog the store reads, a dataset's id, version and checksum, the arguments),
+so a dataset replaced while a snapshot is alive is read again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StoreSnapshot:
+    """A read-only view of a trace store whose :meth:`list`, :meth:`info` and :meth:`read` are memoised.
+
+    The memos are dropped when the store's catalog changes (the store re-parses ``catalog.json`` only then and
+    shares the parsed catalog otherwise; a new parsed catalog object means a write happened). :meth:`read` keys
+    a frame by (id, version, checksum, columns) and returns a copy, so a caller may change what it gets. Infos
+    are shared: their metadata must not be changed (no fidelity code does). Other attributes are the store's.
+    """
+
+    def __init__(self, store):
+        self._store = store
+        self._view: Any = None
+        self._list: list | None = None
+        self._infos: dict = {}
+        self._frames: dict = {}
+
+    @property
+    def store(self):
+        """The wrapped store."""
+        return self._store
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    def _fresh(self) -> None:
+        view = getattr(self._store, "_catalog_view", None)
+        view = view() if view is not None else self._view
+        if view is not self._view:
+            self._view, self._list = view, None
+            self._infos.clear()
+            self._frames.clear()
+
+    def list(self) -> list:
+        """The store's :meth:`list` (a new list of shared infos)."""
+        self._fresh()
+        if self._list is None:
+            self._list = self._store.list()
+            self._infos.update({(i.id, None): i for i in self._list})
+        return list(self._list)
+
+    def info(self, dataset_id: str, version: int | None = None):
+        """The store's :meth:`info` (shared; errors are the store's)."""
+        self._fresh()
+        key = (dataset_id, None if version is None else int(version))
+        if key not in self._infos:
+            self._infos[key] = self._store.info(dataset_id, version)
+        return self._infos[key]
+
+    def read(self, dataset_id: str, filters=None, columns=None, *, version: int | None = None):
+        """The store's :meth:`read`, decoded once per (id, version, checksum, columns); filtered reads are not
+        memoised."""
+        if filters:
+            return self._store.read(dataset_id, filters, columns, version=version)
+        info = self.info(dataset_id, version)
+        key = (dataset_id, info.version, info.checksum, None if columns is None else tuple(columns))
+        if key not in self._frames:
+            self._frames[key] = self._store.read(dataset_id, columns=columns, version=version)
+        return self._frames[key].copy()
+
+    def __contains__(self, dataset_id: str) -> bool:
+        return dataset_id in self._store
+
+
+def snapshot(store):
+    """``store`` (a store, or a path to open) as a :class:`StoreSnapshot` (itself when it is one already)."""
+    if isinstance(store, StoreSnapshot):
+        return store
+    if not hasattr(store, "read"):
+        from specedge.traces.store import open_store
+
+        store = open_store(store)
+    return StoreSnapshot(store)
+
+
+#: MeasuredCompute predictors built from compute datasets, keyed by (store root, id, checksum, model, arguments)
+_MEASURED: dict = {}
+
+
+def measured_compute(store, dataset_id: str, card, *, allow_extrapolation: bool, source: str):
+    """``MeasuredCompute.from_trace(card, compute_rows(store, dataset_id, card.name), ...)``, built once per
+    (store root, dataset id, checksum, card, arguments). The predictor is immutable, so it is shared."""
+    from specedge.fidelity.predictors import compute_rows
+    from specedge.latency.compute import MeasuredCompute
+
+    key = (str(getattr(store, "root", id(store))), dataset_id, store.info(dataset_id).checksum, card,
+           bool(allow_extrapolation), source)
+    if key not in _MEASURED:
+        if len(_MEASURED) > 64:
+            _MEASURED.clear()
+        _MEASURED[key] = MeasuredCompute.from_trace(card, compute_rows(store, dataset_id, card.name),
+                                                    allow_extrapolation=allow_extrapolation, source=source)
+    return _MEASURED[key]
