@@ -25,6 +25,7 @@ def _clear_memos():
     compare._RECORDS_CACHE.clear()
     contention._SAMPLES_CACHE.clear()
     memo._MEASURED.clear()
+    memo._BUILT.clear()
 
 
 def _run_ids(benchmark):

@@ -112,3 +112,74 @@ def test_study_through_the_snapshot_equals_compare_run_on_the_plain_store(store)
         recorded = predict_before_running(rid, store=store)
         if recorded is not None:
             pd.testing.assert_frame_equal(study.recorded[rid].table, recorded.table, check_exact=True)
+
+
+def _scenario_and_rows(st):
+    """A shipped stdlib run's scenario and the rows of its two compute traces."""
+    from specedge.fidelity.compare import observed_acceptance, run_scenario
+    from specedge.fidelity.predictors import compute_rows
+    from specedge.serve.dataset import split_records
+
+    runs = [i for i in st.list() if i.kind == "run" and not i.metadata.get("online")
+            and (i.metadata.get("compute_traces") or {}).get("draft")]
+    if not runs:
+        pytest.skip("needs a shipped run that names its compute traces")
+    info = runs[-1]
+    parts = split_records(st.read(info.id))
+    tasks = parts["task"].sort_values("task").reset_index(drop=True)
+    sc = run_scenario(info.metadata, tasks, observed_acceptance(parts["round"], len(tasks)), store=st)
+    traces = (info.metadata["compute_traces"]["draft"], info.metadata["compute_traces"]["verify"])
+    return sc, traces, compute_rows(st, traces[0], sc.draft.name), compute_rows(st, traces[1], sc.target.name)
+
+
+def test_build_predictors_is_shared_for_equal_rows_and_rebuilt_for_other_rows_or_arguments(store):
+    from dataclasses import replace
+
+    from specedge.fidelity.predictors import build_predictors
+
+    memo._BUILT.clear()
+    sc, traces, d, v = _scenario_and_rows(store)
+    first = build_predictors(sc, d, v, sources=traces)
+    again = build_predictors(sc, d.copy(), v.copy(), sources=traces)  # equal rows (another frame): shared
+    assert [p.name for p in first] == ["affine", "roofline", "measured"]
+    assert all(a is b for a, b in zip(first, again)) and first is not again
+    slower = v.assign(latency_ms=v["latency_ms"] * 2.0)
+    other = build_predictors(sc, d, slower, sources=traces)
+    assert all(a is not b for a, b in zip(first, other))
+    q = (np.array([1.0]), np.array([2.0]), np.array([30.0]))
+    np.testing.assert_allclose(other[2].verify.latency_s(*q), 2.0 * first[2].verify.latency_s(*q), rtol=1e-12)
+    assert build_predictors(sc, d, v, sources=("x", "y"))[2].draft.source == "x"
+    assert [p.name for p in build_predictors(sc, d, v, names=("measured",), sources=traces)] == ["measured"]
+    wider = replace(sc, params=replace(sc.params, kv_bytes_per_value=sc.params.kv_bytes_per_value * 2))
+    assert build_predictors(wider, d, v, sources=traces)[1] is not first[1]  # roofline reads kv bytes
+
+
+def test_pass_calibration_is_fitted_once_per_fit_runs_and_grid(store, monkeypatch):
+    from specedge.fidelity import contention
+    from specedge.fidelity.compare import _records
+    from specedge.fidelity.predictors import build_predictors
+    from specedge.plan import Plan
+    from specedge.serve.dataset import split_records
+
+    memo._BUILT.clear()
+    sc, traces, d, v = _scenario_and_rows(store)
+    base = build_predictors(sc, d, v, sources=traces)[2]
+    named = [i for i in store.list() if i.kind == "run" and (i.metadata.get("compute_traces") or {}).get("draft")]
+    runs = sorted(i.id for i in store.list() if i.kind == "run" and not i.metadata.get("online")
+                  and i.metadata.get("pair") == named[-1].metadata.get("pair"))[:2]
+    plan = Plan.from_dict(store.info(runs[0]).metadata["plan"])
+    parts = [_records(store, r, split_records) for r in runs]
+    keys = [(str(store.root), r, store.info(r).checksum) for r in runs]
+    fits = []
+    real = contention.fit_pass_calibration
+    monkeypatch.setattr(contention, "fit_pass_calibration", lambda s, n: fits.append(n) or real(s, n))
+
+    def calibration(k, n=2):
+        return contention.contention_pair(sc, plan, base, parts[:n], run_ids=runs[:n], cache_keys=k)[1]["draft"]
+
+    first = calibration(keys)
+    assert len(fits) == 2 and calibration(keys) == first and len(fits) == 2  # same runs and grid: not refitted
+    assert calibration([*keys[:1], (*keys[1][:2], "another-checksum")]) == first and len(fits) == 4
+    assert calibration(keys[:1], 1) != first and len(fits) == 6  # other fit runs: another fit
+    calibration(None)  # no keys: never memoised
+    assert len(fits) == 8

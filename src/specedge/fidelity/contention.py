@@ -248,8 +248,13 @@ def contention_pair(sc, plan, base, fit_parts, *, name: str | None = None, seed:
     JobOverhead carried by the calibrated predictors (None: the base predictors' own)."""
     from specedge.fidelity.predictors import PredictorPair
 
-    samples = calibration_samples(fit_parts, base.draft, base.verify, run_ids, cache_keys)
-    cal = {node: fit_pass_calibration(samples, node) for node in ("draft", "verify")}
+    from specedge.fidelity.memo import built
+
+    pkey = (_predictor_key(base.draft), _predictor_key(base.verify))  # the fit is what the samples' cache keys say
+    key = None if cache_keys is None or None in pkey else ("pass_calibration", tuple(cache_keys), pkey)
+    cal = built(key, lambda: {node: fit_pass_calibration(
+        calibration_samples(fit_parts, base.draft, base.verify, run_ids, cache_keys), node) for node in
+        ("draft", "verify")})
     ovh = overheads or {node: getattr(getattr(base, node), "job_overhead", None) for node in ("draft", "verify")}
 
     def make(u):

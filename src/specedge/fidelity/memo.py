@@ -109,3 +109,35 @@ def measured_compute(store, dataset_id: str, card, *, allow_extrapolation: bool,
         _MEASURED[key] = MeasuredCompute.from_trace(card, compute_rows(store, dataset_id, card.name),
                                                     allow_extrapolation=allow_extrapolation, source=source)
     return _MEASURED[key]
+
+
+#: other built values (predictor pairs of a compute-trace pair, pass calibrations), keyed by what they depend on
+_BUILT: dict = {}
+
+
+def frame_digest(frame) -> str:
+    """A digest of a frame's columns, dtypes, index and values in order (equal frames, equal digests)."""
+    import hashlib
+
+    import pandas as pd
+
+    h = hashlib.blake2b(digest_size=20)
+    h.update(repr([(str(c), str(t)) for c, t in frame.dtypes.items()]).encode())
+    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def built(key, build):
+    """``build()``, once per ``key`` (built again when ``key`` is None or unhashable). The value is shared:
+    only immutable values (frozen predictors, calibrations) go here."""
+    try:
+        hash(key)
+    except TypeError:
+        key = None
+    if key is None:
+        return build()
+    if key not in _BUILT:
+        if len(_BUILT) > 256:
+            _BUILT.clear()
+        _BUILT[key] = build()
+    return _BUILT[key]

@@ -79,9 +79,18 @@ def roofline_from_trace(card: ModelCard, device: DeviceCard, frame: pd.DataFrame
 
 def build_predictors(sc, draft_rows: pd.DataFrame, verify_rows: pd.DataFrame, *,
                      names=BASE_PREDICTORS, sources: tuple[str, str] = ("trace", "trace")) -> list[PredictorPair]:
-    """The named predictor pairs for scenario ``sc``'s draft and target from their compute-trace rows."""
+    """The named predictor pairs for scenario ``sc``'s draft and target from their compute-trace rows (built once
+    per rows, names, sources and what they read of ``sc``: :func:`specedge.fidelity.memo.built`)."""
+    from specedge.fidelity.memo import built, frame_digest
+
     kv = sc.params.kv_bytes_per_value
     ffn = sc.params.flops_ffn_factor
+    key = ("build_predictors", frame_digest(draft_rows), frame_digest(verify_rows), tuple(names), tuple(sources),
+           sc.draft, sc.target, sc.draft_device, sc.verify_device, kv, ffn)
+    return list(built(key, lambda: tuple(_build_predictors(sc, draft_rows, verify_rows, names, sources, kv, ffn))))
+
+
+def _build_predictors(sc, draft_rows, verify_rows, names, sources, kv, ffn) -> list[PredictorPair]:
     out = []
     for name in names:
         if name == "affine":
