@@ -183,3 +183,42 @@ def test_pass_calibration_is_fitted_once_per_fit_runs_and_grid(store, monkeypatc
     assert calibration(keys[:1], 1) != first and len(fits) == 6  # other fit runs: another fit
     calibration(None)  # no keys: never memoised
     assert len(fits) == 8
+
+
+def test_pair_host_overhead_is_fitted_once_per_other_runs_and_refitted_for_a_new_version(store):
+    from specedge.fidelity import compare
+    from specedge.serve.dataset import split_records
+
+    memo._BUILT.clear()
+    runs = [i for i in store.list() if i.kind == "run" and not i.metadata.get("online")
+            and i.metadata.get("pair") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m"]
+    target = runs[-1]
+    parts = split_records(store.read(target.id))
+    first, desc = compare.host_overheads(store, target.id, target.metadata, parts, "pair")
+    again, desc2 = compare.host_overheads(store, target.id, target.metadata, parts, "pair")
+    assert again["draft"] is first["draft"] and desc2 == desc and desc2 is not desc
+    other = desc["runs"][0]  # a new version of one run fitted on: its jobs take 50 ms longer
+    info = store.info(other)
+    frame = store.read(other)
+    frame.loc[frame["record"] == "job", "end_s"] += 0.05
+    store.write(frame, other, kind=info.kind, metadata=info.metadata, replace=True)
+    refit, _ = compare.host_overheads(store, target.id, target.metadata, parts, "pair")
+    assert refit["draft"] is not first["draft"] and refit["draft"] != first["draft"]
+
+
+def test_run_overheads_diagnostic_follows_the_run_version(store):
+    from specedge.fidelity import compare
+    from specedge.serve.dataset import split_records
+
+    memo._BUILT.clear()
+    rid = sorted(i.id for i in store.list() if i.kind == "run" and not i.metadata.get("online")
+                 and i.metadata.get("pair") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m")[-1]
+    name = "draft_outside_pass_share"
+    first = compare.compare_run(rid, store=store, contention=None, job_grid=False).diagnostics
+    info = store.info(rid)
+    frame = store.read(rid)
+    frame.loc[frame["record"] == "job", "end_s"] += 0.05  # a new version: more time outside passes
+    store.write(frame, rid, kind=info.kind, metadata=info.metadata, replace=True)
+    later = compare.compare_run(rid, store=store, contention=None, job_grid=False).diagnostics
+    parts = split_records(store.read(rid))
+    assert later[name] == compare.overheads(parts["job"], parts["pass"])[name] != first[name]

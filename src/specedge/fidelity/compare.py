@@ -128,9 +128,13 @@ def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[di
     if how not in ("pair", "self"):
         raise InputError(f"host overhead {how!r}: expected 'pair', 'self' or 'none'")
     others = pair_runs(store, meta, exclude=run_id) if how == "pair" else []
-    if others:
-        fits = fit_run_overheads([_records(store, r, split_records) for r in others],
-                                 source=f"fitted on {len(others)} other quiet run(s) of the pair")
+    if others:  # fitted once per set of other runs (their store, id, checksum): fidelity.memo.built
+        from specedge.fidelity.memo import built
+
+        keys = tuple((str(getattr(store, "root", id(store))), r, store.info(r).checksum) for r in others)
+        fits = built(("host_overhead", keys), lambda: fit_run_overheads(
+            [_records(store, r, split_records) for r in others],
+            source=f"fitted on {len(others)} other quiet run(s) of the pair"))
         source = {"source": "pair", "runs": others}
     else:
         fits = fit_run_overheads([parts], source="fitted on this run's own job and pass records")
@@ -332,6 +336,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     from scipy.stats import ks_2samp
 
     from specedge.fidelity.contention import with_contention
+    from specedge.fidelity.memo import built
     from specedge.plan import Plan
     from specedge.replay import evaluate
     from specedge.serve.dataset import KIND, split_records
@@ -407,7 +412,8 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "compute_traces": {"draft": traces[0], "verify": traces[1]},
         "grid_coverage": coverage,
         "pass_errors": pass_errors(parts["pass"], predictors).to_dict(orient="records"),
-        **overheads(parts["job"], parts["pass"]),
+        **built(("overheads", str(getattr(st, "root", id(st))), run_id, info.checksum),  # once per run version
+                lambda: overheads(parts["job"], parts["pass"])),
         "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),
         "core_load": (meta.get("cpu_usage") or {}).get("cores"),
         "host_overhead": overhead_info,
