@@ -233,3 +233,25 @@ def test_run_overheads_diagnostic_follows_the_run_version(store):
     later = compare.compare_run(rid, store=store, contention=None, job_grid=False).diagnostics
     parts = split_records(store.read(rid))
     assert later[name] == compare.overheads(parts["job"], parts["pass"])[name] != first[name]
+
+
+def test_plan_noise_floor_follows_the_run_versions(store):
+    from specedge.fidelity.repeats import noise_floor, plan_noise_floor
+    from specedge.serve.dataset import split_records
+
+    memo._BUILT.clear()
+    runs = sorted(i.id for i in store.list() if i.kind == "run" and not i.metadata.get("online")
+                  and i.metadata.get("pair") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m")[-2:]
+
+    def fresh():
+        return noise_floor([split_records(store.read(r))["task"].sort_values("task")["completion_s"].to_numpy()
+                            for r in runs])
+
+    first = plan_noise_floor(store, runs)
+    assert first == fresh() and plan_noise_floor(store, runs) == first
+    info = store.info(runs[1])
+    frame = store.read(runs[1])
+    frame.loc[frame["record"] == "task", "completion_s"] *= 1.5  # a new version of one repeat
+    store.write(frame, runs[1], kind=info.kind, metadata=info.metadata, replace=True)
+    later = plan_noise_floor(store, runs)
+    assert later == fresh() and later["makespan_spread"] != first["makespan_spread"]

@@ -137,7 +137,7 @@ def built(key, build):
     if key is None:
         return build()
     if key not in _BUILT:
-        if len(_BUILT) > 256:
+        if len(_BUILT) > 4096:  # a few per run; dropped wholesale beyond (then computed again)
             _BUILT.clear()
         _BUILT[key] = build()
     return _BUILT[key]

@@ -145,13 +145,20 @@ def noise_floor(completions: np.ndarray) -> dict:
 
 
 def plan_noise_floor(store, run_ids) -> dict:
-    """:func:`noise_floor` of the given runs of one plan, read from their ``task`` records."""
+    """:func:`noise_floor` of the given runs of one plan, read from their ``task`` records (each run version's
+    once: :func:`specedge.fidelity.memo.built`)."""
+    from specedge.fidelity.memo import built
     from specedge.serve.dataset import split_records
 
-    rows = []
-    for rid in run_ids:
+    def completions(rid):
         tasks = split_records(store.read(rid))["task"].sort_values("task")
-        rows.append(tasks["completion_s"].to_numpy(np.float64))
+        out = tasks["completion_s"].to_numpy(np.float64).copy()
+        out.setflags(write=False)  # shared
+        return out
+
+    root = str(getattr(store, "root", id(store)))
+    rows = [built(("task_completion", root, rid, store.info(rid).checksum), lambda rid=rid: completions(rid))
+            for rid in run_ids]
     if len({r.size for r in rows}) > 1:
         raise ValueError("the repeats of a plan served different numbers of tasks")
     return noise_floor(np.vstack(rows)) if rows else noise_floor(np.zeros((0, 0)))
