@@ -22,15 +22,16 @@ FIELDS = ("median_task_error", "p90_task_error", "makespan_error")
 def test_errors_are_finite_and_the_observed_acceptance_is_exact(tiny_run):
     result = compare_run(RUN_ID, store=tiny_run["store"])
     table = result.table.set_index("predictor")
-    assert list(table.index) == ["affine", "roofline", "measured", STAGE_TIMES]
+    # the run and its compute traces were recorded with speed probes (serve.probe), so measured-probed is added
+    assert list(table.index) == ["affine", "roofline", "measured", "measured-probed", STAGE_TIMES]
     for field in FIELDS:
         values = table[field].to_numpy()
         assert np.isfinite(values).all() and (values >= 0).all()
     assert (table["p90_task_error"] >= table["median_task_error"]).all()
     assert table["rounds_match"].all()  # every task replays exactly its own rounds
-    assert result.best() in ("affine", "roofline", "measured")
+    assert result.best() in ("affine", "roofline", "measured", "measured-probed")
     tasks = result.tasks
-    assert len(tasks) == 3 * 4 and (tasks["measured_s"] > 0).all()
+    assert len(tasks) == 3 * 5 and (tasks["measured_s"] > 0).all()
     d = result.diagnostics
     assert d["grid_coverage"] == {"draft": 1.0, "verify": 1.0}
     assert 0 <= d["draft_outside_pass_share"] < 1 and 0 <= d["verify_outside_pass_share"] < 1
@@ -72,7 +73,7 @@ def test_cli_json_fields_and_latest_run_by_default(tiny_run, capsys):
         for field in FIELDS:
             value = data["predictors"][name][field]
             assert isinstance(value, float) and 0 <= value < 100
-    assert data["best_predictor"] in ("affine", "roofline", "measured")
+    assert data["best_predictor"] in ("affine", "roofline", "measured", "measured-probed")
     assert main(["fidelity", RUN_ID, "--store", str(tiny_run["store"])]) == 0
     assert "median |task err|" in capsys.readouterr().out
 
@@ -96,7 +97,7 @@ def test_report_table_and_figure(tiny_run):
     from specedge.fidelity import fidelity_report
 
     table, fig = fidelity_report(store=tiny_run["store"])
-    assert set(table["predictor"]) == {"affine", "roofline", "measured", STAGE_TIMES}
+    assert set(table["predictor"]) == {"affine", "roofline", "measured", "measured-probed", STAGE_TIMES}
     assert (table["run"] == RUN_ID).all() and table["plan"].iloc[0] == "2+1 l=2,3"
     assert len(fig.axes) >= 3 and fig.axes[0].get_title() == "affine"
     assert len(fig.axes[0].collections) >= 2  # the ±10% band and the tasks
