@@ -108,6 +108,7 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
     import seaborn as sns
     from matplotlib.figure import Figure
 
+    from specedge.report.axes import wrap_title
     from specedge.report.figures import MAX_WIDTH_IN
 
     results = results if results is not None else compare_runs(run_ids, store=store, acceptance=acceptance)
@@ -132,8 +133,10 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
         if len(part):
             sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", style="pair", ax=ax, s=22,
                             palette=colours, hue_order=list(colours), legend=ax is axes[-1])
-        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi), title=name,
+        ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
                ylabel="predicted latency (s, log)" if ax is axes[0] else "")
+        # seven panels (measured-probed added one): one-line titles such as "measured-contention" ran into the next
+        ax.set_title(wrap_title(name, width=12), fontsize=10)
         ax.set_xlabel("measured (s, log)", fontsize=9)  # short: six panels' longer labels ran into each other
         if ax.get_legend() is not None:
             handles, labels = ax.get_legend_handles_labels()
