@@ -45,6 +45,9 @@ def test_the_shipped_store_section(tmp_path):
         assert per_run["noisy"].all()
     else:
         assert (tables / "fidelity-headline.csv").exists()
+        one = pd.read_csv(tables / "fidelity-predictors.csv")  # one predictor held to every fresh quiet run
+        assert {"pair", "session", "predictor", "runs", "median_task_error", "makespan_error"} <= set(one.columns)
+        assert "stage-times" not in set(one["predictor"]) and (one["runs"] >= 1).all()
     plans = pd.read_csv(tables / "fidelity-plans.csv")
     assert {"repeats", "quiet_repeats", "task_spread", "makespan_spread", "recorded_makespan_error"} <= set(
         plans.columns)
