@@ -65,6 +65,11 @@ def observed_acceptance(rounds: pd.DataFrame, num_tasks: int, name: str = "obser
     return ObservedAcceptance(frame, name=name)
 
 
+def named_traces(meta: dict) -> tuple:
+    """(draft, verify) compute-trace ids a run's metadata names (None where it names none)."""
+    return tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
+
+
 def run_noise(meta: dict) -> tuple[bool, float | None]:
     """(noisy, foreign work): the larger node's foreign-work share before or during the run (serve.quiet).
 
@@ -102,7 +107,9 @@ _RECORDS_CACHE: dict = {}
 
 
 def _records(store, run_id: str, split_records) -> dict:
-    key = (str(getattr(store, "root", id(store))), run_id, store.info(run_id).checksum)
+    from specedge.fidelity.memo import version_key
+
+    key = version_key(store, run_id)
     if key not in _RECORDS_CACHE:
         if len(_RECORDS_CACHE) > 256:
             _RECORDS_CACHE.clear()
@@ -129,9 +136,9 @@ def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[di
         raise InputError(f"host overhead {how!r}: expected 'pair', 'self' or 'none'")
     others = pair_runs(store, meta, exclude=run_id) if how == "pair" else []
     if others:  # fitted once per set of other runs (their store, id, checksum): fidelity.memo.built
-        from specedge.fidelity.memo import built
+        from specedge.fidelity.memo import built, version_key
 
-        keys = tuple((str(getattr(store, "root", id(store))), r, store.info(r).checksum) for r in others)
+        keys = tuple(version_key(store, r) for r in others)
         fits = built(("host_overhead", keys), lambda: fit_run_overheads(
             [_records(store, r, split_records) for r in others],
             source=f"fitted on {len(others)} other quiet run(s) of the pair"))
@@ -144,14 +151,14 @@ def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[di
 
 
 def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, compute_traces, host_overhead):
-    """(predictors with each node's host overhead, compute trace ids, grid coverage, overhead, its description)
-    for a run: built from the run's compute traces (``compute_traces`` overriding its metadata, else the newest of
+    """(predictors with each node's host overhead, compute trace ids, grid coverage, overhead, its description,
+    the speed probes' description) for a run: built from the run's compute traces (``compute_traces`` overriding its metadata, else the newest of
     each model) unless ``predictors`` are given. Static and online runs (:mod:`.online_run`) share it."""
     from specedge.fidelity.predictors import build_predictors, compute_rows, grid_coverage, latest_compute_trace
     from specedge.latency.host_overhead import with_job_overhead
 
     if predictors is None:
-        traces = compute_traces or tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
+        traces = compute_traces or named_traces(meta)
         traces = tuple(t or latest_compute_trace(st, m) for t, m in zip(traces, (sc.draft.name, sc.target.name)))
         draft_rows = compute_rows(st, traces[0], sc.draft.name)
         verify_rows = compute_rows(st, traces[1], sc.target.name)
@@ -161,7 +168,8 @@ def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, com
         traces, coverage = ("custom", "custom"), {}
     from specedge.fidelity.probe import run_speed_probe, with_speed_probe  # measured-probed, before the overhead
 
-    predictors = with_speed_probe(predictors, run_speed_probe(st, meta, traces)[0])
+    factors, probe_info = run_speed_probe(st, meta, traces)
+    predictors = with_speed_probe(predictors, factors)
     overhead, overhead_info = host_overheads(st, run_id, meta, parts, host_overhead)
     if overhead is not None:
         predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
@@ -170,7 +178,7 @@ def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, com
         from specedge.fidelity.job import trace_wake_ups, with_wake_ups
 
         predictors = with_wake_ups(predictors, trace_wake_ups(st, traces))
-    return predictors, traces, coverage, overhead, overhead_info
+    return predictors, traces, coverage, overhead, overhead_info, probe_info
 
 
 def latest_run(store) -> str:
@@ -336,7 +344,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     from scipy.stats import ks_2samp
 
     from specedge.fidelity.contention import with_contention
-    from specedge.fidelity.memo import built
+    from specedge.fidelity.memo import built, store_key
     from specedge.plan import Plan
     from specedge.replay import evaluate
     from specedge.serve.dataset import KIND, split_records
@@ -357,12 +365,11 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         source = acceptance
     sc = run_scenario(meta, task_rows, source, store=st, fronthaul_delay_s=fronthaul_of(meta, fronthaul))
     plan = Plan.from_dict(meta["plan"], source=f"run {run_id!r} plan")
-    predictors, traces, coverage, overhead, overhead_info = run_predictors(
+    predictors, traces, coverage, overhead, overhead_info, probe_info = run_predictors(
         st, run_id, meta, sc, parts, predictors, compute_traces, host_overhead)
     predictors, contention_info = with_contention(st, run_id, meta, sc, plan, predictors, overhead,
                                                   holdout=contention, seed=int(meta.get("seed", 0)))
     from specedge.fidelity.job import with_job_grid
-    from specedge.fidelity.probe import run_speed_probe
 
     predictors, job_info = with_job_grid(st, sc, predictors, overhead) if job_grid else (predictors, {"source": "off"})
     measured = task_rows["completion_s"].to_numpy(np.float64)
@@ -412,14 +419,14 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "compute_traces": {"draft": traces[0], "verify": traces[1]},
         "grid_coverage": coverage,
         "pass_errors": pass_errors(parts["pass"], predictors).to_dict(orient="records"),
-        **built(("overheads", str(getattr(st, "root", id(st))), run_id, info.checksum),  # once per run version
+        **built(("overheads", store_key(st), run_id, info.checksum),  # once per run version
                 lambda: overheads(parts["job"], parts["pass"])),
         "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),
         "core_load": (meta.get("cpu_usage") or {}).get("cores"),
         "host_overhead": overhead_info,
         "contention": contention_info,
         "job_grid": job_info,
-        "speed_probe": run_speed_probe(st, meta, traces)[1],
+        "speed_probe": probe_info,
         "foreign_work": meta.get("foreign_work"),
     }
     noisy, foreign = run_noise(meta)

@@ -291,7 +291,9 @@ def with_contention(store, run_id: str, meta: dict, sc, plan, predictors, overhe
         return predictors, {"source": "none", "holdout": holdout, "blend": blend_info,
                             "reason": "no other quiet run of the pair to fit on (the run itself is never used)"}
     parts = [_records(store, r, split_records) for r in others]
-    keys = [(str(getattr(store, "root", id(store))), r, store.info(r).checksum) for r in others]
+    from specedge.fidelity.memo import version_key
+
+    keys = [version_key(store, r) for r in others]
     pair, info = contention_pair(sc, plan, base, parts, seed=seed, run_ids=others, overheads=overhead,
                                  cache_keys=keys)
     return [*predictors, pair], {"source": "pair", "holdout": holdout, "blend": blend_info, **info}

@@ -80,6 +80,17 @@ class StoreSnapshot:
         return dataset_id in self._store
 
 
+def store_key(store) -> str:
+    """What identifies a store in a memo key: its root folder (a snapshot answers with its store's), else the
+    object's id."""
+    return str(getattr(store, "root", id(store)))
+
+
+def version_key(store, dataset_id: str) -> tuple:
+    """(store, dataset id, checksum of its newest version): a memo of anything read from that dataset."""
+    return (store_key(store), dataset_id, store.info(dataset_id).checksum)
+
+
 def snapshot(store):
     """``store`` (a store, or a path to open) as a :class:`StoreSnapshot` (itself when it is one already)."""
     if isinstance(store, StoreSnapshot):
@@ -101,7 +112,7 @@ def measured_compute(store, dataset_id: str, card, *, allow_extrapolation: bool,
     from specedge.fidelity.predictors import compute_rows
     from specedge.latency.compute import MeasuredCompute
 
-    key = (str(getattr(store, "root", id(store))), dataset_id, store.info(dataset_id).checksum, card,
+    key = (*version_key(store, dataset_id), card,
            bool(allow_extrapolation), source)
     if key not in _MEASURED:
         if len(_MEASURED) > 64:

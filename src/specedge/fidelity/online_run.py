@@ -147,7 +147,7 @@ def compare_online_run(run_id: str, *, store=None, predictors=None, compute_trac
     g = accepted_matrix(parts["round"], n)
     sc = run_scenario({**meta, "dataset": run_id}, task_rows, "expected", store=st,
                       fronthaul_delay_s=fronthaul_of(meta, fronthaul))
-    predictors, traces, coverage, overhead, overhead_info = run_predictors(
+    predictors, traces, coverage, overhead, overhead_info, _ = run_predictors(
         st, run_id, meta, sc, parts, predictors, compute_traces, host_overhead)
     arrival = w.arrival_s
     meas_e2e = task_rows["completion_s"].to_numpy(np.float64) - arrival

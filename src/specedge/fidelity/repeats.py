@@ -36,7 +36,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from specedge.fidelity.compare import STAGE_TIMES, compare_run, run_noise
+from specedge.fidelity.compare import STAGE_TIMES, compare_run, named_traces, run_noise
 from specedge.fidelity.schedule import joined_label, run_schedule
 
 #: The compute predictor rank fidelity and headline numbers use unless told otherwise.
@@ -106,7 +106,7 @@ def run_index(store, run_ids=None, *, max_grid_age_s: float = MAX_GRID_AGE_S) ->
             continue
         meta = i.metadata
         noisy, foreign = run_noise(meta)
-        traces = tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
+        traces = named_traces(meta)
         ages = [_seconds_between(i.created, created[t]) for t in traces if t in created]
         age = min(ages) if ages else float("nan")
         rows.append({"run": i.id, "pair": meta.get("pair"), "scenario": scenario_key(meta),
@@ -147,7 +147,7 @@ def noise_floor(completions: np.ndarray) -> dict:
 def plan_noise_floor(store, run_ids) -> dict:
     """:func:`noise_floor` of the given runs of one plan, read from their ``task`` records (each run version's
     once: :func:`specedge.fidelity.memo.built`)."""
-    from specedge.fidelity.memo import built
+    from specedge.fidelity.memo import built, version_key
     from specedge.serve.dataset import split_records
 
     def completions(rid):
@@ -156,8 +156,7 @@ def plan_noise_floor(store, run_ids) -> dict:
         out.setflags(write=False)  # shared
         return out
 
-    root = str(getattr(store, "root", id(store)))
-    rows = [built(("task_completion", root, rid, store.info(rid).checksum), lambda rid=rid: completions(rid))
+    rows = [built(("task_completion", *version_key(store, rid)), lambda rid=rid: completions(rid))
             for rid in run_ids]
     if len({r.size for r in rows}) > 1:
         raise ValueError("the repeats of a plan served different numbers of tasks")

@@ -23,7 +23,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from specedge.fidelity.compare import run_noise
+from specedge.fidelity.compare import named_traces, run_noise
 from specedge.fidelity.schedule import joined_label, run_schedule, schedule_sha256
 
 #: A new plan's predicted makespan is scaled by this for its wall-time estimate (predictions were 7–12 % short).
@@ -84,15 +84,11 @@ def run_overhead_s(store, pair: str, tasks: int) -> float:
     return float(statistics.median(gaps)) if gaps else DEFAULT_OVERHEAD_S
 
 
-def _named_traces(info) -> tuple:
-    return tuple((info.metadata.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
-
-
 def latest_grid(store, pair: str, tasks: int) -> tuple[tuple[str, str], float] | None:
     """(draft, verify) compute traces of the newest grid the pair's quiet runs name, and its age in seconds now
     (from the later of the two traces' creation), or None. Top-up runs join that grid's session only while it is
     younger than :data:`specedge.fidelity.repeats.MAX_GRID_AGE_S`."""
-    named = {_named_traces(i) for i in _pair_runs(store, pair, tasks) if not run_noise(i.metadata)[0]}
+    named = {named_traces(i.metadata) for i in _pair_runs(store, pair, tasks) if not run_noise(i.metadata)[0]}
     created = {i.id: i.created for i in store.list() if i.kind == "compute"}
     dated = [(max(created[t] for t in tr), tr) for tr in named if all(t in created for t in tr)]
     if not dated:
@@ -108,7 +104,7 @@ def scenario_plans(store, pair: str, tasks: int, compute_traces: tuple[str, str]
     from specedge.fidelity.repeats import plan_label, scenario_key
 
     quiet = [i for i in _pair_runs(store, pair, tasks) if not run_noise(i.metadata)[0]
-             and (compute_traces is None or _named_traces(i) == tuple(compute_traces))]
+             and (compute_traces is None or named_traces(i.metadata) == tuple(compute_traces))]
     if not quiet:
         return []
     scenarios = [scenario_key(i.metadata) for i in quiet]
@@ -120,7 +116,7 @@ def scenario_plans(store, pair: str, tasks: int, compute_traces: tuple[str, str]
     out = []
     for sched, infos in groups.items():
         labels = [plan_label(i.metadata) for i in infos]
-        traces = {_named_traces(i) for i in infos}
+        traces = {named_traces(i.metadata) for i in infos}
         out.append(PlanRuns(schedule=sched, label=joined_label(labels), plan=infos[0].metadata["plan"],
                             run_ids=tuple(i.id for i in infos),
                             makespan_s=float(statistics.median(float(i.metadata["makespan_s"]) for i in infos)),
