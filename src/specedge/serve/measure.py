@@ -93,32 +93,35 @@ GRID_MODES = ("pass", "job")
 
 
 def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_meta):
-    """Measure one model on ``core`` (in this process); returns (frame, metadata). ``stamp_meta["grid_mode"]``
-    "job" times the grid job-shaped (:mod:`specedge.serve.job_grid`)."""
-    from specedge.record.compute_trace import cpu_device_id, measure_compute
+    """Measure one model on ``core`` (in this process) between two speed probes; returns (lm, frame, metadata).
+    ``stamp_meta["grid_mode"]`` "job" times the grid job-shaped (:mod:`specedge.serve.job_grid`)."""
     from specedge.serve.engine import EngineLM
     from specedge.serve.workload import load_model
 
     if core is not None:
         os.sched_setaffinity(0, {int(core)})
-    import pandas as pd
-
     lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
     before = _probe(lm, role)
-    if stamp_meta.get("grid_mode") == "job":
-        frame, meta = _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta)
-        return lm, frame, {**meta, "speed_probe": {"before": before, "after": _probe(lm, role)}}
+    measure = _measure_job if stamp_meta.get("grid_mode") == "job" else _measure_pass
+    frame, meta = measure(role, lm, grid, core, dataset_id, note, stamp_meta)
+    return lm, frame, {**meta, "speed_probe": {"before": before, "after": _probe(lm, role)}}
+
+
+def _measure_pass(role, lm, grid, core, dataset_id, note, stamp_meta):
+    """The pass-shaped grid of one model (:func:`specedge.record.compute_trace.measure_compute`, each configuration
+    one pass)."""
+    import pandas as pd
+
+    from specedge.record.compute_trace import cpu_device_id, measure_compute
+
     parts = []
     for part in (grid.prefill, grid.cached):
         frame, meta = measure_compute(lm, part, dataset_id=dataset_id, device=cpu_device_id(1), threads=1, seed=0,
                                       note=note)
         parts.append(frame)
-    frame = pd.concat(parts, ignore_index=True)
-    after = _probe(lm, role)
     meta = {**meta, "grid": {"prefill": asdict(grid.prefill), "cached": asdict(grid.cached)}, "core": core,
-            "load_average": [round(x, 2) for x in os.getloadavg()], "engine": lm.describe()["engine"], **stamp_meta,
-            "speed_probe": {"before": before, "after": after}}
-    return lm, frame, meta
+            "load_average": [round(x, 2) for x in os.getloadavg()], "engine": lm.describe()["engine"], **stamp_meta}
+    return pd.concat(parts, ignore_index=True), meta
 
 
 def _probe(lm, role: str) -> dict:
