@@ -3,10 +3,14 @@ resolves, on examples worked by hand; and the same numbers in FidelityStudy.rank
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from specedge.fidelity.ranknoise import rank_noise
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from specedge.fidelity.ranknoise import CEILING_KEYS, RANK_TARGET_TAU, rank_noise, tau_b_rows, tau_ceiling
 
 
 def reps(*spans, start=0):
@@ -126,6 +130,11 @@ def test_rank_entry_carries_the_rank_noise(monkeypatch):
     assert entry["noisy_plans"] == 1 and entry["distinct_plans"] == 4
     assert entry["resolved_pairs"] == 2 and entry["unresolved_pairs"] == 4
     assert entry["kendall_tau_resolved"] == pytest.approx(1.0) and entry["discordant_resolved"] == 0
+    # ceiling over x, y, z (w has no quiet repeat): x {1.0, 1.2} resamples to 1.0 / 1.1 / 1.2 (1/4, 1/2, 1/4),
+    # y {2.0, 1.1} to 1.1 / 1.55 / 2.0; x < y (τ 1) except a tie (x 1.1, y 1.1: 1/8) or x above (1.2 > 1.1: 1/16)
+    assert entry["ceiling_plans"] == 3 and entry["ceiling_resamples"] == 2000
+    assert entry["p_tau_at_least_target"] == pytest.approx(13 / 16, abs=SHARE_TOL)
+    assert entry["tau_ceiling_median"] == pytest.approx(1.0)
 
 
 def test_report_rank_table_and_text_show_the_rank_noise():
@@ -140,5 +149,98 @@ def test_report_rank_table_and_text_show_the_rank_noise():
     table = rank_table([entry])
     assert set(RANK_NOISE_COLUMNS) <= set(table.columns)
     assert table["repeat_tau"].iloc[0] == pytest.approx(1 / 3) and table["resolved_pairs"].iloc[0] == 2
-    assert rank_noise_text(entry) == "repeat τ 0.33, τ resolved 1.00 (2 pairs resolved, 0 discordant, 1 unresolved)"
+    assert (table["tau_ceiling_median"] == 1.0).all()  # a < b in 3 of 4 resamples (see below): median τ 1
+    text = "repeat τ 0.33, τ resolved 1.00 (2 pairs resolved, 0 discordant, 1 unresolved)"
+    # a {1.0, 2.1} (truth 1.55) resamples to 2.1 in 1/4 of draws, above every median of b {2.0, 1.9}; otherwise
+    # below: a perfect predictor reaches τ 1 in 3/4 of resamples, τ 1/3 in the rest
+    assert entry["p_tau_at_least_target"] == pytest.approx(0.75, abs=0.04)
+    assert rank_noise_text({**entry, "p_tau_at_least_target": 0.34}) == (
+        text + "; a perfect predictor reaches τ ≥ 0.9 in 34 % of resamples")
+    assert rank_noise_text({**entry, "p_tau_at_least_target": None}) == text  # no ceiling: the line as before
     assert "repeat τ 0.33, τ resolved 1.00" in rank_figure([entry]).axes[0].get_title()
+
+
+# ------------------------------------------------------------------ the rank target's ceiling (tau_ceiling)
+#: 4 standard errors of a share near 1/2 over the default 2000 resamples (0.5 / sqrt(2000) ≈ 0.011).
+SHARE_TOL = 0.045
+
+
+def arrays(*plans):
+    return [np.array(p, dtype=np.float64) for p in plans]
+
+
+def test_target_is_the_issues():
+    assert RANK_TARGET_TAU == 0.9
+
+
+def test_plans_far_apart_reach_the_target_always():
+    # every resampled median stays inside its plan's range, and the ranges are far apart: τ = 1 in every resample
+    out = tau_ceiling(arrays(*[[k, k + 0.01, k + 0.02] for k in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)]))
+    assert out == {"tau_ceiling_median": 1.0, "p_tau_at_least_target": 1.0, "ceiling_plans": 6,
+                   "ceiling_resamples": 2000}
+
+
+def test_two_close_plans_are_a_coin_flip():
+    # a {1, 2} (truth 1.5), b {1, 2.001} (truth 1.5005), c far above. A resampled median of two draws is the low
+    # value (1/4), the midpoint (1/2) or the high value (1/4). a < b: a low & b mid/high 3/16, a mid & b mid/high
+    # 6/16, a high & b high 1/16 -> 10/16 (τ 1); both low 1/16 (tie: 2 / sqrt(3 * 2) = 0.82); else 5/16 (τ 1/3)
+    out = tau_ceiling(arrays([1.0, 2.0], [1.0, 2.001], [5.0, 5.1]))
+    assert 0 < out["p_tau_at_least_target"] < 1
+    assert out["p_tau_at_least_target"] == pytest.approx(10 / 16, abs=SHARE_TOL)
+    assert out["tau_ceiling_median"] == pytest.approx(1.0)  # τ = 1 in more than half of the resamples
+    assert out["ceiling_plans"] == 3
+
+
+def test_identical_plans_tie_in_truth():
+    # a and b both {1, 2}: truths tie, so τ-b counts only (a,c), (b,c), always concordant. The medians tie too in
+    # 1/16 + 1/16 + 1/4 = 3/8 of resamples (τ 2 / sqrt(2 * 2) = 1); otherwise τ 2 / sqrt(2 * 3) = 0.816 < 0.9
+    out = tau_ceiling(arrays([1.0, 2.0], [1.0, 2.0], [5.0, 5.1]))
+    assert out["p_tau_at_least_target"] == pytest.approx(3 / 8, abs=SHARE_TOL)
+    assert out["tau_ceiling_median"] == pytest.approx(2 / np.sqrt(6))
+
+
+def test_a_plan_measured_once_is_left_out():
+    # d measured once would never move; it is left out, leaving the coin flip above over three plans
+    with_d = tau_ceiling(arrays([1.0, 2.0], [1.0, 2.001], [5.0, 5.1], [0.5]))
+    assert with_d == tau_ceiling(arrays([1.0, 2.0], [1.0, 2.001], [5.0, 5.1]))
+    assert with_d["ceiling_plans"] == 3
+
+
+def test_too_few_repeated_plans_give_none_keys():
+    assert tau_ceiling(arrays([1.0, 1.1], [2.0, 2.1], [3.0])) is None
+    out = rank_noise([reps(1.0, 1.1), reps(2.0, 2.1), reps(3.0)], [1, 2, 3])
+    assert all(k in out and out[k] is None for k in CEILING_KEYS)
+    out = rank_noise([reps(1.0, 1.1), reps(2.0, 2.1), reps(3.0, 3.1)], [1, 2, 3])
+    assert out["tau_ceiling_median"] == 1.0 and out["p_tau_at_least_target"] == 1.0 and out["ceiling_plans"] == 3
+
+
+def test_the_same_seed_gives_the_same_ceiling():
+    plans = arrays([1.0, 2.0, 1.4], [1.2, 1.9, 1.5], [1.3, 1.6, 2.2], [3.0, 3.1])
+    assert tau_ceiling(plans) == tau_ceiling(plans)
+    assert tau_ceiling(plans, seed=5, resamples=300) == tau_ceiling(plans, seed=5, resamples=300)
+
+
+def test_tau_b_rows_is_scipys_tau_b():
+    from scipy.stats import kendalltau
+
+    rng = np.random.default_rng(3)
+    for n in (3, 4, 6):
+        x = rng.integers(0, 3, n).astype(float)  # few values: ties on both sides, some rows all tied
+        ys = rng.integers(0, 3, (200, n)).astype(float)
+        want = np.array([kendalltau(x, y).statistic for y in ys])
+        np.testing.assert_allclose(tau_b_rows(x, ys), want, equal_nan=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.lists(st.floats(0.1, 10.0), min_size=1, max_size=5), min_size=0, max_size=7),
+       st.integers(0, 2**31 - 1))
+def test_ceiling_is_a_tau_and_a_share(plans, seed):
+    out = tau_ceiling(arrays(*plans), resamples=200, seed=seed)
+    repeated = sum(len(p) >= 2 for p in plans)
+    if repeated < 3:
+        assert out is None
+        return
+    assert out["ceiling_plans"] == repeated and out["ceiling_resamples"] == 200
+    assert 0.0 <= out["p_tau_at_least_target"] <= 1.0
+    med = out["tau_ceiling_median"]
+    assert med is None or -1.0 - 1e-12 <= med <= 1.0 + 1e-12

@@ -16,6 +16,21 @@ single repeat. None when no plan pair has two repeats.
 pair, +1 when the predicted order matches the measured one, −1 when it is reversed, 0 when the two predictions are
 equal (a tie in prediction counts as neither concordant nor discordant), summed and divided by the number of
 resolved pairs. None when no pair is resolved.
+
+``tau_ceiling_median`` and ``p_tau_at_least_target`` — the rank target's ceiling on this measurement
+(:func:`tau_ceiling`). The issue asks for Kendall τ ≥ :data:`RANK_TARGET_TAU` between predicted and measured
+(median over repeats) makespans; when plans lie closer together than their run-to-run noise, even a perfect
+predictor — one that knows each plan's true expected makespan — misses that by chance, because the measured medians
+it is scored against are themselves noisy. A bootstrap estimates by how much: [A] each plan's median over all its
+repeats stands in for its true makespan; each of :data:`CEILING_RESAMPLES` resamples draws, for every plan, as many
+repeats as it has, with replacement, from its own repeats, takes their median, and scores the true values against
+those resampled medians with τ-b. ``tau_ceiling_median`` is the median τ over the resamples (undefined τ — all
+resampled medians tied — left out), ``p_tau_at_least_target`` the share of resamples whose τ reaches the target,
+``ceiling_plans`` the plans used and ``ceiling_resamples`` the resamples drawn. A plan measured once has no spread
+to resample and is left out (it would look perfectly repeatable); fewer than :data:`MIN_PLANS_FOR_CEILING` plans
+with at least :data:`MIN_REPEATS_TO_RESOLVE` repeats give None. The ceiling is a property of the measurement (its
+plans' spacing against their noise, and its repeats), not of any predictor: a predictor's τ below it is not
+evidence against the predictor, and a low ceiling says the measurement, not the model, limits the rank target.
 """
 
 from __future__ import annotations
@@ -33,6 +48,14 @@ MIN_PLANS_FOR_REPEAT_TAU = 3
 RESOLVED_RULE = ("two plans are resolved when the ranges [min, max] of their repeats' measured makespans do not "
                  "overlap (strictly: ranges that touch overlap); each plan needs at least "
                  f"{MIN_REPEATS_TO_RESOLVE} repeats, so a plan measured once resolves nothing")
+#: The issue's rank target: Kendall τ between predicted and measured makespans over at least six plans.
+RANK_TARGET_TAU = 0.9
+#: [A] Bootstrap resamples for the rank target's ceiling (the share's standard error is at most 0.5/√2000 ≈ 0.011).
+CEILING_RESAMPLES = 2000
+#: Seed of the ceiling's bootstrap, so one store always reports one ceiling.
+CEILING_SEED = 0
+#: Plans (each with at least MIN_REPEATS_TO_RESOLVE repeats) the ceiling needs (fewer order too few pairs).
+MIN_PLANS_FOR_CEILING = 3
 
 
 def ordered_repeats(repeats: Sequence[Sequence[tuple]]) -> list[np.ndarray]:
@@ -81,6 +104,46 @@ def resolved_pairs(spans: Sequence[np.ndarray]) -> list[tuple[int, int, int]]:
     return out
 
 
+def tau_b_rows(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Kendall's τ-b between ``x`` (n values) and each row of ``ys`` (r × n), as :func:`scipy.stats.kendalltau`
+    computes it: over all pairs i < j, (concordant − discordant) / √(pairs untied in x · pairs untied in the row);
+    NaN where either has every pair tied."""
+    i, j = np.triu_indices(len(x), k=1)
+    sx = np.sign(x[i] - x[j])                    # (pairs,)
+    sy = np.sign(ys[:, i] - ys[:, j])            # (r, pairs)
+    num = (sy * sx).sum(axis=1)                  # concordant − discordant (a tie on either side counts 0)
+    den = np.sqrt(np.count_nonzero(sx) * np.count_nonzero(sy, axis=1).astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def tau_ceiling(spans: Sequence[np.ndarray], *, resamples: int = CEILING_RESAMPLES, seed: int = CEILING_SEED,
+                target: float = RANK_TARGET_TAU) -> dict | None:
+    """What a perfect predictor would score against this measurement (module docstring): per plan with at least
+    :data:`MIN_REPEATS_TO_RESOLVE` repeats, its full-sample median makespan is the truth; each resample redraws
+    every such plan's repeats with replacement (as many as it has) and τ-b compares the truths with the resampled
+    medians. None when fewer than :data:`MIN_PLANS_FOR_CEILING` plans qualify."""
+    used = [np.asarray(s, dtype=np.float64) for s in spans if len(s) >= MIN_REPEATS_TO_RESOLVE]
+    if len(used) < MIN_PLANS_FOR_CEILING:
+        return None
+    rng = np.random.default_rng(seed)
+    truth = np.array([np.median(s) for s in used])
+    medians = np.empty((resamples, len(used)))
+    for k, s in enumerate(used):
+        draw = rng.integers(0, len(s), size=(resamples, len(s)))  # n_k repeats with replacement, per resample
+        medians[:, k] = np.median(s[draw], axis=1)
+    taus = tau_b_rows(truth, medians)
+    defined = taus[np.isfinite(taus)]
+    return {"tau_ceiling_median": float(np.median(defined)) if len(defined) else None,
+            # NaN (undefined τ) is a miss; 1e-12 lets a τ that equals the target in exact arithmetic (9/10) count
+            "p_tau_at_least_target": float(np.mean(taus >= target - 1e-12)),
+            "ceiling_plans": len(used), "ceiling_resamples": int(resamples)}
+
+
+#: The keys :func:`tau_ceiling` adds to :func:`rank_noise` (each None when it cannot be computed).
+CEILING_KEYS = ("tau_ceiling_median", "p_tau_at_least_target", "ceiling_plans", "ceiling_resamples")
+
+
 def rank_noise(repeats: Sequence[Sequence[tuple]], predicted: Sequence[float]) -> dict:
     """The rank's noise floor of one pair's plans (module docstring): ``repeats`` per plan (created, measured
     makespan) of its quiet repeats in the session, ``predicted`` per plan its predicted makespan."""
@@ -98,8 +161,9 @@ def rank_noise(repeats: Sequence[Sequence[tuple]], predicted: Sequence[float]) -
         elif said == -measured:
             discordant += 1  # said == 0 (a tie in prediction): neither
     n = len(spans)
+    ceiling = tau_ceiling(spans) or dict.fromkeys(CEILING_KEYS)
     return {"repeat_tau": float(np.median(taus)) if taus else None, "repeat_taus": taus,
             "repeat_tau_pairs": [list(p) for p in tau_pairs],
             "resolved_pairs": len(resolved), "unresolved_pairs": n * (n - 1) // 2 - len(resolved),
             "concordant_resolved": concordant, "discordant_resolved": discordant,
-            "kendall_tau_resolved": (concordant - discordant) / len(resolved) if resolved else None}
+            "kendall_tau_resolved": (concordant - discordant) / len(resolved) if resolved else None, **ceiling}

@@ -235,18 +235,24 @@ def rank_table(rank: list[dict]) -> pd.DataFrame:
 
 #: The rank's own noise (:mod:`specedge.fidelity.ranknoise`) in the rank table, one value per pair.
 RANK_NOISE_COLUMNS = ("repeat_tau", "kendall_tau_resolved", "resolved_pairs", "discordant_resolved",
-                      "unresolved_pairs")
+                      "unresolved_pairs", "tau_ceiling_median", "p_tau_at_least_target")
 
 
 def rank_noise_text(entry: dict) -> str:
     """One line of a rank entry's own noise: repeat τ (the measurement against itself) and τ over the plan pairs
-    the measurement resolves (empty for an entry without them)."""
+    the measurement resolves (empty for an entry without them); then, where the entry has it, the rank target's
+    ceiling (how often a perfect predictor reaches the target τ against this measurement)."""
+    from specedge.fidelity.ranknoise import RANK_TARGET_TAU
+
     if "repeat_tau" not in entry:
         return ""
     rep, res = entry["repeat_tau"], entry["kendall_tau_resolved"]
+    p = entry.get("p_tau_at_least_target")
     return (f"repeat τ {'n/a' if rep is None else f'{rep:.2f}'}, τ resolved "
             f"{'n/a' if res is None else f'{res:.2f}'} ({entry['resolved_pairs']} pairs resolved, "
-            f"{entry['discordant_resolved']} discordant, {entry['unresolved_pairs']} unresolved)")
+            f"{entry['discordant_resolved']} discordant, {entry['unresolved_pairs']} unresolved)"
+            + ("" if p is None else f"; a perfect predictor reaches τ ≥ {RANK_TARGET_TAU:g} in {100 * p:.0f} % of "
+               "resamples"))
 
 
 def too_few_plans_note(entry: dict) -> str:
@@ -343,7 +349,9 @@ def write_fidelity_section(sec, store, stage=None) -> None:
             sec.note(too_few_plans_note(entry))
         if "repeat_tau" in entry:
             sec.note(f"{entry['pair']}: {rank_noise_text(entry)}; repeat τ = the quiet repeats ranked against each "
-                     "other, τ resolved = over the plan pairs whose repeats' makespan ranges do not overlap.")
+                     "other, τ resolved = over the plan pairs whose repeats' makespan ranges do not overlap; perfect "
+                     "predictor = one that knows each plan's median over all its repeats, scored against medians of "
+                     "its repeats resampled with replacement.")
     sec.figure("fidelity-rank", (rank_figure(rank), ranks), title="Rank fidelity: predicted vs measured makespan",
                caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
                        "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance.")
