@@ -9,6 +9,7 @@ to start, and each ``serve-real`` refuses to run, when other processes take more
     .venv/bin/python scripts/measure_fidelity.py --pairs stdlib    # one pair
     .venv/bin/python scripts/measure_fidelity.py --alone-grids     # only each pair's grid measured alone (~6 min)
     .venv/bin/python scripts/measure_fidelity.py --job-grids [--dry-run]  # only job-shaped co-run grids (~7 min)
+    .venv/bin/python scripts/measure_fidelity.py --pairs stdlib --repeats 5 --grid-mode steady  # a session, steady grid
     .venv/bin/python scripts/measure_fidelity.py --pair smollm2 --extra-plans 1 --repeat-to 3 --budget-s 450 \
         [--dry-run]                                                 # top up: only the runs the pair still needs
 
@@ -138,7 +139,7 @@ def policy_plan(pair: str, tasks: int, policy: str, store: Path) -> dict:
 def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int, cores, mode: str = "co-run",
                    grid_mode: str = "pass") -> dict:
     """One compute measurement (``mode``: co-run, or alone for --alone-grids; ``grid_mode`` "job" for
-    --job-grids) over a grid covering every plan."""
+    --job-grids, else --grid-mode) over a grid covering every plan."""
     from specedge.serve.measure import measure_pair, run_grid
     from specedge.serve.workload import build_scenario, model_source
 
@@ -158,10 +159,11 @@ def measure_traces(pair: str, tasks: int, plans: list[dict], store, repeats: int
     t0 = time.monotonic()
     ids = measure_pair(sc, union, model_source(draft, None), model_source(target, None), store=store, cores=cores,
                        grid=grid, stamp=stamp + ("-fidelity" if mode == "co-run" else "-fidelity-alone")
-                       + ("-job" if grid_mode == "job" else ""), mode=mode, grid_mode=grid_mode,
+                       + ("" if grid_mode == "pass" else f"-{grid_mode}"), mode=mode, grid_mode=grid_mode,
                        note="issue-10 protocol: one grid covering every measured plan"
                        + ("" if mode == "co-run" else ", measured alone (one model after the other)")
-                       + (", job-shaped with the wake-up term" if grid_mode == "job" else ""),
+                       + {"job": ", job-shaped with the wake-up term",
+                          "steady": ", steady (back-to-back passes of one shape)"}.get(grid_mode, ""),
                        provenance={"foreign_work": {"before": sample}})
     say(f"wrote {ids['draft']} and {ids['verify']} in {time.monotonic() - t0:.0f} s")
     return ids
@@ -283,6 +285,9 @@ def main() -> None:
     ap.add_argument("--job-grids", action="store_true", help="only measure each pair's compute grid job-shaped "
                     "(co-run, --job-repeats jobs per cache group, with the per-job wake-up term): no runs "
                     "(for `measured-job`)")
+    ap.add_argument("--grid-mode", choices=("pass", "steady"), default="pass", help="how the session's co-run grid "
+                    "times each configuration: one pass after its prefill, or back-to-back passes of one shape "
+                    "(specedge.serve.steady_grid)")
     ap.add_argument("--job-repeats", type=int, default=5, help="--job-grids: jobs per cache group (stdlib)")
     ap.add_argument("--smollm2-job-repeats", type=int, default=1, help="--job-grids: jobs per cache group (SmolLM2)")
     ap.add_argument("--out", type=Path, default=ROOT / "report-out" / "fidelity-protocol")
@@ -345,7 +350,7 @@ def main() -> None:
                            if key == "smollm2" else ARGS.compute_repeats, cores, mode="alone")
             continue
         traces = measure_traces(pair, k, [p["plan"] for p in plans + extra], store, ARGS.smollm2_compute_repeats
-                                if key == "smollm2" else ARGS.compute_repeats, cores)
+                                if key == "smollm2" else ARGS.compute_repeats, cores, grid_mode=ARGS.grid_mode)
         for r in range(ARGS.repeats):
             for p in plans + extra:
                 if p["run"] is None and r > 0:

@@ -148,32 +148,12 @@ def test_first_pass_width_must_be_measured():
 def test_measure_pair_writes_job_shaped_traces_of_the_serving_engine(tmp_path):
     """End to end on the tiny random pair (functional only: a tiny grid, no timing asserted): both traces are
     job-shaped, carry the wake-up samples and read as complete grids."""
-    from specedge.scenario import Scenario
-    from specedge.serve.measure import measure_pair
-    from specedge.serve.workload import ModelSource
-    from specedge.traces.store import open_store
-    from tests.serve.tiny import DRAFT, TARGET, cores_arg, write_models
+    from tests.serve.tiny import measure_tiny_pair
 
-    root = write_models(tmp_path / "models")
-    import os
-
-    old = os.environ.get("SPECEDGE_MODELS")
-    os.environ["SPECEDGE_MODELS"] = os.pathsep.join(p for p in (str(root), old) if p)
-    try:
-        sc = Scenario.from_preset("paper", pair=f"{DRAFT}/{TARGET}", tasks=2, seed=0)
-        kw = dict(batch_sizes=(1, 2), new_tokens=(2, 3), repeats=1, warmup=0)
-        g = RunGrid(ComputeGrid(context_tokens=(8,), phases=("prefill",), **kw),
-                    ComputeGrid(context_tokens=(8, 16), phases=("decode", "verify"), **kw))
-        st = open_store(tmp_path / "store")
-        cores = tuple(int(c) for c in cores_arg().split(",")) if cores_arg() != "none" else (None, None)
-        src = {n: ModelSource(n, "path", str(root / "checkpoints" / n)) for n in (DRAFT, TARGET)}
-        ids = measure_pair(sc, None, src[DRAFT], src[TARGET], store=st, cores=cores, grid=g, stamp="t",
-                           grid_mode="job")
-    finally:
-        if old is None:
-            os.environ.pop("SPECEDGE_MODELS", None)
-        else:
-            os.environ["SPECEDGE_MODELS"] = old
+    kw = dict(batch_sizes=(1, 2), new_tokens=(2, 3), repeats=1, warmup=0)
+    g = RunGrid(ComputeGrid(context_tokens=(8,), phases=("prefill",), **kw),
+                ComputeGrid(context_tokens=(8, 16), phases=("decode", "verify"), **kw))
+    st, ids = measure_tiny_pair(tmp_path, g, "job")
     for role, first, jobs in (("draft", 1, 5), ("verify", 3, 1)):  # the draft model gets >= 5 jobs per group
         meta = st.info(ids[role]).metadata
         assert meta["grid_mode"] == "job" and meta["measure_mode"] == "co-run"

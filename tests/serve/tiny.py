@@ -94,3 +94,28 @@ def served(tmp_path_factory) -> dict:
     cached = {"root": root, "store": store, "plan": plan, "args": args}
     tmp_path_factory._specedge_tiny_run = cached
     return cached
+
+
+def measure_tiny_pair(tmp_path: Path, grid, grid_mode: str):
+    """Measure both tiny models' compute traces with :func:`specedge.serve.measure.measure_pair` on their node
+    cores over ``grid``, timed ``grid_mode``; returns (store, {"draft": id, "verify": id})."""
+    from specedge.scenario import Scenario
+    from specedge.serve.measure import measure_pair
+    from specedge.serve.workload import ModelSource
+    from specedge.traces.store import open_store
+
+    root = write_models(tmp_path / "models")
+    old = os.environ.get("SPECEDGE_MODELS")
+    os.environ["SPECEDGE_MODELS"] = os.pathsep.join(p for p in (str(root), old) if p)
+    try:
+        sc = Scenario.from_preset("paper", pair=PAIR, tasks=2, seed=0)
+        st = open_store(tmp_path / "store")
+        cores = tuple(int(c) for c in cores_arg().split(",")) if cores_arg() != "none" else (None, None)
+        src = {n: ModelSource(n, "path", str(root / "checkpoints" / n)) for n in (DRAFT, TARGET)}
+        return st, measure_pair(sc, None, src[DRAFT], src[TARGET], store=st, cores=cores, grid=grid, stamp="t",
+                                grid_mode=grid_mode)
+    finally:
+        if old is None:
+            os.environ.pop("SPECEDGE_MODELS", None)
+        else:
+            os.environ["SPECEDGE_MODELS"] = old

@@ -80,6 +80,9 @@ def serve_real_cmd(
     compute_repeats: int = typer.Option(5, "--compute-repeats", help="Timed passes per configuration when measuring."),
     measure_mode: str = typer.Option("co-run", "--measure-mode", help="'co-run' (both models measured at once, "
                                      "each on its core, as in a pipelined run) or 'alone' (one after the other)."),
+    grid_mode: str = typer.Option("pass", "--grid-mode", help="How each configuration is timed when measuring: "
+                                  "'pass' (one pass after its prefill), 'steady' (back-to-back passes of one "
+                                  "shape) or 'job' (job-shaped, with the wake-up term); docs/fidelity.md."),
     cores: str = typer.Option("0,1", "--cores", help="Draft core,verify core ('none' leaves affinities alone)."),
     allow_noisy: bool = typer.Option(False, "--allow-noisy", help="Run even when other processes take more than "
                                      "5% of a node core (sampled before measuring); the run is marked noisy."),
@@ -144,7 +147,7 @@ def serve_real_cmd(
                          compute_repeats=compute_repeats, measure_mode=measure_mode, core_pair=core_pair,
                          allow_noisy=allow_noisy, quiet_sample_s=quiet_sample_s, use_traces=use_traces, note=note,
                          replace_run=replace_run, store=store, dry_run=dry_run, as_json=as_json, quiet=_quiet,
-                         console=_err())
+                         console=_err(), grid_mode=grid_mode)
         return
     draft_name, target_name = pair.split("/")
     draft_src, target_src = model_source(draft_name, checkpoints), model_source(target_name, checkpoints)
@@ -174,7 +177,7 @@ def serve_real_cmd(
                          allow_noisy, "compute measurement", console)
             traces = _measure(measure_pair, run_grid, sc, nominal, draft_src, target_src, st, core_pair,
                               compute_repeats, stamp + "-planning", console, measure_mode,
-                              {"foreign_work": {"before": pre}})
+                              {"foreign_work": {"before": pre}}, grid_mode)
         planning = build_scenario(pair, tasks=tasks, seed=seed, store=st, acceptance=source,
                                   **{"compute_model": "fitted", "draft_compute_trace": traces["draft"],
                                      "verify_compute_trace": traces["verify"], **overrides})
@@ -206,7 +209,8 @@ def serve_real_cmd(
     before = _quiet(node_cores, quiet_sample_s, allow_noisy, "compute measurement" if measure else "run", console)
     if measure:  # right before the run, on the plan's own grid
         compute_ids = _measure(measure_pair, run_grid, sc, plan, draft_src, target_src, st, core_pair,
-                               compute_repeats, stamp, console, measure_mode, {"foreign_work": {"before": before}})
+                               compute_repeats, stamp, console, measure_mode, {"foreign_work": {"before": before}},
+                               grid_mode)
         before = _quiet(node_cores, quiet_sample_s, allow_noisy, "run", console)
     encoder = load_model(target_src)
     prompts = stdlib_task_prompts(encoder.encode, sc.tasks["input_tokens"], seed)
@@ -255,12 +259,13 @@ def _quiet(node_cores: dict, seconds: float, allow_noisy: bool, what: str, conso
 
 
 def _measure(measure_pair, run_grid, sc, plan, draft, target, st, cores, repeats, stamp, console, mode,
-             provenance=None) -> dict:
+             provenance=None, grid_mode: str = "pass") -> dict:
     grid = run_grid(sc, plan, repeats=repeats)
-    console.print(f"measuring compute traces of the serving engine ({mode}): b {list(grid.batch_sizes)}, "
-                  f"x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, {repeats} repeats")
+    console.print(f"measuring compute traces of the serving engine ({mode}, {grid_mode}-timed): "
+                  f"b {list(grid.batch_sizes)}, x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, "
+                  f"{repeats} repeats")
     ids = measure_pair(sc, plan, draft, target, store=st, cores=cores, grid=grid, stamp=stamp, mode=mode,
-                       provenance=provenance)
+                       provenance=provenance, grid_mode=grid_mode)
     console.print(f"wrote compute traces {ids['draft']} and {ids['verify']}")
     return ids
 

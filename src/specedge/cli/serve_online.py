@@ -73,7 +73,7 @@ def build_workload(sc, args: OnlineArgs, seed: int):
 
 def serve_online_cmd(args: OnlineArgs, *, pair, seed, temperature, dataset, checkpoints, overrides, measure,
                      compute_repeats, measure_mode, core_pair, allow_noisy, quiet_sample_s, use_traces, note,
-                     replace_run, store, dry_run, as_json, quiet, console) -> None:
+                     replace_run, store, dry_run, as_json, quiet, console, grid_mode: str = "pass") -> None:
     """The online branch of ``serve-real`` (``quiet``: the static command's sampler)."""
     from specedge.plan import Plan
     from specedge.serve.measure import measure_pair, run_grid
@@ -120,10 +120,12 @@ def serve_online_cmd(args: OnlineArgs, *, pair, seed, temperature, dataset, chec
     if measure:
         grid_sc = SimpleNamespace(tasks=w.frame())
         grid = run_grid(grid_sc, plan_like, repeats=compute_repeats)
-        console.print(f"measuring compute traces of the serving engine ({measure_mode}): b {list(grid.batch_sizes)}, "
-                      f"x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, {compute_repeats} repeats")
+        console.print(f"measuring compute traces of the serving engine ({measure_mode}, {grid_mode}-timed): "
+                      f"b {list(grid.batch_sizes)}, x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, "
+                      f"{compute_repeats} repeats")
         compute_ids = measure_pair(sc, plan_like, draft_src, target_src, store=st, cores=core_pair, grid=grid,
-                                   stamp=stamp, mode=measure_mode, provenance={"foreign_work": {"before": before}})
+                                   stamp=stamp, mode=measure_mode, provenance={"foreign_work": {"before": before}},
+                                   grid_mode=grid_mode)
         console.print(f"wrote compute traces {compute_ids['draft']} and {compute_ids['verify']}")
         before = quiet(node_cores, quiet_sample_s, allow_noisy, "run", console)
     encoder = load_model(target_src)

@@ -79,6 +79,29 @@ class ComputeGrid:
         return out
 
 
+def compute_frame(rows, *, dataset_id: str, model: str, device: str, dtype: str) -> pd.DataFrame:
+    """Timed passes ``rows`` of (phase, batch_size, new_tokens, context_tokens, latency_ms) as a frame in the
+    compute schema, sorted by phase, b, x, c (every measurer of the ``compute`` kind writes its rows through it)."""
+    rows = sorted(rows, key=lambda r: (PHASES.index(r[0]), r[1], r[2], r[3]))
+    if not rows:
+        raise InputError(f"compute trace {dataset_id!r}: no timed passes")
+    phase_col, b_col, x_col, c_col, lat_col = zip(*rows)
+    n = len(rows)
+    return pd.DataFrame(
+        {
+            "dataset": pd.Series([dataset_id] * n, dtype="string"),
+            "model": pd.Series([model] * n, dtype="string"),
+            "device": pd.Series([device] * n, dtype="string"),
+            "dtype": pd.Series([dtype] * n, dtype="string"),
+            "phase": pd.Series(phase_col, dtype="string"),
+            "batch_size": np.asarray(b_col, dtype=np.int32),
+            "new_tokens": np.asarray(x_col, dtype=np.int32),
+            "context_tokens": np.asarray(c_col, dtype=np.int32),
+            "latency_ms": np.asarray(lat_col, dtype=np.float64),
+        }
+    )
+
+
 def cpu_device_id(threads: int) -> str:
     """A device id for this CPU at a thread count, e.g. ``cpu-amd-epyc-1t``."""
     from specedge.record.recorder import cpu_model
@@ -139,21 +162,8 @@ def measure_compute(
                     rows.append((phase, b, x, 0 if phase == "prefill" else c, elapsed_ms))
         if progress is not None:
             progress(sweep + 1, sweeps, {"sweep": "warm-up" if sweep < grid.warmup else "timed"})
-    rows.sort(key=lambda r: (PHASES.index(r[0]), r[1], r[2], r[3]))
-    phase_col, b_col, x_col, c_col, lat_col = zip(*rows)
-    frame = pd.DataFrame(
-        {
-            "dataset": pd.Series([dataset_id] * len(rows), dtype="string"),
-            "model": pd.Series([lm.name] * len(rows), dtype="string"),
-            "device": pd.Series([device] * len(rows), dtype="string"),
-            "dtype": pd.Series([desc.get("dtype", "fp32")] * len(rows), dtype="string"),
-            "phase": pd.Series(phase_col, dtype="string"),
-            "batch_size": np.asarray(b_col, dtype=np.int32),
-            "new_tokens": np.asarray(x_col, dtype=np.int32),
-            "context_tokens": np.asarray(c_col, dtype=np.int32),
-            "latency_ms": np.asarray(lat_col, dtype=np.float64),
-        }
-    )
+    frame = compute_frame(rows, dataset_id=dataset_id, model=lm.name, device=device,
+                          dtype=desc.get("dtype", "fp32"))
     env = environment()
     metadata = {
         "source": "recorded",

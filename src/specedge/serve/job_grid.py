@@ -146,20 +146,9 @@ def measure_job_compute(engine, grid, *, vocab_size: int, name: str, dataset_id:
                         rows.append(("verify", b, x, c, ms))
                 if keep:
                     wake.append((b, first_tokens, c, cold_ms, float(np.median(warm[first_tokens]))))
-    rows.sort(key=lambda r: (("prefill", "decode", "verify").index(r[0]), r[1], r[2], r[3]))
-    phase, b_col, x_col, c_col, lat = zip(*rows)
-    n = len(rows)
-    frame = pd.DataFrame({
-        "dataset": pd.Series([dataset_id] * n, dtype="string"),
-        "model": pd.Series([name] * n, dtype="string"),
-        "device": pd.Series([device] * n, dtype="string"),
-        "dtype": pd.Series([dtype] * n, dtype="string"),
-        "phase": pd.Series(phase, dtype="string"),
-        "batch_size": np.asarray(b_col, dtype=np.int32),
-        "new_tokens": np.asarray(x_col, dtype=np.int32),
-        "context_tokens": np.asarray(c_col, dtype=np.int32),
-        "latency_ms": np.asarray(lat, dtype=np.float64),
-    })
+    from specedge.record.compute_trace import compute_frame  # torch: only where a grid is measured
+
+    frame = compute_frame(rows, dataset_id=dataset_id, model=name, device=device, dtype=dtype)
     samples = [list(map(float, s)) for s in wake]
     fit = fit_wake_up(samples)
     meta = {

@@ -87,14 +87,16 @@ def run_grid(sc, plan, *, repeats: int = GRID_REPEATS, warmup: int = GRID_WARMUP
 #: How the two models are measured: "co-run" (both at once, each on its node's core, so each pass sees the other
 #: node busy as in a pipelined run) or "alone" (one after the other).
 MEASURE_MODES = ("co-run", "alone")
-#: How each configuration is timed: "pass" (one pass after an untimed prefill, back to back) or "job" (as a
-#: serving node runs it, :mod:`specedge.serve.job_grid`).
-GRID_MODES = ("pass", "job")
+#: How each configuration is timed: "pass" (one pass after an untimed prefill, back to back), "job" (as a
+#: serving node runs a job, :mod:`specedge.serve.job_grid`) or "steady" (back-to-back passes of one shape,
+#: :mod:`specedge.serve.steady_grid`).
+GRID_MODES = ("pass", "job", "steady")
 
 
 def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_meta):
     """Measure one model on ``core`` (in this process) between two speed probes; returns (lm, frame, metadata).
-    ``stamp_meta["grid_mode"]`` "job" times the grid job-shaped (:mod:`specedge.serve.job_grid`)."""
+    ``stamp_meta["grid_mode"]`` "job" times the grid job-shaped (:mod:`specedge.serve.job_grid`), "steady" shape by
+    shape (:mod:`specedge.serve.steady_grid`)."""
     from specedge.serve.engine import EngineLM
     from specedge.serve.workload import load_model
 
@@ -102,7 +104,7 @@ def _measure_one(role, card_name, source, grid, core, dataset_id, note, stamp_me
         os.sched_setaffinity(0, {int(core)})
     lm = EngineLM(load_model(source), capacity=int(max(grid.context_tokens)) * 2 + 64)
     before = _probe(lm, role)
-    measure = _measure_job if stamp_meta.get("grid_mode") == "job" else _measure_pass
+    measure = {"job": _measure_job, "steady": _measure_steady}.get(stamp_meta.get("grid_mode"), _measure_pass)
     frame, meta = measure(role, lm, grid, core, dataset_id, note, stamp_meta)
     return lm, frame, {**meta, "speed_probe": {"before": before, "after": _probe(lm, role)}}
 
@@ -141,7 +143,6 @@ def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):
     import torch
 
     from specedge.record.compute_trace import cpu_device_id
-    from specedge.record.recorder import environment
     from specedge.serve import job_grid
 
     torch.set_num_threads(1)
@@ -157,14 +158,38 @@ def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):
     frame, jmeta = job_grid.measure_job_compute(
         lm.engine, grid, vocab_size=lm.vocab_size, name=lm.name, dataset_id=dataset_id, first_tokens=first,
         decode_passes=passes, device=cpu_device_id(1), dtype=desc.get("dtype", "fp32"), note=note)
+    return frame, _engine_grid_meta(lm, desc, grid, core, dataset_id, jmeta, stamp_meta)
+
+
+def _measure_steady(role, lm, grid, core, dataset_id, note, stamp_meta):
+    """The steady grid of one model (:func:`specedge.serve.steady_grid.measure_steady_compute`)."""
+    import torch
+
+    from specedge.record.compute_trace import cpu_device_id
+    from specedge.serve.steady_grid import measure_steady_compute
+
+    torch.set_num_threads(1)
+    desc = lm.describe()
+    frame, smeta = measure_steady_compute(lm.engine, grid, vocab_size=lm.vocab_size, name=lm.name,
+                                          dataset_id=dataset_id, device=cpu_device_id(1),
+                                          dtype=desc.get("dtype", "fp32"), note=note)
+    return frame, _engine_grid_meta(lm, desc, grid, core, dataset_id, smeta, stamp_meta)
+
+
+def _engine_grid_meta(lm, desc, grid, core, dataset_id, grid_meta, stamp_meta) -> dict:
+    """Provenance of a grid timed on the serving engine (job-shaped or steady): the model, this machine, the
+    measurer's own metadata ``grid_meta`` and the measurement's stamp."""
+    from specedge.record.compute_trace import cpu_device_id
+    from specedge.record.recorder import environment
+    from specedge.serve import job_grid
+
     env = environment()
-    meta = {"source": "recorded", "kind": "compute", "dataset": dataset_id, "model": lm.name,
+    return {"source": "recorded", "kind": "compute", "dataset": dataset_id, "model": lm.name,
             "model_parameters": desc.get("parameters"), "model_weights_sha256": desc.get("weights_sha256"),
             "model_description": desc, "device": cpu_device_id(1), **env, "torch_threads": 1,
-            "cpu_model": env["hardware"]["cpu_model"], "seed": 0, "licence": "", **jmeta,
+            "cpu_model": env["hardware"]["cpu_model"], "seed": 0, "licence": "", **grid_meta,
             "grid": job_grid.grid_dict(grid), "core": core,
             "load_average": [round(x, 2) for x in os.getloadavg()], "engine": desc["engine"], **stamp_meta}
-    return frame, meta
 
 
 def _co_run_worker(role, card_name, source, grid, core, dataset_id, note, stamp_meta, conn, stop) -> None:
@@ -202,8 +227,9 @@ def measure_pair(sc, plan, draft, target, *, store, cores=(0, 1), grid=None, sta
     ``mode`` (:data:`MEASURE_MODES`): "co-run" measures both at once in two spawned processes, each keeping its
     core busy until the other is done; "alone" measures them one after the other in this process.
     ``provenance``: extra metadata for both datasets (``serve-real`` records the foreign work sampled before).
-    ``grid_mode`` (:data:`GRID_MODES`): "pass" (each configuration one pass, :func:`measure_compute`) or "job"
-    (job-shaped, with the per-job wake-up term: :mod:`specedge.serve.job_grid`); recorded as ``grid_mode``.
+    ``grid_mode`` (:data:`GRID_MODES`): "pass" (each configuration one pass, :func:`measure_compute`), "job"
+    (job-shaped, with the per-job wake-up term: :mod:`specedge.serve.job_grid`) or "steady" (back-to-back passes
+    of one shape: :mod:`specedge.serve.steady_grid`); recorded as ``grid_mode``.
     """
     import multiprocessing as mp
 
