@@ -24,6 +24,7 @@ def _clear_memos():
 
     compare._RECORDS_CACHE.clear()
     contention._SAMPLES_CACHE.clear()
+    contention._PASSES_CACHE.clear()
     memo._MEASURED.clear()
     memo._BUILT.clear()
 

@@ -81,8 +81,14 @@ def pass_overlap(parts: dict) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True)
 
 
-#: calibration samples of one run against one pair of grid predictors, keyed by (run key, predictor key)
+#: each run's passes with what no predictor changes (node, class, u, measured t_s, shape), keyed by run key
+_PASSES_CACHE: dict = {}
+#: each run's base predictions g_s (one float64 array) against one pair of grid predictors, keyed by
+#: (run key, predictor key): a run is fitted on by every other run's calibration, under each session's grid
 _SAMPLES_CACHE: dict = {}
+#: entries each cache holds at most; beyond, it is dropped wholesale (then computed again). The report's store
+#: needs about (grids × runs of a pair) prediction arrays of a few thousand floats each.
+CACHE_ENTRIES = 4096
 
 
 def _predictor_key(pred):
@@ -93,32 +99,50 @@ def _predictor_key(pred):
     return (type(pred).__name__, source, getattr(pred, "allow_extrapolation", None))
 
 
+def _cached(cache: dict, key, build):
+    if key is None:
+        return build()
+    if key not in cache:
+        if len(cache) >= CACHE_ENTRIES:
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
+
+
+def _run_passes(parts) -> dict:
+    """The predictor-independent columns of one run's calibration samples, as numpy arrays in pass order."""
+    p = pass_overlap(parts)
+    return {"node": p["node"].to_numpy(), "cls": pass_class(p["new_tokens"], p["context_tokens"]),
+            "u": p["u"].to_numpy(), "t_s": p["t_s"].to_numpy(),
+            **{k: p[k].to_numpy(np.float64) for k in ("batch_size", "new_tokens", "context_tokens")}}
+
+
+def _predictions(passes: dict, base_draft, base_verify) -> np.ndarray:
+    g = np.empty(len(passes["node"]))
+    for node, pred in (("draft", base_draft), ("verify", base_verify)):
+        sel = passes["node"] == node
+        g[sel] = pred.latency_s(passes["batch_size"][sel], passes["new_tokens"][sel], passes["context_tokens"][sel])
+    return g
+
+
 def calibration_samples(parts_list, base_draft, base_verify, run_ids=None, cache_keys=None) -> pd.DataFrame:
     """One row per pass of the given runs: run, node, class, u, measured t_s and the base prediction g_s.
-    ``cache_keys``: one key per run (its store, id and checksum) to reuse samples of grid predictors built from
-    named datasets."""
-    frames = []
+    ``cache_keys``: one key per run (its store, id and checksum) to reuse each run's passes, and its predictions
+    by grid predictors built from named datasets."""
+    cols: dict[str, list] = {"node": [], "cls": [], "u": [], "t_s": [], "g_s": []}
     pkey = (_predictor_key(base_draft), _predictor_key(base_verify))
     for i, parts in enumerate(parts_list):
-        key = None if cache_keys is None or None in pkey else (cache_keys[i], pkey)
-        if key is not None and key in _SAMPLES_CACHE:
-            frames.append(_SAMPLES_CACHE[key].assign(run=run_ids[i] if run_ids else i))
-            continue
-        p = pass_overlap(parts)
-        g = np.empty(len(p))
-        for node, pred in (("draft", base_draft), ("verify", base_verify)):
-            sel = (p["node"] == node).to_numpy()
-            g[sel] = pred.latency_s(p.loc[sel, "batch_size"].to_numpy(np.float64),
-                                    p.loc[sel, "new_tokens"].to_numpy(np.float64),
-                                    p.loc[sel, "context_tokens"].to_numpy(np.float64))
-        frames.append(pd.DataFrame({"run": run_ids[i] if run_ids else i, "node": p["node"].to_numpy(),
-                                    "cls": pass_class(p["new_tokens"], p["context_tokens"]),
-                                    "u": p["u"].to_numpy(), "t_s": p["t_s"].to_numpy(), "g_s": g}))
-        if key is not None:
-            if len(_SAMPLES_CACHE) > 512:
-                _SAMPLES_CACHE.clear()
-            _SAMPLES_CACHE[key] = frames[-1]
-    return pd.concat(frames, ignore_index=True)
+        rkey = None if cache_keys is None else cache_keys[i]
+        passes = _cached(_PASSES_CACHE, rkey, lambda parts=parts: _run_passes(parts))
+        gkey = None if rkey is None or None in pkey else (rkey, pkey)
+        cols["g_s"].append(_cached(_SAMPLES_CACHE, gkey,
+                                   lambda passes=passes: _predictions(passes, base_draft, base_verify)))
+        for c in ("node", "cls", "u", "t_s"):
+            cols[c].append(passes[c])
+    sizes = [len(g) for g in cols["g_s"]]
+    labels = list(run_ids) if run_ids else list(range(len(parts_list)))
+    run = np.repeat(np.array(labels, dtype=object if run_ids else np.int64), sizes)
+    return pd.DataFrame({"run": run, **{c: np.concatenate(v) for c, v in cols.items()}})
 
 
 @dataclass(frozen=True)
