@@ -187,17 +187,33 @@ def _open(store):
     return store if hasattr(store, "read") else open_store(store)
 
 
+def study_results(store=None, run_ids=None, **kwargs) -> tuple[dict, dict]:
+    """(results, recorded) of a :class:`FidelityStudy` of ``store`` (a path, picklable): what a report computes in
+    a worker process while it writes other sections, then hands to ``FidelityStudy(precomputed=...)``."""
+    study = FidelityStudy(store, run_ids, **kwargs)
+    return study.results, study.recorded
+
+
 class FidelityStudy:
     """Every run of a store compared once (observed acceptance) and once before running (recorded acceptance),
     cached, with the per-plan and per-scenario views of the module docstring."""
 
-    def __init__(self, store=None, run_ids=None, *, host_overhead="pair", recorded: bool = True, **compare):
-        """``compare``: further keyword arguments of :func:`compare_run` (e.g. ``predictors``)."""
+    def __init__(self, store=None, run_ids=None, *, host_overhead="pair", recorded: bool = True,
+                 precomputed: tuple[dict, dict] | None = None, **compare):
+        """``compare``: further keyword arguments of :func:`compare_run` (e.g. ``predictors``). ``precomputed``:
+        the (results, recorded) of :func:`study_results` on the same store, run ids and settings (computed in
+        another process, say), taken as they are."""
         from specedge.fidelity.memo import snapshot
 
         self.store = snapshot(_open(store))  # each dataset listed, looked up and decoded once (fidelity.memo)
         self.index = run_index(self.store, run_ids)
         self.host_overhead = host_overhead
+        if precomputed is not None:
+            self.results, self.recorded = precomputed
+            missing = sorted(set(self.index["run"]) - set(self.results))
+            if missing:
+                raise ValueError(f"precomputed fidelity results lack run(s) {missing[:3]}")
+            return
         self.results = {rid: compare_run(rid, store=self.store, host_overhead=host_overhead, **compare)
                         for rid in self.index["run"]}
         self.recorded = {}

@@ -306,12 +306,13 @@ def rank_figure(rank: list[dict]):
     return fig
 
 
-def write_fidelity_section(sec, store, stage=None) -> None:
-    """The report's fidelity section (:mod:`specedge.report.sections`): every run in ``store`` compared once."""
+def write_fidelity_section(sec, store, stage=None, precomputed=None) -> None:
+    """The report's fidelity section (:mod:`specedge.report.sections`): every run in ``store`` compared once
+    (``precomputed``: :func:`specedge.fidelity.repeats.study_results` of ``store``, computed elsewhere)."""
     from specedge.fidelity.repeats import MAX_GRID_AGE_S, RANK_PREDICTOR, FidelityStudy
     from specedge.serve.quiet import FOREIGN_WORK_LIMIT
 
-    study = FidelityStudy(store)
+    study = FidelityStudy(store, precomputed=precomputed)
     if stage:
         stage(1, 1)
     results = list(study.results.values())

@@ -154,6 +154,12 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
                                  progress=stages.stage(f"2. sweep: {spec.title}", spec.grid.size), pool=pool)
                 results.append((spec, cells))
             sections.sweeps(ctx, results)
+        if pool is not None and cfg.fidelity.get("enabled", True):
+            # the fidelity study (every real run replayed with every predictor) runs in a worker while the main
+            # process writes sections 3-5; section 6 collects it
+            from specedge.fidelity.repeats import study_results
+
+            ctx.futures["fidelity"] = pool.submit(study_results, store_s)
         if cfg.headline.get("enabled", True):
             sections.headline(ctx)
             if cfg.headline.get("claims", True):
@@ -164,8 +170,7 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
             sections.traces(ctx)
         if cfg.optimizer.get("enabled", True):
             sections.optimizer(ctx, comparison_cells)
-        if cfg.fidelity.get("enabled", True):
-            sections.fidelity(ctx)
+        fidelity_fill = sections.fidelity(ctx) if cfg.fidelity.get("enabled", True) else None
         from specedge.report import acceptance_models  # section 7: the acceptance-model ladder (issue 16)
 
         acceptance_models.section(ctx)
@@ -175,6 +180,8 @@ def build_report(cfg: ReportConfig, out: str | os.PathLike[str], *, store: str |
         from specedge.report import multicell_section  # section 9: several cells sharing a verifier (issue 13)
 
         multicell_section.section(ctx)
+        if fidelity_fill is not None:  # section 6 in its place, filled once its study (started early) is done
+            fidelity_fill()
     elapsed = time.perf_counter() - started
     cell_cpu_s = sum(_CELL_CPU_S)
     own_cpu_s = time.process_time() - cpu_started

@@ -8,7 +8,7 @@ against the real serving runs in the store, :mod:`specedge.fidelity`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +41,8 @@ class Context:
     workers: int
     stages: Any
     pool: Any = None
+    #: work started early in the pool, by section name (the fidelity study, computed while earlier sections write)
+    futures: dict = field(default_factory=dict)
 
 
 def _ok(cells: pd.DataFrame) -> pd.DataFrame:
@@ -399,8 +401,11 @@ def headline(ctx: Context) -> None:
         sec.text(f"**{row.claim}** — {verdict}. " + said)
 
 
-def fidelity(ctx: Context) -> None:
-    """Section 6: how well replay predicted the real two-node runs stored in the trace store."""
+def fidelity(ctx: Context):
+    """Section 6: how well replay predicted the real two-node runs stored in the trace store. When its study was
+    started early in the pool (``ctx.futures["fidelity"]``), the section is created here, in its place, and a
+    function that fills it once the study is done is returned (the caller writes later sections meanwhile);
+    otherwise it is filled here and None is returned."""
     from specedge.fidelity.report import write_fidelity_section
     from specedge.traces.store import open_store
 
@@ -412,9 +417,17 @@ def fidelity(ctx: Context) -> None:
         "p90) and the makespan error. `stage-times` replays the recursion with the measured job durations: it "
         "isolates the pipeline model from the compute model.",
     )
+    early = ctx.futures.pop("fidelity", None)
     runs = [i.id for i in open_store(ctx.store).list() if i.kind == "run"]
     if not runs:
         sec.note("The trace store holds no real run. Record one with `specedge serve-real` (see the README).")
-        return
-    # quiet-machine protocol, headline over quiet runs, repeats and noise floor, rank fidelity (issue 10)
-    write_fidelity_section(sec, ctx.store, ctx.stages.stage("6. fidelity", 1))
+        return None
+    stage = ctx.stages.stage("6. fidelity", 1)
+
+    def fill() -> None:  # quiet-machine protocol, headline, repeats and noise floor, rank fidelity (issue 10)
+        write_fidelity_section(sec, ctx.store, stage, precomputed=early.result() if early is not None else None)
+
+    if early is None:
+        fill()
+        return None
+    return fill
