@@ -219,6 +219,24 @@ def test_kendall_tau_of_a_reversed_order(tmp_path):
     assert entry["kendall_tau"] == pytest.approx(-1.0) and not entry["same_best"]
 
 
+def test_a_study_computed_elsewhere_is_taken_as_it_is(tmp_path):
+    """What the report does: study_results in a worker, FidelityStudy(precomputed=...) in the main process."""
+    from specedge.fidelity.repeats import study_results
+
+    st = open_store(tmp_path / "s")
+    for name, plan in PLANS.items():
+        synthetic_run(st, f"run-{name}-0", plan)
+    synthetic_run(st, "run-a-1", PLANS["a"], scale=1.1)
+    kw = dict(recorded=False, predictors=[true_predictors(base_scenario())], host_overhead="none")
+    results, recorded = study_results(tmp_path / "s", **kw)  # a path: what a worker process gets
+    here = FidelityStudy(st, **kw)
+    taken = FidelityStudy(st, precomputed=(results, recorded))
+    pd.testing.assert_frame_equal(taken.plan_rows("true"), here.plan_rows("true"))
+    assert taken.rank("true") == here.rank("true")
+    with pytest.raises(ValueError, match="lack run"):
+        FidelityStudy(st, precomputed=({k: v for k, v in results.items() if k != "run-a-1"}, recorded))
+
+
 def test_cli_contract_on_the_tiny_run(tiny_run, capsys):
     from tests.serve.tiny import RUN_ID
 
