@@ -76,7 +76,11 @@ def test_rows_are_steady_passes_only_and_the_predictor_reads_them_back():
     eng = FakeEngine()
     frame, meta = measure(eng, warmup_passes=2, timed_passes=3)
     want = np.array([steady_ms(b, x) for b, x in zip(frame["batch_size"], frame["new_tokens"])])
-    assert np.allclose(frame["latency_ms"].to_numpy(), want, atol=1e-6)  # no switch penalty in any row
+    assert np.allclose(frame["latency_ms"].to_numpy(), want, rtol=1e-9, atol=0)  # no switch penalty in any row
+    assert set(frame["dataset"]) == {"compute-fake"} and set(frame["model"]) == {"fake"}
+    assert set(frame["device"]) == {"cpu"} and set(frame["dtype"]) == {"fp32"}
+    assert set(frame.loc[frame["phase"] == "prefill", "context_tokens"]) == {0}
+    assert set(frame.loc[frame["phase"] != "prefill", "context_tokens"]) == {16, 32}
     counts = frame.groupby("phase").size().to_dict()
     # 2 timed sweeps x 3 timed passes: 3 b x 2 c decode, 3 b x 2 c x 2 widths verify, 3 b x 2 widths prefill
     assert counts == {"decode": 2 * 3 * 3 * 2, "verify": 2 * 3 * 3 * 2 * 2, "prefill": 2 * 3 * 3 * 2}
@@ -104,6 +108,26 @@ def test_the_shape_switch_term_is_measured_back_as_a_diagnostic():
     assert sw["fit"]["a_s"] == pytest.approx(S_A_MS / 1e3, abs=1e-9)
     assert sw["fit"]["per_seq_s"] == pytest.approx(S_S_MS / 1e3, abs=1e-9)
     assert sw["warmup_passes"] == 2 and sw["timed_passes"] == 4
+    assert sw["version"] == 1 and sw["columns"] == ["batch_size", "new_tokens", "context_tokens", "first_ms",
+                                                    "steady_ms"]
+    # first_ms = steady + the switch penalty, steady_ms = the shape's steady time, per sample
+    s = np.array(sw["samples"])
+    assert np.allclose(s[:, 4], [steady_ms(b, x) for b, x in s[:, :2]], rtol=1e-9, atol=0)
+    assert np.allclose(s[:, 3] - s[:, 4], S_A_MS + S_S_MS * s[:, 0], rtol=1e-9, atol=0)
+
+
+def test_one_warm_up_pass_is_enough_and_the_seed_fixes_the_order():
+    frame, meta = measure(FakeEngine(), warmup_passes=1, timed_passes=1, note="n")
+    assert len(meta["shape_switch"]["samples"]) == 2 * (3 * 2 * 3 + 3 * 2)
+    assert meta["note"] == "n" and meta["date"].endswith("+00:00") and "steady" in meta["timing"]
+    assert meta["recording_wall_s"] >= 0
+    again = measure(FakeEngine(), warmup_passes=1, timed_passes=1)[1]["shape_switch"]["samples"]
+    eng = FakeEngine()
+    other = measure_steady_compute(eng, grid(), vocab_size=VOCAB, name="fake", dataset_id="x", seed=1,
+                                   warmup_passes=1, timed_passes=1, clock=eng.clock)[1]["shape_switch"]["samples"]
+    assert sorted(other) == sorted(again)  # the same cells and times, in another order
+    assert again == meta["shape_switch"]["samples"]  # cells in the seeded order
+    assert other != again
 
 
 def test_bad_pass_counts_are_refused_and_the_mode_is_registered():
