@@ -13,20 +13,11 @@ from __future__ import annotations
 
 import pytest
 
+from specedge.fidelity import memo
 from specedge.provenance import REPO_ROOT
 
 STORE = REPO_ROOT / "traces"
 PAIR = "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m"
-
-
-def _clear_memos():
-    from specedge.fidelity import compare, contention, memo
-
-    compare._RECORDS_CACHE.clear()
-    contention._SAMPLES_CACHE.clear()
-    contention._PASSES_CACHE.clear()
-    memo._MEASURED.clear()
-    memo._BUILT.clear()
 
 
 def _run_ids(benchmark):
@@ -48,7 +39,7 @@ def test_fidelity_study_and_rank(benchmark):
     run_ids = _run_ids(benchmark)
 
     def analyse():
-        _clear_memos()
+        memo.clear()
         study = FidelityStudy(STORE, run_ids)
         return study, study.plan_rows(), study.rank()
 
@@ -83,7 +74,7 @@ def test_fidelity_report_section(benchmark):
         pytest.skip("the whole section is measured only with --benchmark-enable (every shipped run)")
 
     def section():
-        _clear_memos()
+        memo.clear()
         sec = _Section()
         write_fidelity_section(sec, STORE)
         return sec

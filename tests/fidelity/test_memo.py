@@ -25,16 +25,6 @@ def store(tmp_path):
     return open_store(tmp_path / "traces")
 
 
-def _clear_memos():
-    from specedge.fidelity import compare, contention
-
-    compare._RECORDS_CACHE.clear()
-    contention._SAMPLES_CACHE.clear()
-    contention._PASSES_CACHE.clear()
-    memo._MEASURED.clear()
-    memo._BUILT.clear()
-
-
 def _a_grid(st):
     """(compute dataset id, its model's card) of a grid the fidelity predictors use."""
     from specedge.latency.cards import load_model_card
@@ -112,18 +102,29 @@ def test_study_through_the_snapshot_equals_compare_run_on_the_plain_store(store)
                   and i.metadata.get("pair") == "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m")[-2:]
     if len(runs) < 2:
         pytest.skip("needs two shipped stdlib runs")
-    _clear_memos()
+    memo.clear()
     study = FidelityStudy(store, run_ids=runs)  # memos shared by both runs and both acceptances
     assert isinstance(study.store, memo.StoreSnapshot) and study.recorded
     for rid in runs:
-        _clear_memos()  # each fresh replay computes everything again, on the plain store
+        memo.clear()  # each fresh replay computes everything again, on the plain store
         plain = compare_run(rid, store=store)
         pd.testing.assert_frame_equal(study.results[rid].table, plain.table, check_exact=True)
         pd.testing.assert_frame_equal(study.results[rid].tasks, plain.tasks, check_exact=True)
-        _clear_memos()
+        memo.clear()
         recorded = predict_before_running(rid, store=store)
         pd.testing.assert_frame_equal(study.recorded[rid].table, recorded.table, check_exact=True)
         pd.testing.assert_frame_equal(study.recorded[rid].tasks, recorded.tasks, check_exact=True)
+
+
+def test_clear_empties_every_fidelity_memo():
+    from specedge.fidelity import compare, contention
+
+    caches = (compare._RECORDS_CACHE, contention._PASSES_CACHE, contention._SAMPLES_CACHE, memo._MEASURED,
+              memo._BUILT)
+    for i, cache in enumerate(caches):
+        cache[("probe", i)] = i
+    memo.clear()
+    assert all(not cache for cache in caches)
 
 
 def _scenario_and_rows(st):

@@ -152,3 +152,12 @@ def built(key, build):
             _BUILT.clear()
         _BUILT[key] = build()
     return _BUILT[key]
+
+
+def clear() -> None:
+    """Drop every fidelity memo of this process (compare's run records, contention's pass samples, the measured
+    grids, the built values): the next study computes everything again, as a fresh process would."""
+    from specedge.fidelity import compare, contention
+
+    for cache in (compare._RECORDS_CACHE, contention._PASSES_CACHE, contention._SAMPLES_CACHE, _MEASURED, _BUILT):
+        cache.clear()
