@@ -103,49 +103,40 @@ def measure_job_compute(engine, grid, *, vocab_size: int, name: str, dataset_id:
         logits = engine.forward(tokens, counts, cache)
         return logits, (clock() - t0) / 1e6
 
-    groups = []
-    if "prefill" in grid.prefill.phases:
-        groups += [("prefill", b, 0) for b in grid.prefill.batch_sizes]
-    groups += [("cached", b, c) for b in grid.cached.batch_sizes for c in grid.cached.context_tokens]
-    rng = np.random.default_rng(seed)
-    sweeps = grid.cached.warmup + grid.cached.repeats
     started = time.perf_counter()
     with torch.inference_mode():
-        for sweep in range(sweeps):
-            keep = sweep >= grid.cached.warmup
-            for gi in rng.permutation(len(groups)):
-                kind, b, c = groups[gi]
-                if kind == "prefill":  # a job's first pass into a fresh cache: after the wait, cold
-                    for x in grid.prefill.context_tokens:
-                        cache = engine.new_cache(b, x + CACHE_SLACK_SLOTS)
-                        idle(idle_s)
-                        _, ms = timed(ids(b, x), cache)
-                        if keep:
-                            rows.append(("prefill", b, x, 0, ms))
-                    continue
-                cache = engine.new_cache(b, c + max(widths + (first_tokens,)) + decode_passes + CACHE_SLACK_SLOTS)
-                engine.forward(ids(b, c), torch.full((b,), c, dtype=torch.int64), cache)
-                base = cache.length.clone()
-                idle(idle_s)
-                logits, cold_ms = timed(ids(b, first_tokens), cache)
-                cache.crop(base)
-                tokens = logits[:, -1].argmax(dim=-1)[:, None]
-                warm = {}
-                for _ in range(decode_passes):  # the draft loop: each pass fed the argmax of the last
-                    logits, ms = timed(tokens, cache)
-                    tokens = logits[:, -1].argmax(dim=-1)[:, None]
-                    warm.setdefault(1, []).append(ms)
-                    if keep and "decode" in grid.cached.phases:
-                        rows.append(("decode", b, 1, c, ms))
-                cache.crop(base)
-                for x in widths:
+        for keep, kind, b, c in sweep_groups(grid, seed):
+            if kind == "prefill":  # a job's first pass into a fresh cache: after the wait, cold
+                for x in grid.prefill.context_tokens:
+                    cache = engine.new_cache(b, x + CACHE_SLACK_SLOTS)
+                    idle(idle_s)
                     _, ms = timed(ids(b, x), cache)
-                    cache.crop(base)
-                    warm.setdefault(x, []).append(ms)
-                    if keep and "verify" in grid.cached.phases:
-                        rows.append(("verify", b, x, c, ms))
-                if keep:
-                    wake.append((b, first_tokens, c, cold_ms, float(np.median(warm[first_tokens]))))
+                    if keep:
+                        rows.append(("prefill", b, x, 0, ms))
+                continue
+            cache = engine.new_cache(b, c + max(widths + (first_tokens,)) + decode_passes + CACHE_SLACK_SLOTS)
+            engine.forward(ids(b, c), torch.full((b,), c, dtype=torch.int64), cache)
+            base = cache.length.clone()
+            idle(idle_s)
+            logits, cold_ms = timed(ids(b, first_tokens), cache)
+            cache.crop(base)
+            tokens = logits[:, -1].argmax(dim=-1)[:, None]
+            warm = {}
+            for _ in range(decode_passes):  # the draft loop: each pass fed the argmax of the last
+                logits, ms = timed(tokens, cache)
+                tokens = logits[:, -1].argmax(dim=-1)[:, None]
+                warm.setdefault(1, []).append(ms)
+                if keep and "decode" in grid.cached.phases:
+                    rows.append(("decode", b, 1, c, ms))
+            cache.crop(base)
+            for x in widths:
+                _, ms = timed(ids(b, x), cache)
+                cache.crop(base)
+                warm.setdefault(x, []).append(ms)
+                if keep and "verify" in grid.cached.phases:
+                    rows.append(("verify", b, x, c, ms))
+            if keep:
+                wake.append((b, first_tokens, c, cold_ms, float(np.median(warm[first_tokens]))))
     from specedge.record.compute_trace import compute_frame  # torch: only where a grid is measured
 
     frame = compute_frame(rows, dataset_id=dataset_id, model=name, device=device, dtype=dtype)
@@ -166,6 +157,22 @@ def measure_job_compute(engine, grid, *, vocab_size: int, name: str, dataset_id:
         "note": note,
     }
     return frame, meta
+
+
+def sweep_groups(grid, seed: int):
+    """The order the engine-timed grids (job-shaped, and :mod:`specedge.serve.steady_grid`) visit ``grid`` (a
+    :class:`~specedge.serve.measure.RunGrid`) in: ``grid.cached.warmup`` untimed then ``grid.cached.repeats``
+    timed sweeps, each over every cache group once, groups in a seeded random order (a burst of contention spreads
+    over many cells). Yields (keep, kind, b, c): keep False in warm-up sweeps; kind "prefill" (one group per b,
+    c = 0) or "cached" (b, c)."""
+    groups = []
+    if "prefill" in grid.prefill.phases:
+        groups += [("prefill", b, 0) for b in grid.prefill.batch_sizes]
+    groups += [("cached", b, c) for b in grid.cached.batch_sizes for c in grid.cached.context_tokens]
+    rng = np.random.default_rng(seed)
+    for sweep in range(grid.cached.warmup + grid.cached.repeats):
+        for gi in rng.permutation(len(groups)):
+            yield (sweep >= grid.cached.warmup, *groups[gi])
 
 
 def fit_wake_up(samples) -> tuple[float, float]:

@@ -10,7 +10,8 @@ back-to-back passes of the same shape took 0.87–0.96 ms: 10–25 % more, about
 the quiet ``no-batching`` runs' b = 1 passes in the 17:08 and 18:26 sessions (docs/fidelity.md).
 
 :func:`measure_steady_compute` times the same grid (same rows, same compute schema, so every predictor reads it)
-the node's way. Per sweep, cache groups in a seeded random order:
+the node's way. Per sweep, cache groups in a seeded random order (:func:`specedge.serve.job_grid.sweep_groups`, as the
+job-shaped grid):
 
 - a cached group (b, c): a fresh cache of the node's size, an untimed prefill of c tokens; then for each of the
   group's shapes (decode x = 1, then every verify width x): :data:`STEADY_WARMUP_PASSES` untimed passes of (b, x),
@@ -53,7 +54,7 @@ def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_
     import torch
 
     from specedge.record.compute_trace import compute_frame
-    from specedge.serve.job_grid import fit_wake_up
+    from specedge.serve.job_grid import fit_wake_up, sweep_groups
 
     if warmup_passes < 1 or timed_passes < 1:
         raise InputError(f"steady grid: warmup_passes and timed_passes must be >= 1, got {warmup_passes}, "
@@ -82,29 +83,20 @@ def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_
             rows.extend((phase, b, x, c, ms) for ms in timed)
             switch.append((b, x, c, times[0], float(np.median(timed))))
 
-    groups = []
-    if "prefill" in grid.prefill.phases:
-        groups += [("prefill", b, 0) for b in grid.prefill.batch_sizes]
-    groups += [("cached", b, c) for b in grid.cached.batch_sizes for c in grid.cached.context_tokens]
-    rng = np.random.default_rng(seed)
-    sweeps = grid.cached.warmup + grid.cached.repeats
     started = time.perf_counter()
     with torch.inference_mode():
-        for sweep in range(sweeps):
-            keep = sweep >= grid.cached.warmup
-            for gi in rng.permutation(len(groups)):
-                kind, b, c = groups[gi]
-                if kind == "prefill":
-                    for x in grid.prefill.context_tokens:
-                        shape("prefill", b, x, 0, lambda b=b, x=x: (engine.new_cache(b, x + CACHE_SLACK_SLOTS), None),
-                              keep)
-                    continue
-                cache = engine.new_cache(b, c + max(widths + (1,)) + CACHE_SLACK_SLOTS)
-                engine.forward(ids(b, c), torch.full((b,), c, dtype=torch.int64), cache)
-                base = cache.length.clone()
-                for phase, x in [("decode", 1)] * ("decode" in grid.cached.phases) + \
-                        [("verify", w) for w in widths] * ("verify" in grid.cached.phases):
-                    shape(phase, b, x, c, lambda: (cache, base), keep)
+        for keep, kind, b, c in sweep_groups(grid, seed):
+            if kind == "prefill":
+                for x in grid.prefill.context_tokens:
+                    shape("prefill", b, x, 0, lambda b=b, x=x: (engine.new_cache(b, x + CACHE_SLACK_SLOTS), None),
+                          keep)
+                continue
+            cache = engine.new_cache(b, c + max(widths + (1,)) + CACHE_SLACK_SLOTS)
+            engine.forward(ids(b, c), torch.full((b,), c, dtype=torch.int64), cache)
+            base = cache.length.clone()
+            for phase, x in [("decode", 1)] * ("decode" in grid.cached.phases) + \
+                    [("verify", w) for w in widths] * ("verify" in grid.cached.phases):
+                shape(phase, b, x, c, lambda: (cache, base), keep)
     frame = compute_frame(rows, dataset_id=dataset_id, model=name, device=device, dtype=dtype)
     samples = [list(map(float, s)) for s in switch]
     fit = fit_wake_up(samples)
