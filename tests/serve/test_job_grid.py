@@ -13,23 +13,10 @@ from specedge.latency.compute import MeasuredCompute
 from specedge.record.compute_trace import ComputeGrid
 from specedge.serve.job_grid import fit_wake_up, measure_job_compute, plus, wake_up_overhead
 from specedge.serve.measure import RunGrid
+from tests.serve.fake_engine import VOCAB, FakeCache
+from tests.serve.fake_engine import pass_ms as warm_ms
 
 W_A_MS, W_S_MS = 0.7, 0.05  # wake-up cost of a first pass after a wait: 0.7 ms + 0.05 ms per sequence
-VOCAB = 11
-
-
-def warm_ms(b: int, x: int) -> float:
-    """Warm pass time of the fake engine (ms): depends on b and x only, so a row's context label cannot matter."""
-    return 1.0 + 0.25 * b + 0.125 * x
-
-
-class FakeCache:
-    def __init__(self, b: int, capacity: int) -> None:
-        self.length = torch.zeros(b, dtype=torch.int64)
-        self.capacity = capacity
-
-    def crop(self, lengths) -> None:
-        self.length = torch.as_tensor(lengths, dtype=torch.int64).clone()
 
 
 class FakeEngine:

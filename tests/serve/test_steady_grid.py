@@ -15,24 +15,10 @@ from specedge.latency.compute import MeasuredCompute
 from specedge.record.compute_trace import ComputeGrid
 from specedge.serve.measure import GRID_MODES, RunGrid
 from specedge.serve.steady_grid import measure_steady_compute
+from tests.serve.fake_engine import VOCAB, FakeCache
+from tests.serve.fake_engine import pass_ms as steady_ms
 
 S_A_MS, S_S_MS = 0.3, 0.02  # penalty of a pass after a pass of another shape: 0.3 ms + 0.02 ms per sequence
-VOCAB = 11
-
-
-def steady_ms(b: int, x: int) -> float:
-    return 1.0 + 0.25 * b + 0.125 * x
-
-
-class FakeCache:
-    def __init__(self, b: int, capacity: int) -> None:
-        self.length = torch.zeros(b, dtype=torch.int64)
-        self.capacity = capacity
-
-    def crop(self, lengths) -> None:
-        new = torch.as_tensor(lengths, dtype=torch.int64)
-        assert bool((new <= self.length).all()), "crop may only shorten"
-        self.length = new.clone()
 
 
 class FakeEngine:
