@@ -151,6 +151,26 @@ def test_online_runs_refuse_a_plan_and_other_acceptance(online_run, tiny_run, ca
     assert "observed" in capsys.readouterr().err
 
 
+def test_an_online_run_measures_its_own_compute_traces_steady(tiny_run, tmp_path):
+    """--measure-compute on an online run: a grid over the workload's shapes, timed as --grid-mode says, named by
+    the run (functional only: a tiny grid, no timing asserted)."""
+    store = tmp_path / "store"
+    args = ["serve-real", "--pair", PAIR, "--arrivals", "poisson", "--rate", str(RATE), "--requests", "3",
+            "--seed", str(SEED), "--online-policy", "fcfs", "--speculation-length", "2", "--max-batch-size", "2",
+            "--checkpoints", str(tiny_run["root"] / "checkpoints"), "--store", str(store), "--dataset", "run-m",
+            "--measure-compute", "--compute-repeats", "1", "--grid-mode", "steady", "--cores", "none",
+            "--quiet-sample-s", "0.2", "--allow-noisy"]
+    for s in SETS:
+        args += ["--set", s]
+    assert main(args) == 0
+    st = open_store(store)
+    traces = st.info("run-m").metadata["compute_traces"]
+    for role in ("draft", "verify"):
+        meta = st.info(traces[role]).metadata
+        assert meta["grid_mode"] == "steady" and "shape_switch" in meta
+        assert set(st.read(traces[role])["phase"]) == {"prefill", "decode", "verify"}
+
+
 def test_the_memory_rule_is_the_online_kernels():
     from specedge.online.kernel import _fits
     from specedge.serve.online_nodes import fits

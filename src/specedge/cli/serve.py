@@ -259,8 +259,10 @@ def _quiet(node_cores: dict, seconds: float, allow_noisy: bool, what: str, conso
 
 
 def _measure(measure_pair, run_grid, sc, plan, draft, target, st, cores, repeats, stamp, console, mode,
-             provenance=None, grid_mode: str = "pass") -> dict:
-    grid = run_grid(sc, plan, repeats=repeats)
+             provenance=None, grid_mode: str = "pass", grid_tasks=None) -> dict:
+    """Measure both models' compute traces over the grid covering ``plan`` on the tasks of ``grid_tasks`` (anything
+    with a ``tasks`` frame; default ``sc``: an online run's workload instead), printing what is measured."""
+    grid = run_grid(grid_tasks or sc, plan, repeats=repeats)
     console.print(f"measuring compute traces of the serving engine ({mode}, {grid_mode}-timed): "
                   f"b {list(grid.batch_sizes)}, x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, "
                   f"{repeats} repeats")

@@ -118,15 +118,11 @@ def serve_online_cmd(args: OnlineArgs, *, pair, seed, temperature, dataset, chec
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     before = quiet(node_cores, quiet_sample_s, allow_noisy, "compute measurement" if measure else "run", console)
     if measure:
-        grid_sc = SimpleNamespace(tasks=w.frame())
-        grid = run_grid(grid_sc, plan_like, repeats=compute_repeats)
-        console.print(f"measuring compute traces of the serving engine ({measure_mode}, {grid_mode}-timed): "
-                      f"b {list(grid.batch_sizes)}, x {list(grid.new_tokens)}, c {list(grid.context_tokens)}, "
-                      f"{compute_repeats} repeats")
-        compute_ids = measure_pair(sc, plan_like, draft_src, target_src, store=st, cores=core_pair, grid=grid,
-                                   stamp=stamp, mode=measure_mode, provenance={"foreign_work": {"before": before}},
-                                   grid_mode=grid_mode)
-        console.print(f"wrote compute traces {compute_ids['draft']} and {compute_ids['verify']}")
+        from specedge.cli.serve import _measure
+
+        compute_ids = _measure(measure_pair, run_grid, sc, plan_like, draft_src, target_src, st, core_pair,
+                               compute_repeats, stamp, console, measure_mode, {"foreign_work": {"before": before}},
+                               grid_mode, grid_tasks=SimpleNamespace(tasks=w.frame()))
         before = quiet(node_cores, quiet_sample_s, allow_noisy, "run", console)
     encoder = load_model(target_src)
     prompts = stdlib_task_prompts(encoder.encode, w.input_tokens, seed)
