@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from specedge.errors import InputError
+from specedge.fidelity.memo import built
 
 #: Fewer passes than this in a (node, class) and the node's pooled fit is used for that class.
 MIN_PASSES = 30
@@ -84,11 +85,9 @@ def pass_overlap(parts: dict) -> pd.DataFrame:
 #: each run's passes with what no predictor changes (node, class, u, measured t_s, shape), keyed by run key
 _PASSES_CACHE: dict = {}
 #: each run's base predictions g_s (one float64 array) against one pair of grid predictors, keyed by
-#: (run key, predictor key): a run is fitted on by every other run's calibration, under each session's grid
+#: (run key, predictor key): a run is fitted on by every other run's calibration, under each session's grid.
+#: Both hold at most :data:`specedge.fidelity.memo.MEMO_ENTRIES` (about grids × runs of a pair are needed).
 _SAMPLES_CACHE: dict = {}
-#: entries each cache holds at most; beyond, it is dropped wholesale (then computed again). The report's store
-#: needs about (grids × runs of a pair) prediction arrays of a few thousand floats each.
-CACHE_ENTRIES = 4096
 
 
 def _predictor_key(pred):
@@ -99,22 +98,19 @@ def _predictor_key(pred):
     return (type(pred).__name__, source, getattr(pred, "allow_extrapolation", None))
 
 
-def _cached(cache: dict, key, build):
-    if key is None:
-        return build()
-    if key not in cache:
-        if len(cache) >= CACHE_ENTRIES:
-            cache.clear()
-        cache[key] = build()
-    return cache[key]
-
-
 def _run_passes(parts) -> dict:
     """The predictor-independent columns of one run's calibration samples, as numpy arrays in pass order."""
     p = pass_overlap(parts)
-    return {"node": p["node"].to_numpy(), "cls": pass_class(p["new_tokens"], p["context_tokens"]),
-            "u": p["u"].to_numpy(), "t_s": p["t_s"].to_numpy(),
-            **{k: p[k].to_numpy(np.float64) for k in ("batch_size", "new_tokens", "context_tokens")}}
+    out = {"node": p["node"].to_numpy(), "cls": pass_class(p["new_tokens"], p["context_tokens"]),
+           "u": p["u"].to_numpy(), "t_s": p["t_s"].to_numpy(),
+           **{k: p[k].to_numpy(np.float64) for k in ("batch_size", "new_tokens", "context_tokens")}}
+    return {k: _read_only(v) for k, v in out.items()}
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = np.array(a)  # an own copy: shared through the memo
+    a.setflags(write=False)
+    return a
 
 
 def _predictions(passes: dict, base_draft, base_verify) -> np.ndarray:
@@ -122,7 +118,7 @@ def _predictions(passes: dict, base_draft, base_verify) -> np.ndarray:
     for node, pred in (("draft", base_draft), ("verify", base_verify)):
         sel = passes["node"] == node
         g[sel] = pred.latency_s(passes["batch_size"][sel], passes["new_tokens"][sel], passes["context_tokens"][sel])
-    return g
+    return _read_only(g)
 
 
 def calibration_samples(parts_list, base_draft, base_verify, run_ids=None, cache_keys=None) -> pd.DataFrame:
@@ -133,10 +129,10 @@ def calibration_samples(parts_list, base_draft, base_verify, run_ids=None, cache
     pkey = (_predictor_key(base_draft), _predictor_key(base_verify))
     for i, parts in enumerate(parts_list):
         rkey = None if cache_keys is None else cache_keys[i]
-        passes = _cached(_PASSES_CACHE, rkey, lambda parts=parts: _run_passes(parts))
+        passes = built(rkey, lambda parts=parts: _run_passes(parts), _PASSES_CACHE)
         gkey = None if rkey is None or None in pkey else (rkey, pkey)
-        cols["g_s"].append(_cached(_SAMPLES_CACHE, gkey,
-                                   lambda passes=passes: _predictions(passes, base_draft, base_verify)))
+        cols["g_s"].append(built(gkey, lambda passes=passes: _predictions(passes, base_draft, base_verify),
+                                 _SAMPLES_CACHE))
         for c in ("node", "cls", "u", "t_s"):
             cols[c].append(passes[c])
     sizes = [len(g) for g in cols["g_s"]]
@@ -271,8 +267,6 @@ def contention_pair(sc, plan, base, fit_parts, *, name: str | None = None, seed:
     other runs) with u set by replaying ``plan`` on ``sc`` to a fixed point. ``overheads``: {"draft", "verify"}
     JobOverhead carried by the calibrated predictors (None: the base predictors' own)."""
     from specedge.fidelity.predictors import PredictorPair
-
-    from specedge.fidelity.memo import built
 
     pkey = (_predictor_key(base.draft), _predictor_key(base.verify))  # the fit is what the samples' cache keys say
     key = None if cache_keys is None or None in pkey else ("pass_calibration", tuple(cache_keys), pkey)

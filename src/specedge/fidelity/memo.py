@@ -138,20 +138,26 @@ def frame_digest(frame) -> str:
     return h.hexdigest()
 
 
-def built(key, build):
-    """``build()``, once per ``key`` (built again when ``key`` is None or unhashable). The value is shared:
-    only immutable values (frozen predictors, calibrations) go here."""
+#: Entries a memo holds at most; beyond, it is dropped wholesale (then computed again).
+MEMO_ENTRIES = 4096
+
+
+def built(key, build, cache: dict | None = None):
+    """``build()``, once per ``key`` (built again when ``key`` is None or unhashable), in ``cache`` (default: the
+    built values' memo; a module may keep its own, e.g. contention's per-run samples). The value is shared: only
+    values nobody mutates (frozen predictors, calibrations, read-only arrays) go here."""
+    cache = _BUILT if cache is None else cache
     try:
         hash(key)
     except TypeError:
         key = None
     if key is None:
         return build()
-    if key not in _BUILT:
-        if len(_BUILT) > 4096:  # a few per run; dropped wholesale beyond (then computed again)
-            _BUILT.clear()
-        _BUILT[key] = build()
-    return _BUILT[key]
+    if key not in cache:
+        if len(cache) > MEMO_ENTRIES:  # a few per run; dropped wholesale beyond (then computed again)
+            cache.clear()
+        cache[key] = build()
+    return cache[key]
 
 
 def clear() -> None:
