@@ -99,6 +99,10 @@ def test_serve_real_json_summary_and_bad_input(tiny_run, tmp_path, capsys):
     assert "checkpoint of" in capsys.readouterr().err
     assert main(base + ["--plan", str(plan_file(tmp_path / "p.json")), "--cores", "0,999"]) == 2
     assert "core 999 is not available" in capsys.readouterr().err
+    for flag in ("--grid-mode", "--measure-mode"):  # refused before the cores are sampled or a model is loaded
+        assert main(base + ["--plan", str(plan_file(tmp_path / "p.json")), "--measure-compute", flag, "x"]) == 2
+        assert f"{flag} 'x': expected one of" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists() or not any(i.kind == "compute" for i in open_store(tmp_path / "s").list())
 
 
 def test_policy_plans_on_the_pairs_compute_traces(tiny_run, capsys):

@@ -133,6 +133,12 @@ def serve_real_cmd(
         raise InputError("an online run (--arrivals) has no plan: give --online-policy, not --plan or --policy")
     if temperature < 0:
         raise InputError(f"--temperature must be >= 0, got {temperature}")
+    from specedge.serve.measure import GRID_MODES, MEASURE_MODES
+
+    for flag, value, allowed in (("--grid-mode", grid_mode, GRID_MODES), ("--measure-mode", measure_mode,
+                                                                           MEASURE_MODES)):
+        if value not in allowed:  # before sampling the cores or loading a model
+            raise InputError(f"{flag} {value!r}: expected one of {', '.join(allowed)}")
     core_pair = (None, None) if cores.strip().lower() == "none" else tuple(int(c) for c in cores.split(","))
     if len(core_pair) != 2:
         raise InputError(f"--cores: expected 'draft,verify' (e.g. 0,1) or 'none', got {cores!r}")
