@@ -19,21 +19,33 @@ from tests.serve.fake_engine import VOCAB, FakeCache
 from tests.serve.fake_engine import pass_ms as steady_ms
 
 S_A_MS, S_S_MS = 0.3, 0.02  # penalty of a pass after a pass of another shape: 0.3 ms + 0.02 ms per sequence
+K_A_MS, K_S_MS = 0.4, 0.05  # penalty of a pass returning to a cache after a pass on another one
+W_T_MS = 0.03  # after a wait (until the next cache is allocated): every pass 0.03 ms per sequence slower
 
 
 class FakeEngine:
-    """Advances a fake ns clock by steady_ms(b, x), plus the switch penalty when the shape differs from the last
-    pass's; records the cache length every pass starts from."""
+    """Advances a fake ns clock by steady_ms(b, x), plus the shape-switch penalty when the shape differs from the
+    last pass's, the cache-switch penalty when a pass returns to a cache after a pass on another one, and the
+    wake penalty on every pass after a wait (until a new cache is allocated); records the cache length every pass
+    starts from and the waits."""
 
     def __init__(self) -> None:
         self.now_ns = 0
         self.last = None
+        self.last_cache = None
+        self.woken = False
+        self.waits: list[float] = []
         self.seen: list[tuple[int, int, int]] = []  # (b, x, cached tokens before the pass)
 
     def clock(self) -> int:
         return self.now_ns
 
+    def idle(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.woken = True
+
     def new_cache(self, b: int, capacity: int) -> FakeCache:
+        self.woken = False
         return FakeCache(b, capacity)
 
     def forward(self, tokens, counts, cache):
@@ -41,10 +53,14 @@ class FakeEngine:
         assert int(cache.length.max()) + x <= cache.capacity, "the measurer sized a cache too small"
         self.seen.append((b, x, int(cache.length.max())))
         ms = steady_ms(b, x) + ((S_A_MS + S_S_MS * b) if self.last not in (None, (b, x)) else 0.0)
-        self.last = (b, x)
+        if getattr(cache, "fake_used", False) and self.last_cache is not cache:
+            ms += K_A_MS + K_S_MS * b
+        ms += W_T_MS * b if self.woken else 0.0
+        self.last, self.last_cache = (b, x), cache
+        cache.fake_used = True
         self.now_ns += int(round(ms * 1e6))
         cache.length = cache.length + counts
-        return torch.zeros((b, x, VOCAB))
+        return torch.ones((b, x, VOCAB))
 
 
 def grid(repeats: int = 2) -> RunGrid:
@@ -55,7 +71,7 @@ def grid(repeats: int = 2) -> RunGrid:
 
 def measure(engine, **kw):
     return measure_steady_compute(engine, grid(), vocab_size=VOCAB, name="fake", dataset_id="compute-fake",
-                                  clock=engine.clock, **kw)
+                                  clock=engine.clock, idle=engine.idle, **kw)
 
 
 def test_rows_are_steady_passes_only_and_the_predictor_reads_them_back():
@@ -78,7 +94,8 @@ def test_rows_are_steady_passes_only_and_the_predictor_reads_them_back():
 
 def test_every_pass_of_a_cached_cell_sees_exactly_its_context_and_prefills_a_fresh_cache():
     eng = FakeEngine()
-    measure(eng, warmup_passes=2, timed_passes=3)
+    measure(eng, warmup_passes=2, timed_passes=3, switch_rounds=0)
+    assert eng.waits == []
     seen = np.array(eng.seen)
     small = seen[:, 1] <= 5  # decode and verify passes (prefill widths 8 and 16, context prefills 16 and 32)
     assert set(seen[small, 2]) == {16, 32}
@@ -110,7 +127,8 @@ def test_one_warm_up_pass_is_enough_and_the_seed_fixes_the_order():
     again = measure(FakeEngine(), warmup_passes=1, timed_passes=1)[1]["shape_switch"]["samples"]
     eng = FakeEngine()
     other = measure_steady_compute(eng, grid(), vocab_size=VOCAB, name="fake", dataset_id="x", seed=1,
-                                   warmup_passes=1, timed_passes=1, clock=eng.clock)[1]["shape_switch"]["samples"]
+                                   warmup_passes=1, timed_passes=1, clock=eng.clock,
+                                   idle=eng.idle)[1]["shape_switch"]["samples"]
     assert sorted(other) == sorted(again)  # the same cells and times, in another order
     assert again == meta["shape_switch"]["samples"]  # cells in the seeded order
     assert other != again
@@ -141,3 +159,55 @@ def test_measure_pair_writes_steady_traces_of_the_serving_engine(tmp_path):
         # 1 timed sweep x 4 timed passes per cell: 2 b x 2 c decode, x 2 widths verify, 2 b prefill
         assert frame.groupby("phase").size().to_dict() == {"decode": 4 * 2 * 2, "verify": 4 * 2 * 2 * 2,
                                                           "prefill": 4 * 2}
+
+
+def test_the_job_switch_term_is_measured_back_exactly():
+    """Draft-like jobs (first pass x = 1, 1/3/5 passes): each job's excess over the steady medians is the cache
+    switch on its first pass plus the wake penalty on every pass, so the fit is exact: a = K_A, s = K_S, t = W_T."""
+    eng = FakeEngine()
+    frame, meta = measure(eng)
+    sw = meta["job_switch"]
+    assert sw["version"] == 1 and sw["lengths"] == [1, 3, 5] and sw["first_tokens"] == 1 and sw["rounds"] == 6
+    assert len(sw["samples"]) == 2 * 3 * 2 * 6 * 2  # timed sweeps x b x c x rounds x two caches
+    assert len(eng.waits) == len(sw["samples"]) and set(eng.waits) == {sw["idle_s"]}
+    fit = sw["fit"]
+    assert fit["a_s"] == pytest.approx(K_A_MS / 1e3, abs=1e-9)
+    assert fit["per_seq_s"] == pytest.approx(K_S_MS / 1e3, abs=1e-9)
+    assert fit["per_token_s"] == pytest.approx(W_T_MS / 1e3, abs=1e-9)
+    s = np.array(sw["samples"])
+    assert sorted(set(s[:, 1])) == [1, 3, 5] and set(s[:, 2]) == {16, 32}
+    assert np.allclose(s[:, 4], [steady_ms(b, 1) * d for b, d in s[:, :2]], rtol=1e-9, atol=0)
+    # rows are untouched by the switch jobs: still the steady times
+    want = np.array([steady_ms(b, x) for b, x in zip(frame["batch_size"], frame["new_tokens"])])
+    assert np.allclose(frame["latency_ms"].to_numpy(), want, rtol=1e-9, atol=0)
+
+
+def test_target_like_switch_jobs_are_one_wide_pass_and_fit_no_per_token_term():
+    eng = FakeEngine()
+    _, meta = measure(eng, switch_first_tokens=5, switch_lengths=(1,), switch_rounds=2)
+    sw = meta["job_switch"]
+    s = np.array(sw["samples"])
+    assert len(s) == 2 * 3 * 2 * 2 * 2 and set(s[:, 1]) == {1}
+    assert np.allclose(s[:, 4], [steady_ms(b, 5) for b in s[:, 0]], rtol=1e-9, atol=0)
+    assert sw["fit"]["a_s"] == pytest.approx(K_A_MS / 1e3, abs=1e-9)
+    assert sw["fit"]["per_seq_s"] == pytest.approx((K_S_MS + W_T_MS) / 1e3, abs=1e-9)
+    assert sw["fit"]["per_token_s"] == 0.0
+
+
+def test_switch_job_passes_start_at_the_cells_context_and_grow_by_one():
+    eng = FakeEngine()
+    measure(eng, switch_first_tokens=2, switch_lengths=(3,), switch_rounds=1)
+    seen = np.array(eng.seen)
+    woken_x = seen[(seen[:, 1] == 2) | (seen[:, 1] == 1)]
+    # after the steady passes (context 16 or 32), a switch job: (b, 2) at c, then (b, 1) at c + 2 and c + 3
+    assert {16 + 2, 16 + 3, 32 + 2, 32 + 3} <= set(woken_x[woken_x[:, 1] == 1, 2])
+    assert set(woken_x[woken_x[:, 1] == 2, 2]) == {16, 32}
+
+
+def test_no_switch_rounds_no_switch_term_and_bad_switch_settings_are_refused():
+    _, meta = measure(FakeEngine(), switch_rounds=0)
+    assert meta["job_switch"]["samples"] == [] and set(meta["job_switch"]["fit"].values()) == {0.0}
+    for bad in (dict(switch_rounds=-1), dict(switch_lengths=()), dict(switch_lengths=(0, 2)),
+                dict(switch_first_tokens=3)):
+        with pytest.raises(InputError, match="switch_rounds must be >= 0"):
+            measure(FakeEngine(), **bad)

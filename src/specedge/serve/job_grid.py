@@ -61,7 +61,7 @@ CACHE_SLACK_SLOTS = 8
 WAKE_UP_VERSION = 1
 
 
-def _blocking_wait(seconds: float) -> None:
+def blocking_wait(seconds: float) -> None:
     """Block on an empty pipe for ``seconds``, as a serving node waits for its next input."""
     from multiprocessing import Pipe
     from multiprocessing.connection import wait
@@ -77,7 +77,7 @@ def _blocking_wait(seconds: float) -> None:
 def measure_job_compute(engine, grid, *, vocab_size: int, name: str, dataset_id: str, first_tokens: int,
                         decode_passes: int = DRAFT_DECODE_PASSES, idle_s: float = WAKE_IDLE_S, seed: int = 0,
                         device: str = "cpu", dtype: str = "fp32", note: str = "", clock=time.perf_counter_ns,
-                        idle=_blocking_wait) -> tuple[pd.DataFrame, dict]:
+                        idle=blocking_wait) -> tuple[pd.DataFrame, dict]:
     """Time ``grid`` (a :class:`~specedge.serve.measure.RunGrid`) job-shaped on a ragged ``engine`` (module
     docstring); returns (frame in the compute schema, metadata with ``grid_mode`` and ``wake_up``).
     ``clock`` (ns) and ``idle`` (seconds -> None) are injectable for tests."""

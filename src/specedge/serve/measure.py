@@ -162,17 +162,23 @@ def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):
 
 
 def _measure_steady(role, lm, grid, core, dataset_id, note, stamp_meta):
-    """The steady grid of one model (:func:`specedge.serve.steady_grid.measure_steady_compute`)."""
+    """The steady grid of one model (:func:`specedge.serve.steady_grid.measure_steady_compute`); its job-switch
+    jobs are the node's: the draft model's start with a decode pass and run 1, 3 or 5 passes, the target's are one
+    pass of its widest verify width (:mod:`specedge.serve.job_switch`)."""
     import torch
 
     from specedge.record.compute_trace import cpu_device_id
+    from specedge.serve import job_switch
     from specedge.serve.steady_grid import measure_steady_compute
 
     torch.set_num_threads(1)
     desc = lm.describe()
+    draft = role == "draft"
+    first = 1 if draft else int(max(grid.cached.new_tokens))
+    lengths = job_switch.DRAFT_SWITCH_LENGTHS if draft else job_switch.TARGET_SWITCH_LENGTHS
     frame, smeta = measure_steady_compute(lm.engine, grid, vocab_size=lm.vocab_size, name=lm.name,
-                                          dataset_id=dataset_id, device=cpu_device_id(1),
-                                          dtype=desc.get("dtype", "fp32"), note=note)
+                                          dataset_id=dataset_id, switch_first_tokens=first, switch_lengths=lengths,
+                                          device=cpu_device_id(1), dtype=desc.get("dtype", "fp32"), note=note)
     return frame, _engine_grid_meta(lm, desc, grid, core, dataset_id, smeta, stamp_meta)
 
 

@@ -20,6 +20,11 @@ job-shaped grid):
 - a prefill group (b): for each width x the same warm-up and timed passes, each on a fresh cache (allocated
   outside the timing; in a run every prefill is a round-0 job's pass into a new cache).
 
+Then, per cached group in the timed sweeps, the **job-switch jobs** (:mod:`specedge.serve.job_switch`): jobs
+alternating between the group's cache and a second one, each after a blocking wait, timed against the steady
+medians just measured; their per-job excess is fitted as t_switch(b, D) = a + s·b + t·b·D (metadata
+``job_switch``), which fidelity adds to every base predictor of a run whose own traces are steady grids.
+
 The first warm-up pass of each shape follows a pass of another shape: its excess over the shape's timed median is
 recorded per cell as the **shape-switch sample** (metadata ``shape_switch``, fitted like the job grid's wake-up
 term, :func:`specedge.serve.job_grid.fit_wake_up`). It is a diagnostic: no predictor adds it.
@@ -33,6 +38,8 @@ import time
 import numpy as np
 
 from specedge.errors import InputError
+from specedge.serve.job_grid import WAKE_IDLE_S, blocking_wait
+from specedge.serve.job_switch import DRAFT_SWITCH_LENGTHS, SWITCH_ROUNDS, switch_jobs, switch_meta
 
 #: [A] Untimed passes of a shape before its timed ones (the first of them is the shape-switch sample).
 STEADY_WARMUP_PASSES = 2
@@ -46,11 +53,14 @@ SHAPE_SWITCH_VERSION = 1
 
 def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_id: str,
                            warmup_passes: int = STEADY_WARMUP_PASSES, timed_passes: int = STEADY_TIMED_PASSES,
+                           switch_first_tokens: int = 1, switch_lengths=DRAFT_SWITCH_LENGTHS,
+                           switch_rounds: int = SWITCH_ROUNDS, idle_s: float = WAKE_IDLE_S,
                            seed: int = 0, device: str = "cpu", dtype: str = "fp32", note: str = "",
-                           clock=time.perf_counter_ns):
+                           clock=time.perf_counter_ns, idle=blocking_wait):
     """Time ``grid`` (a :class:`~specedge.serve.measure.RunGrid`) steady on a ragged ``engine`` (module
-    docstring); returns (frame in the compute schema, metadata with ``grid_mode = "steady"`` and
-    ``shape_switch``). ``clock`` (ns) is injectable for tests."""
+    docstring); returns (frame in the compute schema, metadata with ``grid_mode = "steady"``, ``shape_switch``
+    and ``job_switch``). ``switch_*``: the job-switch jobs (:mod:`specedge.serve.job_switch`; ``switch_rounds`` 0
+    measures none). ``clock`` (ns) and ``idle`` (seconds -> None) are injectable for tests."""
     import torch
 
     from specedge.record.compute_trace import compute_frame
@@ -59,10 +69,15 @@ def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_
     if warmup_passes < 1 or timed_passes < 1:
         raise InputError(f"steady grid: warmup_passes and timed_passes must be >= 1, got {warmup_passes}, "
                          f"{timed_passes}")
-    gen = torch.Generator().manual_seed(seed)
     widths = tuple(int(x) for x in grid.cached.new_tokens)
+    lengths = tuple(int(d) for d in switch_lengths)
+    if switch_rounds < 0 or not lengths or min(lengths) < 1 or switch_first_tokens not in (1, *widths):
+        raise InputError(f"steady grid: switch_rounds must be >= 0, switch_lengths >= 1 and switch_first_tokens "
+                         f"1 or a measured width {widths}; got {switch_rounds}, {lengths}, {switch_first_tokens}")
+    gen = torch.Generator().manual_seed(seed)
     rows: list[tuple] = []
     switch: list[tuple] = []
+    jobs: list[tuple] = []
 
     def ids(b, n):
         return torch.randint(0, vocab_size, (b, n), generator=gen)
@@ -82,6 +97,7 @@ def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_
         if keep:
             rows.extend((phase, b, x, c, ms) for ms in timed)
             switch.append((b, x, c, times[0], float(np.median(timed))))
+        return float(np.median(timed))
 
     started = time.perf_counter()
     with torch.inference_mode():
@@ -91,12 +107,17 @@ def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_
                     shape("prefill", b, x, 0, lambda b=b, x=x: (engine.new_cache(b, x + CACHE_SLACK_SLOTS), None),
                           keep)
                 continue
-            cache = engine.new_cache(b, c + max(widths + (1,)) + CACHE_SLACK_SLOTS)
+            capacity = c + max(widths + (switch_first_tokens + max(lengths) - 1,)) + CACHE_SLACK_SLOTS
+            cache = engine.new_cache(b, capacity)
             engine.forward(ids(b, c), torch.full((b,), c, dtype=torch.int64), cache)
             base = cache.length.clone()
-            for phase, x in [("decode", 1)] * ("decode" in grid.cached.phases) + \
-                    [("verify", w) for w in widths] * ("verify" in grid.cached.phases):
-                shape(phase, b, x, c, lambda: (cache, base), keep)
+            steady = {x: shape(phase, b, x, c, lambda: (cache, base), keep)
+                      for phase, x in [("decode", 1)] * ("decode" in grid.cached.phases) +
+                      [("verify", w) for w in widths] * ("verify" in grid.cached.phases)}
+            if keep and switch_rounds and switch_first_tokens in steady and (max(lengths) == 1 or 1 in steady):
+                jobs += switch_jobs(engine, ids, b=b, c=c, cache=cache, base=base, steady_ms=steady,
+                                    first_tokens=switch_first_tokens, lengths=lengths, rounds=switch_rounds,
+                                    capacity=capacity, idle_s=idle_s, idle=idle, clock=clock)
     frame = compute_frame(rows, dataset_id=dataset_id, model=name, device=device, dtype=dtype)
     samples = [list(map(float, s)) for s in switch]
     fit = fit_wake_up(samples)
@@ -107,9 +128,12 @@ def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_
                          "columns": ["batch_size", "new_tokens", "context_tokens", "first_ms", "steady_ms"],
                          "samples": samples, "fit": {"a_s": fit[0], "per_seq_s": fit[1]},
                          "note": "first_ms: the shape's first pass, after a pass of another shape (diagnostic)"},
+        "job_switch": switch_meta(jobs, first_tokens=switch_first_tokens, lengths=lengths, rounds=switch_rounds,
+                                  idle_s=idle_s),
         "timing": "steady (specedge.serve.steady_grid): per sweep and cache group a fresh node-sized cache and an "
                   f"untimed prefill; per shape {warmup_passes} untimed then {timed_passes} timed back-to-back "
-                  "passes (rows), the cache cropped back after each; prefill rows on a fresh cache per pass",
+                  "passes (rows), the cache cropped back after each; prefill rows on a fresh cache per pass; then "
+                  f"{switch_rounds} rounds of job-switch jobs between two caches per group (job_switch)",
         "recording_wall_s": round(time.perf_counter() - started, 3),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "note": note,
