@@ -100,31 +100,3 @@ def test_a_run_naming_job_shaped_traces_gets_the_wake_term_on_its_base_predictor
     for node in ("draft", "verify"):
         ovh = getattr(measured, node).job_overhead
         assert float(ovh.job_s(3, 2)) == pytest.approx(float(OVH[node].job_s(3, 2)))
-
-
-def test_a_run_naming_steady_traces_gets_their_job_switch_term_on_its_base_predictors(tmp_path):
-    """A steady grid's job-switch term (serve.job_switch) rides on the run's base predictors as a job-shaped
-    grid's wake-up term does: host + switch = the run's true overhead, so ``measured`` predicts the run."""
-    from specedge.fidelity.compare import run_predictors
-    from specedge.serve.dataset import split_records
-
-    st = open_store(tmp_path / "s")
-    synthetic_run(st, "run-a", PLANS["a"])
-    sc = base_scenario()
-    plain = plain_predictors(sc)
-    ids = {}
-    for node, model in (("draft", sc.draft.name), ("verify", sc.target.name)):
-        ids[node] = f"compute-{model}-steady"
-        frame = grid_frame(getattr(plain, node), model, 1.0).assign(dataset=ids[node])
-        switch = {"version": 1, "samples": [], "fit": {"a_s": WAKE[node][0], "per_seq_s": WAKE[node][1],
-                                                       "per_token_s": 0.0}}
-        st.write(frame, ids[node], kind="compute", metadata={"source": "recorded", "model": model,
-                                                             "grid_mode": "steady", "job_switch": switch})
-    parts = split_records(st.read("run-a"))
-    meta = st.info("run-a").metadata
-    preds, *_ = run_predictors(st, "run-a", meta, sc, parts, None, (ids["draft"], ids["verify"]), dict(HOST))
-    measured = next(p for p in preds if p.name == "measured")
-    for node in ("draft", "verify"):
-        ovh = getattr(measured, node).job_overhead
-        assert float(ovh.job_s(3, 2)) == pytest.approx(float(OVH[node].job_s(3, 2)))
-        assert "job-switch term" in ovh.source

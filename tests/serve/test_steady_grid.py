@@ -167,8 +167,8 @@ def test_the_job_switch_term_is_measured_back_exactly():
     eng = FakeEngine()
     frame, meta = measure(eng)
     sw = meta["job_switch"]
-    assert sw["version"] == 1 and sw["lengths"] == [1, 3, 5] and sw["first_tokens"] == 1 and sw["rounds"] == 6
-    assert len(sw["samples"]) == 2 * 3 * 2 * 6 * 2  # timed sweeps x b x c x rounds x two caches
+    assert sw["version"] == 1 and sw["lengths"] == [1, 3, 5] and sw["first_tokens"] == 1 and sw["rounds"] == 3
+    assert len(sw["samples"]) == 2 * 3 * 2 * 3 * 2  # timed sweeps x b x c x rounds x two caches
     assert len(eng.waits) == len(sw["samples"]) and set(eng.waits) == {sw["idle_s"]}
     fit = sw["fit"]
     assert fit["a_s"] == pytest.approx(K_A_MS / 1e3, abs=1e-9)
@@ -196,7 +196,7 @@ def test_target_like_switch_jobs_are_one_wide_pass_and_fit_no_per_token_term():
 
 def test_switch_job_passes_start_at_the_cells_context_and_grow_by_one():
     eng = FakeEngine()
-    measure(eng, switch_first_tokens=2, switch_lengths=(3,), switch_rounds=1)
+    measure(eng, switch_first_tokens=2, switch_lengths=(3,), switch_rounds=2)
     seen = np.array(eng.seen)
     woken_x = seen[(seen[:, 1] == 2) | (seen[:, 1] == 1)]
     # after the steady passes (context 16 or 32), a switch job: (b, 2) at c, then (b, 1) at c + 2 and c + 3

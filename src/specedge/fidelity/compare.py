@@ -174,7 +174,7 @@ def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, com
     if overhead is not None:
         predictors = [replace(p, draft=with_job_overhead(p.draft, overhead["draft"]),
                               verify=with_job_overhead(p.verify, overhead["verify"])) for p in predictors]
-    if traces != ("custom", "custom"):  # job-shaped and steady traces carry a measured per-job term (fidelity.job)
+    if traces != ("custom", "custom"):  # job-shaped traces carry a measured wake-up term (fidelity.job)
         from specedge.fidelity.job import trace_wake_ups, with_wake_ups
 
         predictors = with_wake_ups(predictors, trace_wake_ups(st, traces))

@@ -6,8 +6,7 @@ after a blocking wait costs over a warm one: t_wake(b) = w_a + w_s·b per job [A
 the latest job-shaped grid of each model (like ``measured``) and adds to each node's per-job overhead that node's
 wake-up term on top of the host overhead (:func:`specedge.serve.job_grid.plus`). Nothing is fitted to any run:
 both grid and term come from the measurer. A run whose own compute traces are job-shaped gets the term on every
-base predictor instead (:func:`trace_wake_ups`), since its passes were timed the same way; a run whose own traces
-are steady grids gets their job-switch term (:mod:`specedge.serve.job_switch`) the same way.
+base predictor instead (:func:`trace_wake_ups`), since its passes were timed the same way.
 """
 
 from __future__ import annotations
@@ -26,18 +25,12 @@ def job_trace(store, model: str) -> str | None:
 
 
 def trace_wake_ups(store, traces) -> dict:
-    """{"draft": JobOverhead or None, "verify": ...}: the per-job term each of a run's (draft, verify) compute
-    traces measured: a job-shaped grid's wake-up term, a steady grid's job-switch term
-    (:mod:`specedge.serve.job_switch`); None for pass-shaped traces, which have neither."""
-    from specedge.serve.job_grid import plus, wake_up_overhead
-    from specedge.serve.job_switch import job_switch_overhead
+    """{"draft": JobOverhead or None, "verify": ...}: the wake-up term of each of a run's (draft, verify) compute
+    traces (None for pass-shaped traces, which have none)."""
+    from specedge.serve.job_grid import wake_up_overhead
 
-    def term(t):
-        meta = store.info(t).metadata
-        return plus(wake_up_overhead(meta, source=f"wake-up term of {t}"),
-                    job_switch_overhead(meta, source=f"job-switch term of {t}"))
-
-    return {node: term(t) if t else None for node, t in zip(("draft", "verify"), traces)}
+    return {node: wake_up_overhead(store.info(t).metadata, source=f"wake-up term of {t}") if t else None
+            for node, t in zip(("draft", "verify"), traces)}
 
 
 def with_wake_ups(predictors, wake: dict):

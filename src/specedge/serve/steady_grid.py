@@ -23,7 +23,7 @@ job-shaped grid):
 Then, per cached group in the timed sweeps, the **job-switch jobs** (:mod:`specedge.serve.job_switch`): jobs
 alternating between the group's cache and a second one, each after a blocking wait, timed against the steady
 medians just measured; their per-job excess is fitted as t_switch(b, D) = a + s·b + t·b·D (metadata
-``job_switch``), which fidelity adds to every base predictor of a run whose own traces are steady grids.
+``job_switch``): a diagnostic, like the shape-switch sample, that no predictor adds.
 
 The first warm-up pass of each shape follows a pass of another shape: its excess over the shape's timed median is
 recorded per cell as the **shape-switch sample** (metadata ``shape_switch``, fitted like the job grid's wake-up
