@@ -34,8 +34,8 @@ passes; a verify job one, so its t is left out).
 2026-11-30 21:20 session, docs/fidelity.md), it over-predicted every plan (`no-batching` by 22 %, 6×4 by 11 %): the
 grid's 5 ms wait before every job makes each job's first pass 0.5-0.9 ms slower, for the verify node too, while in
 the runs the bottleneck (verify) node rarely waits and the draft node's excess grows with b whether or not it
-waited (runs of 19:35: 0.19 ms at b = 1 to 1.2 ms at b = 5-8 after waits under 0.01 ms; the pure cache switch
-without a wait, measured alone, is 0.05-0.25 ms). What the runs' draft jobs pay beyond the steady grid is still
+waited (runs of 19:35, after waits under 0.2 ms: 0.19-0.22 ms at b = 1 to 1.2-1.4 ms at b = 5-8; the pure cache
+switch without a wait, measured alone, is 0.05-0.29 ms). What the runs' draft jobs pay beyond the steady grid is still
 unexplained; the samples are kept so that a later model of it can be checked against them.
 """
 
