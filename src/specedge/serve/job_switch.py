@@ -80,7 +80,7 @@ def switch_jobs(engine, ids, *, b: int, c: int, cache, base, steady_ms: dict, fi
                 total += clock() - t0
                 tokens = logits[:, -1].argmax(dim=-1)[:, None]
             kv.crop(start)
-            ref = steady_ms[first_tokens] + (d - 1) * steady_ms.get(1, np.nan)
+            ref = steady_ms[first_tokens] + (d - 1) * steady_ms[1] if d > 1 else steady_ms[first_tokens]
             samples.append((b, d, c, total / 1e6, float(ref)))
     return samples
 
