@@ -9,7 +9,7 @@
 report's fidelity section: headline numbers over quiet runs only, per run, per plan (repeats and the noise floor,
 prediction from the recorded acceptance) and rank fidelity (:mod:`specedge.fidelity.repeats`).
 ``fidelity_figure`` draws each task's predicted latency against the measured one, one panel per predictor, with the
-y = x line and a ±10% band.
+y = x line and a ±10% band; every plan has its own colour (:func:`_plan_styles`), the marker tells the pairs apart.
 """
 
 from __future__ import annotations
@@ -21,8 +21,15 @@ from specedge.fidelity.compare import STAGE_TIMES, compare_run
 
 #: Relative band drawn around y = x in the figure (the issue's per-task target).
 TARGET_BAND = 0.10
-#: Smallest RGB distance (0-1 cube) between a hand-written plan's colour and any other colour in the figure.
+#: Smallest RGB distance (0-1 cube) between a spare-coloured plan's colour and any other colour in the figure.
 MIN_COLOUR_DISTANCE = 0.2
+#: Colours for plans without a policy colour of their own, in order: the report's non-policy colours, then seaborn's
+#: "dark" and "colorblind" ones, new hues first (none too light on white; policy colours and near ones are skipped).
+SPARE_COLOURS = ("#3182bd", "#31a354", "#e6550d", "#555555", "#e7ba52", "#843c39", "#393b79", "#637939", "#8c6d31",
+                 "#7b4173", "#a23582", "#029e73", "#56b4e9", "#591e71", "#006374", "#8c0800", "#b8850a", "#001c7f",
+                 "#12711c", "#b1400d", "#592f0d", "#0173b2", "#de8f05", "#d55e00", "#cc78bc", "#ca9161")
+#: Plan markers: the first for every plan while the figure has colours enough, then one more per round of colours.
+PLAN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _run_ids(store, run_ids):
@@ -116,7 +123,11 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
     if not include_stage_times:
         data = data[data["predictor"] != STAGE_TIMES]
     predictors = list(dict.fromkeys(data["predictor"])) or ["(no runs)"]
-    colours = _plan_colours(results)
+    styles = _plan_styles(results)
+    colours = {lb: c for lb, (c, _) in styles.items()}
+    # more plans than colours: each plan also gets its own marker (one legend entry per plan, colour + marker), which
+    # takes the marker away from the pair; else the marker tells the pairs apart, as before
+    by_marker = any(m != PLAN_MARKERS[0] for _, m in styles.values())
     fig = Figure(figsize=(min(3.2 * len(predictors) + 0.6, MAX_WIDTH_IN), 4.3), layout="constrained")
     axes = fig.subplots(1, len(predictors), squeeze=False, sharey=True)[0]
     # log-log: the pairs' latencies span two decades (stdlib about 1-11 s, SmolLM2 20-175 s); on linear axes
@@ -131,8 +142,10 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
         ax.fill_between(line, line * (1 - TARGET_BAND), line * (1 + TARGET_BAND), color="0.9", label="±10%")
         ax.plot(line, line, color="0.4", lw=1)
         if len(part):
-            sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", style="pair", ax=ax, s=22,
-                            palette=colours, hue_order=list(colours), legend=ax is axes[-1])
+            marks = ({"style": "plan", "markers": {lb: m for lb, (_, m) in styles.items()},
+                      "style_order": list(styles)} if by_marker else {"style": "pair"})
+            sns.scatterplot(data=part, x="measured_s", y="predicted_s", hue="plan", ax=ax, s=22,
+                            palette=colours, hue_order=list(colours), legend=ax is axes[-1], **marks)
         ax.set(xscale="log", yscale="log", xlim=(lo, hi), ylim=(lo, hi),
                ylabel="predicted latency (s, log)" if ax is axes[0] else "")
         # seven panels (measured-probed added one): one-line titles such as "measured-contention" ran into the next
@@ -145,27 +158,42 @@ def fidelity_figure(run_ids=None, *, store=None, acceptance: str = "observed", r
     return fig
 
 
-def _plan_colours(results) -> dict[str, str]:
-    """Plan label -> colour: a plan a policy made ("dp-refined · 4×6 l=6") in that policy's report-wide colour
-    (:mod:`specedge.report.palette`); hand-written plans in the palette's non-policy colours, in order."""
-    from specedge.report import palette
-
+def _plan_styles(results) -> dict[str, tuple[str, str]]:
+    """Plan label -> (colour, marker), no two plans alike. The first plan (in the report's policy order) that a
+    policy made ("dp-refined · 10+14 l=4,5") keeps that policy's report-wide colour (:mod:`specedge.report.palette`);
+    every other plan (a policy's second plan, "dp-refined · 1×8 l=1", or a hand-written one) takes the next of
+    :data:`SPARE_COLOURS` that is no policy colour and lies at least MIN_COLOUR_DISTANCE from every colour already in
+    the figure. Markers are :data:`PLAN_MARKERS`' first while colours last; past that the figure's colours repeat
+    with the next marker, so every plan still has its own (colour, marker)."""
     from matplotlib.colors import to_rgb
 
-    labels = list(dict.fromkeys(_label(r) for r in results))
-    ordered = palette.order(labels)
-    known = {lb: palette.colour(lb) for lb in ordered
-             if palette.policy_of(lb) in palette.POLICY_STYLES and " · " in lb}
+    from specedge.report import palette
+
+    labels = palette.order(dict.fromkeys(_label(r) for r in results))
+    known, policies = {}, set()
+    for lb in labels:
+        policy = palette.policy_of(lb)
+        if " · " in lb and policy in palette.POLICY_STYLES and policy not in policies:
+            known[lb] = palette.colour(lb)
+            policies.add(policy)
     taken = {st.colour for st in palette.POLICY_STYLES.values()}
     used = [np.array(to_rgb(c)) for c in known.values()]
-    spare = []  # hand-written plans: spare colours not within MIN_COLOUR_DISTANCE of a colour already in the figure
-    for c in ("#3182bd", "#31a354", "#e6550d", "#555555", "#e7ba52", "#843c39", *palette.EXTRA_COLOURS):
+    spare = []  # spare colours not within MIN_COLOUR_DISTANCE of a colour already in the figure
+    for c in SPARE_COLOURS:
         rgb = np.array(to_rgb(c))
         if c not in taken and c not in spare and all(np.linalg.norm(rgb - u) >= MIN_COLOUR_DISTANCE for u in used):
             spare.append(c)
             used.append(rgb)
-    spare = iter(spare)
-    return {lb: known[lb] if lb in known else next(spare, "#555555") for lb in ordered}
+    cycle = [*known.values(), *spare] or ["#555555"]
+    ranked = [*known, *(lb for lb in labels if lb not in known)]  # the k-th: colour k mod n, marker k div n
+    styles = {lb: (cycle[k % len(cycle)], PLAN_MARKERS[k // len(cycle) % len(PLAN_MARKERS)])
+              for k, lb in enumerate(ranked)}
+    return {lb: styles[lb] for lb in labels}
+
+
+def _plan_colours(results) -> dict[str, str]:
+    """Plan label -> colour of :func:`_plan_styles`."""
+    return {lb: c for lb, (c, _) in _plan_styles(results).items()}
 
 
 def fidelity_report(run_ids=None, *, store=None, acceptance: str = "observed"):
@@ -255,6 +283,15 @@ def rank_noise_text(entry: dict) -> str:
                "resamples"))
 
 
+def ceiling_text(entry: dict) -> str:
+    """The rank target's ceiling in short (a panel title's line): "ceiling: τ ≥ 0.9 in 44 % of resamples", how often
+    a perfect predictor reaches the target τ against this measurement; empty for an entry without it."""
+    from specedge.fidelity.ranknoise import RANK_TARGET_TAU
+
+    p = entry.get("p_tau_at_least_target")
+    return "" if p is None else f"ceiling: τ ≥ {RANK_TARGET_TAU:g} in {100 * p:.0f} % of resamples"
+
+
 def too_few_plans_note(entry: dict) -> str:
     """One line for a rank-fidelity entry with fewer distinct plans (schedules) than the issue asks for."""
     from specedge.fidelity.repeats import MIN_DISTINCT_PLANS
@@ -269,7 +306,8 @@ def too_few_plans_note(entry: dict) -> str:
 def rank_figure(rank: list[dict]):
     """Per pair, one row per plan (fastest measured on top): its measured makespan (filled) and its predicted one
     (open, median over repeats), joined by a line. Rank fidelity is whether the open markers keep the filled ones'
-    order; plan names are the y tick labels, so no label can cover another."""
+    order; plan names are the y tick labels, so no label can cover another. Titles end with the rank's own noise
+    (repeat τ, τ resolved) and the rank target's ceiling (:func:`ceiling_text`) where the entry has them."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
@@ -278,7 +316,8 @@ def rank_figure(rank: list[dict]):
 
     n = max(len(rank), 1)
     rows = max([len(e["plans"]) for e in rank] or [1])
-    fig = Figure(figsize=(min(4.6 * n + 0.4, MAX_WIDTH_IN), 1.2 + 0.36 * rows), layout="constrained")
+    height_in = 1.2 + 0.36 * rows + 0.16 * any(ceiling_text(e) for e in rank)  # + the ceiling's title line
+    fig = Figure(figsize=(min(4.6 * n + 0.4, MAX_WIDTH_IN), height_in), layout="constrained")
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, entry in zip(axes, rank):
         plans = sorted(entry["plans"], key=lambda p: p["measured_makespan_s"])
@@ -298,7 +337,9 @@ def rank_figure(rank: list[dict]):
         session = f" (grid {entry['session']})" if entry.get("session") else ""
         ax.set_title(f"{wrap_title(entry['pair'] + session, width=48, max_lines=2)}\nKendall τ = "
                      f"{'n/a' if tau is None else f'{tau:.2f}'}, same best: {'yes' if entry['same_best'] else 'no'}"
-                     + (f"\n{rank_noise_text(entry).split(' (')[0]}" if "repeat_tau" in entry else ""), fontsize=9)
+                     + (f"\n{rank_noise_text(entry).split(' (')[0]}" if "repeat_tau" in entry else "")
+                     + (f"\n{wrap_title(ceiling_text(entry), width=48, max_lines=2)}" if ceiling_text(entry) else ""),
+                     fontsize=9)
     handles = [Line2D([], [], marker="o", ls="", color="0.15", label="measured (median over repeats)"),
                Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="#3182bd",
                       label="predicted, observed acceptance")]
@@ -355,7 +396,9 @@ def write_fidelity_section(sec, store, stage=None, precomputed=None) -> None:
                      "its repeats resampled with replacement.")
     sec.figure("fidelity-rank", (rank_figure(rank), ranks), title="Rank fidelity: predicted vs measured makespan",
                caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
-                       "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance.")
+                       "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance. "
+                       "Ceiling: how often a perfect predictor reaches the target τ against medians of the plans' "
+                       "repeats resampled with replacement.")
     sec.table("fidelity", fidelity_table(results=results), title="Predicted vs measured, per run and predictor")
     online = online_table(study.store)  # the study's snapshot of the store (fidelity.memo)
     if len(online):
@@ -364,4 +407,6 @@ def write_fidelity_section(sec, store, stage=None, precomputed=None) -> None:
                           "and accepted counts, compute predictors from the run's compute traces (docs/online.md).")
     sec.figure("fidelity", (fidelity_figure(results=results), fidelity_points(results)),
                title="Predicted vs measured task latency",
-               caption="One panel per compute predictor; the grey band is ±10%.")
+               caption="One panel per compute predictor; the grey band is ±10%. One colour per plan (a policy's "
+                       "first plan in that policy's colour), one marker per pair (one per plan instead when the "
+                       "plans outnumber the colours).")
