@@ -211,3 +211,21 @@ def test_no_switch_rounds_no_switch_term_and_bad_switch_settings_are_refused():
                 dict(switch_first_tokens=3)):
         with pytest.raises(InputError, match="switch_rounds must be >= 0"):
             measure(FakeEngine(), **bad)
+
+
+def test_caches_hold_exactly_the_longest_switch_job_without_slack(monkeypatch):
+    """With no slack slots, a cached group's caches are sized for the widest of its verify widths and its longest
+    switch job (first pass + D - 1 decode passes), and every pass fits (the fake cache asserts it)."""
+    import specedge.serve.steady_grid as sg
+
+    monkeypatch.setattr(sg, "CACHE_SLACK_SLOTS", 0)
+    kw = dict(batch_sizes=(1, 2), new_tokens=(3, 5), repeats=1, warmup=0)
+    g = RunGrid(ComputeGrid(context_tokens=(8,), phases=("prefill",), **kw),
+                ComputeGrid(context_tokens=(16,), phases=("decode", "verify"), **kw))
+    eng = FakeEngine()
+    sizes = []
+    eng.new_cache = lambda b, capacity: (sizes.append(capacity), FakeCache(b, capacity))[1]
+    _, meta = measure_steady_compute(eng, g, vocab_size=VOCAB, name="fake", dataset_id="x", clock=eng.clock,
+                                     idle=eng.idle, switch_lengths=(9,), switch_rounds=1)
+    assert len(meta["job_switch"]["samples"]) == 2 * 2  # b x two caches: widths (3, 5) still give switch jobs
+    assert set(sizes) == {8, 16 + 9}  # prefill cells: exactly x; cached groups: c + 1 + 9 - 1
