@@ -1,21 +1,17 @@
-"""The two node processes of a real serving run: the draft node (SBS) and the verify node (MBS).
+"""The machinery the two node processes of a real serving run share, and the entry point that starts one.
+
+The roles are their own modules: :class:`~specedge.serve.draft_node.DraftNode` (the draft node, SBS) in
+:mod:`specedge.serve.draft_node` and :class:`~specedge.serve.verify_node.VerifyNode` (the verify node, MBS) in
+:mod:`specedge.serve.verify_node`; both names are also importable from here (loaded on first use, so this module
+imports neither and the import graph stays acyclic). This module holds :func:`pin`, the run clock, ``_Batch`` (a
+batch's live members and KV cache), the ``_Node`` base class, :func:`node_main` (a static node process's entry
+point) and :func:`run_node` (shared with the online nodes, :mod:`specedge.serve.online_nodes`).
 
 Each node pins itself to one core (``os.sched_setaffinity``) with one torch thread, loads its model
 (:func:`specedge.record.lm.load_lm`), wraps it in the ragged serving engine (:mod:`specedge.serve.engine`), warms
 up, times its speed probe (:mod:`specedge.serve.probe`; again after serving, sent with its records), and then
 serves the plan's jobs in the round-robin order of docs/model.md section 5: (round 0, batch 0), (0, 1), ...,
 (1, 0), ...; a batch whose members have all finished drops out.
-
-Draft node, job (n, m): wait until the batch's inputs are there (round 0: its tasks' uploads, or all uploads under
-``release = all-uploads``; later rounds: the verification result of (n - 1, m)); feed the tokens the draft's cache
-lacks (round 0: the left-padded prompts, a ``prefill`` pass; later: the corrected/bonus token, plus the last draft
-when all l were accepted) and draft l tokens (l - 1 more ``decode`` passes); send tokens and distributions. In
-``sd-serial`` mode it also waits for the previous job's verification (no overlap).
-
-Verify node, job (n, m): one ``verify`` pass over each member's uncached committed tokens plus its l drafts, then
-standard speculative sampling (:func:`specedge.record.sampler.verify`), crop of the rejected drafts, and the
-result back to the draft node. It stamps first-token and completion times (the instant the round's committed
-tokens are known) and one ``round`` row per member.
 
 Random numbers: at T > 0 each task has its own generators (:func:`specedge.record.recorder.request_generator`
 seeded with (seed, "task-<k>/draft") and (seed, "task-<k>/verify")), so a task's text does not depend on how it
@@ -28,21 +24,12 @@ import os
 import time
 import traceback
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 
 import numpy as np
 
 from specedge.serve.engine import PAD_TOKEN_ID
-from specedge.serve.protocol import (
-    DraftJob,
-    NodeConfig,
-    NodeRecords,
-    Ready,
-    Start,
-    Stop,
-    TaskArrival,
-    VerifyResult,
-)
+from specedge.serve.protocol import DraftJob, NodeConfig, NodeRecords, Ready, Start, VerifyResult
 
 #: Extra cache slots allocated per sequence beyond input + output + 2 l (the engine grows the cache if needed).
 CACHE_SLACK_SLOTS = 8
@@ -232,216 +219,24 @@ class _Node:
         return {"pass": self.passes, "job": self.jobs}
 
 
-class DraftNode(_Node):
-    role = "draft"
+def __getattr__(name: str):
+    """``DraftNode`` and ``VerifyNode`` from their modules, imported on first use (they import this module)."""
+    if name == "DraftNode":
+        from specedge.serve.draft_node import DraftNode
 
-    def __init__(self, cfg, coord, peer) -> None:
-        super().__init__(cfg, coord, peer)
-        self.arrivals: dict[int, float] = {}
-        self.tasks: dict[int, object] = {}
-        self.results: dict[tuple[int, int], tuple[VerifyResult, float]] = {}
+        return DraftNode
+    if name == "VerifyNode":
+        from specedge.serve.verify_node import VerifyNode
 
-    def pump(self) -> None:
-        """Receive one message from the uplink or the verify node (blocking) and file it."""
-        for conn in wait([self.coord, self.peer]):
-            msg = conn.recv()
-            t = self.now()
-            if isinstance(msg, TaskArrival):
-                self.arrivals[msg.task.task] = t
-                self.tasks[msg.task.task] = msg.task
-            elif isinstance(msg, VerifyResult):
-                self.results[(msg.batch, msg.round)] = (msg, t)
-            else:
-                raise RuntimeError(f"draft node: unexpected message {type(msg).__name__}")
-
-    def wait_uploads(self, members) -> float:
-        need = range(len(self.cfg.input_tokens)) if self.cfg.release == "all-uploads" else members
-        while any(k not in self.arrivals for k in need):
-            self.pump()
-        return max(self.arrivals[k] for k in need)
-
-    def wait_result(self, key) -> tuple[VerifyResult, float]:
-        while key not in self.results:
-            self.pump()
-        return self.results[key]
-
-    def draft(self, batch: _Batch, round_: int):
-        """l draft tokens per member; returns tokens (B, l) int64 and q (B, l, V) float32 or None (T = 0)."""
-        torch = self.torch
-        from specedge.record.sampler import probabilities, sample
-
-        temp = self.cfg.temperature
-        first = round_ == 0
-        l = batch.l
-        base = batch.cache.length.numpy() + np.asarray([len(p) for p in batch.pending])
-        tokens_in, counts = self.pad(batch.pending, first)
-        b, x = tokens_in.shape
-        logits = self.forward(batch, tokens_in, counts, "prefill" if first else "decode", round_)
-        last = torch.full((b,), x - 1, dtype=torch.int64) if first else counts - 1
-        step_logits = logits[torch.arange(b), last]
-        ones = torch.ones(b, dtype=torch.int64)
-        drafts = torch.empty((b, l), dtype=torch.int64)
-        qs = [] if temp > 0 else None
-        for j in range(l):
-            if temp == 0:
-                d = step_logits.argmax(dim=-1)
-            else:
-                q = probabilities(step_logits, temp)
-                d = torch.stack([sample(q[i], g) for i, g in enumerate(batch.generators)])
-                qs.append(q.to(torch.float32).numpy())
-            drafts[:, j] = d
-            if j < l - 1:
-                step_logits = self.forward(batch, d[:, None], ones, "decode", round_)[:, 0]
-        tokens = drafts.numpy()
-        batch.base = base
-        batch.drafts = tokens
-        return tokens, (np.stack(qs, axis=1) if qs is not None else None)
-
-    def apply(self, batch: _Batch, result: VerifyResult) -> None:
-        if tuple(result.tasks) != tuple(batch.tasks):
-            raise RuntimeError(f"draft node: result of batch {batch.index} for tasks {result.tasks}, "
-                               f"expected {batch.tasks}")
-        l = batch.l
-        a = np.asarray(result.accepted, dtype=np.int64)
-        batch.cache.crop((batch.base + np.minimum(a, l - 1)).tolist())
-        batch.pending = [([int(batch.drafts[i, l - 1])] if a[i] == l else []) + [int(result.next_token[i])]
-                         for i in range(len(a))]
-        batch.keep(~np.asarray(result.finished, dtype=bool))
-
-    def serve(self) -> None:
-        cfg = self.cfg
-        batches = [_Batch(m, list(members), cfg.speculation_length[m]) for m, members in enumerate(cfg.batches)]
-        live = list(range(len(batches)))
-        previous = None  # key of the last job sent (sd-serial waits for its verification)
-        n = 0
-        while live:
-            still = []
-            for m in live:
-                batch = batches[m]
-                if n == 0:
-                    ready = self.wait_uploads(batch.tasks)
-                    if cfg.mode == "sd-serial" and previous is not None:
-                        ready = max(ready, self.wait_result(previous)[1])
-                    start = self.now()
-                    batch.cache = self.engine.new_cache(len(batch.tasks), self.capacity(batch.tasks))
-                    batch.pending = [self.tasks[k].prompt_ids.tolist() for k in batch.tasks]
-                    batch.generators = self.generators(batch.tasks)
-                else:
-                    result, ready = self.wait_result((m, n - 1))
-                    if cfg.mode == "sd-serial" and previous is not None:
-                        ready = max(ready, self.wait_result(previous)[1])
-                    start = self.now()
-                    self.apply(batch, result)  # crop rejected drafts, drop finished members
-                    if not batch.tasks:
-                        continue
-                prompts = tuple(np.asarray(p, dtype=np.int64) for p in batch.pending) if n == 0 else None
-                tokens, q = self.draft(batch, n)
-                self.peer.send(DraftJob(m, n, tuple(batch.tasks), tokens, q, prompts, self.now()))
-                end = self.now()
-                self.jobs.append({"node": "draft", "batch": m, "round": n, "batch_size": len(batch.tasks),
-                                  "speculation_length": batch.l, "ready_s": ready, "start_s": start, "end_s": end})
-                previous = (m, n)
-                still.append(m)
-            live = still
-            n += 1
-        self.peer.send(Stop())
-
-    def records(self) -> dict:
-        return {**super().records(), "arrival": [{"task": k, "ready_s": t} for k, t in self.arrivals.items()]}
-
-
-class VerifyNode(_Node):
-    role = "verify"
-
-    def __init__(self, cfg, coord, peer) -> None:
-        super().__init__(cfg, coord, peer)
-        self.rounds: list[dict] = []
-        self.first_token: dict[int, float] = {}
-        self.completion: dict[int, float] = {}
-        self.num_rounds: dict[int, int] = {}
-
-    def verify(self, batch: _Batch, job: DraftJob):
-        torch = self.torch
-        from specedge.record.sampler import probabilities, verify
-
-        l = batch.l
-        drafts = np.asarray(job.tokens, dtype=np.int64)
-        first = job.round == 0
-        batch.base = batch.cache.length.numpy() + np.asarray([len(p) for p in batch.pending])
-        tokens_in, counts_t = self.pad([p + d.tolist() for p, d in zip(batch.pending, drafts)], first)
-        logits = self.forward(batch, tokens_in, counts_t, "verify", job.round)
-        x = int(tokens_in.shape[1])
-        counts = counts_t.numpy()
-        ends = np.full(len(counts), x) if first else counts
-        index = torch.as_tensor(ends[:, None] - (l + 1) + np.arange(l + 1)[None, :])
-        sel = logits[torch.arange(len(counts))[:, None], index]  # (B, l + 1, V)
-        p = probabilities(sel, self.cfg.temperature)
-        d = torch.as_tensor(drafts)
-        if job.q is None:
-            q = torch.zeros((len(counts), l, p.shape[-1]), dtype=p.dtype).scatter_(-1, d[..., None], 1.0)
-            out = verify(d, q, p, None)  # greedy: the outcome uses no random number
-            accepted, nxt = out.accepted.numpy(), out.next_token.numpy()
-        else:
-            q = torch.as_tensor(job.q).to(p.dtype)
-            accepted = np.empty(len(counts), dtype=np.int64)
-            nxt = np.empty(len(counts), dtype=np.int64)
-            for i, g in enumerate(batch.generators):
-                out = verify(d[i : i + 1], q[i : i + 1], p[i : i + 1], g)
-                accepted[i], nxt[i] = int(out.accepted[0]), int(out.next_token[0])
-        batch.cache.crop((batch.base + accepted).tolist())
-        batch.pending = [[int(t)] for t in nxt]
-        return accepted, nxt
-
-    def serve(self) -> None:
-        cfg = self.cfg
-        batches: dict[int, _Batch] = {}
-        while True:
-            msg = self.peer.recv()
-            ready = self.now()
-            if isinstance(msg, Stop):
-                return
-            if not isinstance(msg, DraftJob):
-                raise RuntimeError(f"verify node: unexpected message {type(msg).__name__}")
-            m, n = msg.batch, msg.round
-            if n == 0:
-                batch = _Batch(m, list(msg.tasks), cfg.speculation_length[m])
-                batch.cache = self.engine.new_cache(len(batch.tasks), self.capacity(batch.tasks))
-                batch.pending = [np.asarray(p).tolist() for p in msg.prompts]
-                batch.generators = self.generators(batch.tasks)
-                batch.committed = np.zeros(len(batch.tasks), dtype=np.int64)
-                batches[m] = batch
-            batch = batches[m]
-            if tuple(msg.tasks) != tuple(batch.tasks):
-                raise RuntimeError(f"verify node: job ({m}, {n}) for tasks {msg.tasks}, expected {batch.tasks}")
-            start = self.now()
-            accepted, nxt = self.verify(batch, msg)
-            outputs = np.asarray([cfg.output_tokens[k] for k in batch.tasks])
-            tokens = np.minimum(accepted + 1, outputs - batch.committed)
-            batch.committed = batch.committed + tokens
-            finished = batch.committed >= outputs
-            done = self.now()  # the round's committed tokens are known: first token / completion
-            for i, k in enumerate(batch.tasks):
-                self.rounds.append({"task": k, "batch": m, "round": n, "drafted": batch.l,
-                                    "accepted": int(accepted[i]), "tokens": int(tokens[i]), "end_s": done})
-                self.num_rounds[k] = n + 1
-                if n == 0:
-                    self.first_token[k] = done
-                if finished[i]:
-                    self.completion[k] = done
-            self.peer.send(VerifyResult(m, n, tuple(batch.tasks), accepted, nxt, finished, self.now()))
-            batch.keep(~finished)  # finished members leave the batch
-            self.jobs.append({"node": "verify", "batch": m, "round": n, "batch_size": len(msg.tasks),
-                              "speculation_length": batch.l, "ready_s": ready, "start_s": start,
-                              "end_s": self.now()})
-
-    def records(self) -> dict:
-        tasks = [{"task": k, "first_token_s": self.first_token[k], "completion_s": self.completion.get(k),
-                  "round": self.num_rounds[k]} for k in self.first_token]
-        return {**super().records(), "round": self.rounds, "outcome": tasks}
+        return VerifyNode
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def node_main(cfg: NodeConfig, coord: Connection, peer: Connection) -> None:
     """Entry point of a node process (spawned): set up, serve, report records (or the error) to the coordinator."""
+    from specedge.serve.draft_node import DraftNode
+    from specedge.serve.verify_node import VerifyNode
+
     run_node((DraftNode if cfg.role == "draft" else VerifyNode)(cfg, coord, peer), cfg.role, coord, peer)
 
 
