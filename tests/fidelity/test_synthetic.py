@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from specedge.cli import main
-from specedge.fidelity import PredictorPair, compare_run
+from specedge.fidelity import PredictorPair, compare_run, memo
 from specedge.fidelity.compare import observed_acceptance
 from specedge.fidelity.repeats import FidelityStudy, noise_floor, noise_floor_of
 from specedge.latency.compute import AffineCompute
@@ -228,11 +228,24 @@ def test_a_study_computed_elsewhere_is_taken_as_it_is(tmp_path):
         synthetic_run(st, f"run-{name}-0", plan)
     synthetic_run(st, "run-a-1", PLANS["a"], scale=1.1)
     kw = dict(recorded=False, predictors=[true_predictors(base_scenario())], host_overhead="none")
-    results, recorded = study_results(tmp_path / "s", **kw)  # a path: what a worker process gets
+    results, recorded, completions = study_results(tmp_path / "s", **kw)  # a path: what a worker process gets
     here = FidelityStudy(st, **kw)
-    taken = FidelityStudy(st, precomputed=(results, recorded))
-    pd.testing.assert_frame_equal(taken.plan_rows("true"), here.plan_rows("true"))
+    memo.clear()
+    taken = FidelityStudy(st, precomputed=(results, recorded, completions))
+    import specedge.fidelity.repeats as repeats
+
+    def no_read(*a, **k):
+        raise AssertionError("the noise floors read a run the worker had read")
+
+    with pytest.MonkeyPatch.context() as mp:  # the completions came with the results: no run is read again
+        mp.setattr(repeats, "split_records", no_read, raising=False)
+        mp.setattr("specedge.serve.dataset.split_records", no_read)
+        pd.testing.assert_frame_equal(taken.plan_rows("true"), here.plan_rows("true"))
     assert taken.rank("true") == here.rank("true")
+    memo.clear()
+    two = FidelityStudy(st, precomputed=(results, recorded))  # without completions: read here, same floors
+    pd.testing.assert_frame_equal(two.plan_rows("true"), here.plan_rows("true"))
+    assert set(completions) == set(results) and completions["run-a-1"].flags.writeable is False
     with pytest.raises(ValueError, match="lack run"):
         FidelityStudy(st, precomputed=({k: v for k, v in results.items() if k != "run-a-1"}, recorded))
 

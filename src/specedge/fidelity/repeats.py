@@ -144,20 +144,28 @@ def noise_floor(completions: np.ndarray) -> dict:
             "makespan_cv": float(spans.std(ddof=1) / spans.mean())}
 
 
-def plan_noise_floor(store, run_ids) -> dict:
-    """:func:`noise_floor` of the given runs of one plan, read from their ``task`` records (each run version's
-    once: :func:`specedge.fidelity.memo.built`)."""
+def run_completions(store, run_id: str, known: np.ndarray | None = None) -> np.ndarray:
+    """``run_id``'s task completion times (s, in task order, read-only), read from its ``task`` records once per
+    run version (:func:`specedge.fidelity.memo.built`); ``known``: the same array computed elsewhere (a report's
+    worker), taken instead of reading the run."""
     from specedge.fidelity.memo import built, version_key
     from specedge.serve.dataset import split_records
 
-    def completions(rid):
-        tasks = split_records(store.read(rid))["task"].sort_values("task")
-        out = tasks["completion_s"].to_numpy(np.float64).copy()
+    def completions():
+        if known is not None:
+            out = np.array(known, dtype=np.float64)
+        else:
+            tasks = split_records(store.read(run_id))["task"].sort_values("task")
+            out = tasks["completion_s"].to_numpy(np.float64).copy()
         out.setflags(write=False)  # shared
         return out
 
-    rows = [built(("task_completion", *version_key(store, rid)), lambda rid=rid: completions(rid))
-            for rid in run_ids]
+    return built(("task_completion", *version_key(store, run_id)), completions)
+
+
+def plan_noise_floor(store, run_ids) -> dict:
+    """:func:`noise_floor` of the given runs of one plan, from their task completions (:func:`run_completions`)."""
+    rows = [run_completions(store, rid) for rid in run_ids]
     if len({r.size for r in rows}) > 1:
         raise ValueError("the repeats of a plan served different numbers of tasks")
     return noise_floor(np.vstack(rows)) if rows else noise_floor(np.zeros((0, 0)))
@@ -187,11 +195,13 @@ def _open(store):
     return store if hasattr(store, "read") else open_store(store)
 
 
-def study_results(store=None, run_ids=None, **kwargs) -> tuple[dict, dict]:
-    """(results, recorded) of a :class:`FidelityStudy` of ``store`` (a path, picklable): what a report computes in
-    a worker process while it writes other sections, then hands to ``FidelityStudy(precomputed=...)``."""
+def study_results(store=None, run_ids=None, **kwargs) -> tuple[dict, dict, dict]:
+    """(results, recorded, completions) of a :class:`FidelityStudy` of ``store`` (a path, picklable): what a report
+    computes in a worker process while it writes other sections, then hands to ``FidelityStudy(precomputed=...)``;
+    completions (:func:`run_completions` per run) spare the main process reading every run again for the noise
+    floors."""
     study = FidelityStudy(store, run_ids, **kwargs)
-    return study.results, study.recorded
+    return study.results, study.recorded, {rid: run_completions(study.store, rid) for rid in study.index["run"]}
 
 
 class FidelityStudy:
@@ -199,20 +209,22 @@ class FidelityStudy:
     cached, with the per-plan and per-scenario views of the module docstring."""
 
     def __init__(self, store=None, run_ids=None, *, host_overhead="pair", recorded: bool = True,
-                 precomputed: tuple[dict, dict] | None = None, **compare):
+                 precomputed: tuple | None = None, **compare):
         """``compare``: further keyword arguments of :func:`compare_run` (e.g. ``predictors``). ``precomputed``:
-        the (results, recorded) of :func:`study_results` on the same store, run ids and settings (computed in
-        another process, say), taken as they are."""
+        the (results, recorded[, completions]) of :func:`study_results` on the same store, run ids and settings
+        (computed in another process, say), taken as they are."""
         from specedge.fidelity.memo import snapshot
 
         self.store = snapshot(_open(store))  # each dataset listed, looked up and decoded once (fidelity.memo)
         self.index = run_index(self.store, run_ids)
         self.host_overhead = host_overhead
         if precomputed is not None:
-            self.results, self.recorded = precomputed
+            self.results, self.recorded, *completions = precomputed
             missing = sorted(set(self.index["run"]) - set(self.results))
             if missing:
                 raise ValueError(f"precomputed fidelity results lack run(s) {missing[:3]}")
+            for rid, known in (completions[0] if completions else {}).items():
+                run_completions(self.store, rid, known)
             return
         self.results = {rid: compare_run(rid, store=self.store, host_overhead=host_overhead, **compare)
                         for rid in self.index["run"]}
