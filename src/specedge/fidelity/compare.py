@@ -23,9 +23,14 @@ this run's records, ``"none"``: no overhead (the paper's model), or a {"draft", 
 :class:`~specedge.latency.host_overhead.JobOverhead`.
 
 Noise: a run whose node cores had more than :data:`specedge.serve.quiet.FOREIGN_WORK_LIMIT` foreign work before or
-during it is ``noisy`` (:func:`run_noise`); it is still compared but left out of headline numbers. Each predictor
-row also carries a two-sample Kolmogorov–Smirnov test (:func:`scipy.stats.ks_2samp`) of predicted against measured
-per-task latencies: ``ks_statistic`` (the largest gap between the two empirical CDFs) and ``ks_pvalue``.
+during it is ``noisy`` (:func:`~specedge.fidelity.runs.run_noise`); it is still compared but left out of headline
+numbers. Each predictor row also carries a two-sample Kolmogorov–Smirnov test (:func:`scipy.stats.ks_2samp`) of
+predicted against measured per-task latencies: ``ks_statistic`` (the largest gap between the two empirical CDFs)
+and ``ks_pvalue``.
+
+A run's metadata and records (its named compute traces, noise, the pair's other runs, the latest run, the replay's
+fronthaul delay, the cached job and pass records) are read by :mod:`specedge.fidelity.runs`; this module re-exports
+those names, so imports from ``specedge.fidelity.compare`` keep working.
 """
 
 from __future__ import annotations
@@ -35,8 +40,13 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from specedge.errors import DatasetNotFoundError, InputError
+from specedge.errors import InputError
+from specedge.fidelity import runs as _runs
+from specedge.fidelity.runs import _records, fronthaul_of, latest_run, named_traces, pair_runs, run_noise
 from specedge.latency.acceptance import TraceAcceptance
+
+#: the same dict as :data:`specedge.fidelity.runs._RECORDS_CACHE`, under the name memo.clear and the tests use
+_RECORDS_CACHE = _runs._RECORDS_CACHE
 
 #: Name of the diagnostic row that replays the measured stage durations through the pipeline recursion.
 STAGE_TIMES = "stage-times"
@@ -63,62 +73,6 @@ def observed_acceptance(rounds: pd.DataFrame, num_tasks: int, name: str = "obser
         "accepted": rounds["accepted"].to_numpy(np.int64),
     })
     return ObservedAcceptance(frame, name=name)
-
-
-def named_traces(meta: dict) -> tuple:
-    """(draft, verify) compute-trace ids a run's metadata names (None where it names none)."""
-    return tuple((meta.get("compute_traces") or {}).get(r) for r in ("draft", "verify"))
-
-
-def run_noise(meta: dict) -> tuple[bool, float | None]:
-    """(noisy, foreign work): the larger node's foreign-work share before or during the run (serve.quiet).
-
-    Runs recorded before the sampler existed give their during-run share from ``cpu_usage`` (which counted the
-    coordinator as foreign, so it is an upper bound); a run with neither is noisy (unknown)."""
-    from specedge.serve.quiet import FOREIGN_WORK_LIMIT
-
-    fw = meta.get("foreign_work") or {}
-    shares = [s["max"] for s in (fw.get("before"), fw.get("during")) if isinstance(s, dict) and "max" in s]
-    if not shares:
-        cores = (meta.get("cpu_usage") or {}).get("cores") or {}
-        shares = [float(c["foreign_share"]) for c in cores.values() if "foreign_share" in c]
-    if not shares:
-        return True, None
-    worst = max(0.0, max(shares))
-    return worst > FOREIGN_WORK_LIMIT, worst
-
-
-def pair_runs(store, meta: dict, *, quiet_only: bool = True, exclude: str | None = None) -> list[str]:
-    """Ids of the run datasets of the same pair (and temperature) in the store, quiet ones only by default."""
-    out = []
-    for i in store.list():
-        if i.kind != "run" or i.id == exclude or i.metadata.get("pair") != meta.get("pair"):
-            continue
-        if i.metadata.get("temperature") != meta.get("temperature"):
-            continue
-        if quiet_only and run_noise(i.metadata)[0]:
-            continue
-        out.append(i.id)
-    return sorted(out)
-
-
-#: job and pass records of runs read for host-overhead fits, keyed by (store root, id, checksum of the version)
-_RECORDS_CACHE: dict = {}
-
-
-def _records(store, run_id: str, split_records) -> dict:
-    from specedge.fidelity.memo import version_key
-
-    key = version_key(store, run_id)
-    if key not in _RECORDS_CACHE:
-        if len(_RECORDS_CACHE) > 256:
-            _RECORDS_CACHE.clear()
-        from specedge.latency.host_overhead import outside_pass_times
-
-        parts = split_records(store.read(run_id))
-        _RECORDS_CACHE[key] = {"job": parts["job"], "pass": parts["pass"],
-                               "outside": outside_pass_times(parts["job"], parts["pass"])}
-    return _RECORDS_CACHE[key]
 
 
 def host_overheads(store, run_id: str, meta: dict, parts: dict, how) -> tuple[dict | None, dict]:
@@ -179,13 +133,6 @@ def run_predictors(st, run_id: str, meta: dict, sc, parts: dict, predictors, com
 
         predictors = with_wake_ups(predictors, trace_wake_ups(st, traces))
     return predictors, traces, coverage, overhead, overhead_info, probe_info
-
-
-def latest_run(store) -> str:
-    runs = [i for i in store.list() if i.kind == "run"]
-    if not runs:
-        raise DatasetNotFoundError(f"no run dataset in the store {store.root}; record one with `specedge serve-real`")
-    return max(runs, key=lambda i: (i.created, i.id)).id
 
 
 @dataclass(frozen=True)
@@ -307,31 +254,13 @@ def overheads(jobs: pd.DataFrame, passes: pd.DataFrame) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ main entry
-def fronthaul_of(meta: dict, fronthaul: str | float) -> float | None:
-    """The one-way delay to replay with: 'scenario' (None: the run's scenario value, the paper's 0), 'measured'
-    (half the median round trip of the pipe, measured by the nodes before the run) or seconds."""
-    if fronthaul == "scenario":
-        return None
-    if fronthaul == "measured":
-        pipe = meta.get("pipe") or {}
-        if "one_way_median_s" not in pipe:
-            raise InputError(f"run {meta.get('dataset')!r} has no measured pipe delay (recorded by newer runs)")
-        return float(pipe["one_way_median_s"])
-    try:
-        value = float(fronthaul)
-    except (TypeError, ValueError):
-        raise InputError(f"fronthaul {fronthaul!r}: expected 'scenario', 'measured' or seconds") from None
-    if not value >= 0:
-        raise InputError(f"fronthaul {fronthaul!r}: must be >= 0 seconds")
-    return value
-
-
 def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "observed", predictors=None,
                 compute_traces: tuple[str, str] | None = None, fronthaul: str | float = "scenario",
                 host_overhead="pair", contention: str | None = "plan", job_grid: bool = True) -> FidelityResult:
     """Replay run ``run_id`` (latest run when None) with each compute predictor and compare with the run.
 
-    ``fronthaul``: see :func:`fronthaul_of` (the stage-times diagnostic uses the same delay).
+    ``fronthaul``: see :func:`~specedge.fidelity.runs.fronthaul_of` (the stage-times diagnostic uses the same
+    delay).
     ``predictors``: a list of :class:`~specedge.fidelity.predictors.PredictorPair` replacing the three built from
     the compute traces; ``compute_traces``: (draft dataset, verify dataset) overriding the run's metadata.
     ``host_overhead``: see the module docstring ("none" leaves the predictors as built or given).
