@@ -200,13 +200,8 @@ class OnlineVerifyNode(VerifyNode):
         cfg = self.cfg
         l = self.spec.speculation_length
         slots: dict[int, _Batch] = {}
-        while True:
-            msg = self.peer.recv()
-            ready = self.now()
-            if isinstance(msg, Stop):
-                return
-            if not isinstance(msg, DraftJob):
-                raise RuntimeError(f"verify node: unexpected message {type(msg).__name__}")
+        while (job := self.next_job()) is not None:
+            msg, ready = job
             m, n = msg.batch, msg.round
             nj = len(msg.prompts or ())
             nc = len(msg.tasks) - nj
@@ -225,11 +220,7 @@ class OnlineVerifyNode(VerifyNode):
                 acc.append(a)
                 nxt.append(x)
             if nj:
-                new = _Batch(m, list(msg.tasks[nc:]), l)
-                new.cache = self.engine.new_cache(nj, self.capacity(new.tasks))
-                new.pending = [np.asarray(p).tolist() for p in msg.prompts]
-                new.generators = self.generators(new.tasks)
-                new.committed = np.zeros(nj, dtype=np.int64)
+                new = self.new_batch(m, msg.tasks[nc:], l, msg.prompts)
                 mark = len(self.passes)
                 a, x = self.verify(new, DraftJob(m, 0, msg.tasks[nc:], msg.tokens[nc:],
                                                  None if q is None else q[nc:], msg.prompts, msg.sent_s))

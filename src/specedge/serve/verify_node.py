@@ -57,24 +57,33 @@ class VerifyNode(_Node):
         batch.pending = [[int(t)] for t in nxt]
         return accepted, nxt
 
+    def next_job(self) -> tuple[DraftJob, float] | None:
+        """The next draft job from the draft node and when it arrived (the run clock); None at the end (Stop)."""
+        msg = self.peer.recv()
+        ready = self.now()
+        if isinstance(msg, Stop):
+            return None
+        if not isinstance(msg, DraftJob):
+            raise RuntimeError(f"verify node: unexpected message {type(msg).__name__}")
+        return msg, ready
+
+    def new_batch(self, m: int, tasks, l: int, prompts) -> _Batch:
+        """Batch ``m``'s state at its first job: a node-sized cache, the prompts pending, nothing committed."""
+        batch = _Batch(m, list(tasks), l)
+        batch.cache = self.engine.new_cache(len(batch.tasks), self.capacity(batch.tasks))
+        batch.pending = [np.asarray(p).tolist() for p in prompts]
+        batch.generators = self.generators(batch.tasks)
+        batch.committed = np.zeros(len(batch.tasks), dtype=np.int64)
+        return batch
+
     def serve(self) -> None:
         cfg = self.cfg
         batches: dict[int, _Batch] = {}
-        while True:
-            msg = self.peer.recv()
-            ready = self.now()
-            if isinstance(msg, Stop):
-                return
-            if not isinstance(msg, DraftJob):
-                raise RuntimeError(f"verify node: unexpected message {type(msg).__name__}")
+        while (job := self.next_job()) is not None:
+            msg, ready = job
             m, n = msg.batch, msg.round
             if n == 0:
-                batch = _Batch(m, list(msg.tasks), cfg.speculation_length[m])
-                batch.cache = self.engine.new_cache(len(batch.tasks), self.capacity(batch.tasks))
-                batch.pending = [np.asarray(p).tolist() for p in msg.prompts]
-                batch.generators = self.generators(batch.tasks)
-                batch.committed = np.zeros(len(batch.tasks), dtype=np.int64)
-                batches[m] = batch
+                batches[m] = self.new_batch(m, msg.tasks, cfg.speculation_length[m], msg.prompts)
             batch = batches[m]
             if tuple(msg.tasks) != tuple(batch.tasks):
                 raise RuntimeError(f"verify node: job ({m}, {n}) for tasks {msg.tasks}, expected {batch.tasks}")
