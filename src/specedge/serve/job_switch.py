@@ -58,9 +58,12 @@ def switch_jobs(engine, ids, *, b: int, c: int, cache, base, steady_ms: dict, fi
                 rounds: int, capacity: int, idle_s: float, idle, clock) -> list[tuple]:
     """The switch jobs of one cached group (module docstring): ``cache``/``base`` the group's cache and its
     prefilled lengths, ``steady_ms`` {x: the group's steady median of (b, x, c)}, ``ids(b, n)`` random token ids;
-    returns the samples (b, D, c, job_ms, steady_ms)."""
+    returns the samples (b, D, c, job_ms, steady_ms): none when the group has no steady time of the jobs' first
+    shape, or of the decode shape (b, 1) that longer jobs continue with."""
     import torch
 
+    if not rounds or first_tokens not in steady_ms or (max(lengths) > 1 and 1 not in steady_ms):
+        return []
     other = engine.new_cache(b, capacity)
     engine.forward(ids(b, c), torch.full((b,), c, dtype=torch.int64), other)
     start = other.length.clone()

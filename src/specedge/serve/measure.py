@@ -137,6 +137,12 @@ def _probe(lm, role: str) -> dict:
     return speed_probe(lm.engine, lm.vocab_size, role, torch=torch)
 
 
+def _first_tokens(role: str, grid) -> int:
+    """New tokens of a node's first pass of a job, as the engine-timed grids time it: a decode pass (1) for the
+    draft model, the widest verify width for the target."""
+    return 1 if role == "draft" else int(max(grid.cached.new_tokens))
+
+
 def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):
     """The job-shaped grid of one model (:func:`specedge.serve.job_grid.measure_job_compute`): the draft model's
     jobs start with a decode pass, the target's with its widest verify pass."""
@@ -147,7 +153,7 @@ def _measure_job(role, lm, grid, core, dataset_id, note, stamp_meta):
 
     torch.set_num_threads(1)
     draft = role == "draft"
-    first = 1 if draft else int(max(grid.cached.new_tokens))
+    first = _first_tokens(role, grid)
     passes = job_grid.DRAFT_DECODE_PASSES if draft else job_grid.TARGET_DECODE_PASSES
     if draft and grid.cached.repeats < job_grid.DRAFT_MIN_REPEATS:  # cheap: measured while the target's runs
         from dataclasses import replace
@@ -173,9 +179,8 @@ def _measure_steady(role, lm, grid, core, dataset_id, note, stamp_meta):
 
     torch.set_num_threads(1)
     desc = lm.describe()
-    draft = role == "draft"
-    first = 1 if draft else int(max(grid.cached.new_tokens))
-    lengths = job_switch.DRAFT_SWITCH_LENGTHS if draft else job_switch.TARGET_SWITCH_LENGTHS
+    first = _first_tokens(role, grid)
+    lengths = job_switch.DRAFT_SWITCH_LENGTHS if role == "draft" else job_switch.TARGET_SWITCH_LENGTHS
     frame, smeta = measure_steady_compute(lm.engine, grid, vocab_size=lm.vocab_size, name=lm.name,
                                           dataset_id=dataset_id, switch_first_tokens=first, switch_lengths=lengths,
                                           device=cpu_device_id(1), dtype=desc.get("dtype", "fp32"), note=note)

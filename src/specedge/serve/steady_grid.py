@@ -114,7 +114,7 @@ def measure_steady_compute(engine, grid, *, vocab_size: int, name: str, dataset_
             steady = {x: shape(phase, b, x, c, lambda: (cache, base), keep)
                       for phase, x in [("decode", 1)] * ("decode" in grid.cached.phases) +
                       [("verify", w) for w in widths] * ("verify" in grid.cached.phases)}
-            if keep and switch_rounds and switch_first_tokens in steady and (max(lengths) == 1 or 1 in steady):
+            if keep:
                 jobs += switch_jobs(engine, ids, b=b, c=c, cache=cache, base=base, steady_ms=steady,
                                     first_tokens=switch_first_tokens, lengths=lengths, rounds=switch_rounds,
                                     capacity=capacity, idle_s=idle_s, idle=idle, clock=clock)
