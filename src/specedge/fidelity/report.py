@@ -18,16 +18,19 @@ import numpy as np
 import pandas as pd
 
 from specedge.fidelity.compare import STAGE_TIMES, compare_run
+from specedge.report import palette
 
 #: Relative band drawn around y = x in the figure (the issue's per-task target).
 TARGET_BAND = 0.10
 #: Smallest RGB distance (0-1 cube) between a spare-coloured plan's colour and any other colour in the figure.
 MIN_COLOUR_DISTANCE = 0.2
-#: Colours for plans without a policy colour of their own, in order: the report's non-policy colours, then seaborn's
-#: "dark" and "colorblind" ones, new hues first (none too light on white; policy colours and near ones are skipped).
-SPARE_COLOURS = ("#3182bd", "#31a354", "#e6550d", "#555555", "#e7ba52", "#843c39", "#393b79", "#637939", "#8c6d31",
-                 "#7b4173", "#a23582", "#029e73", "#56b4e9", "#591e71", "#006374", "#8c0800", "#b8850a", "#001c7f",
-                 "#12711c", "#b1400d", "#592f0d", "#0173b2", "#de8f05", "#d55e00", "#cc78bc", "#ca9161")
+#: Colours for plans without a policy colour of their own, in order: the report's non-policy colours
+#: (:data:`specedge.report.palette.EXTRA_COLOURS` among them), then seaborn's "dark" and "colorblind" ones, new hues
+#: first (none too light on white; policy colours and near ones are skipped).
+SPARE_COLOURS = tuple(dict.fromkeys((
+    "#3182bd", "#31a354", "#e6550d", "#555555", "#e7ba52", "#843c39", *palette.EXTRA_COLOURS,
+    "#a23582", "#029e73", "#56b4e9", "#591e71", "#006374", "#8c0800", "#b8850a", "#001c7f", "#12711c", "#b1400d",
+    "#592f0d", "#0173b2", "#de8f05", "#d55e00", "#cc78bc", "#ca9161")))
 #: Plan markers: the first for every plan while the figure has colours enough, then one more per round of colours.
 PLAN_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
@@ -166,8 +169,6 @@ def _plan_styles(results) -> dict[str, tuple[str, str]]:
     the figure. Markers are :data:`PLAN_MARKERS`' first while colours last; past that the figure's colours repeat
     with the next marker, so every plan still has its own (colour, marker)."""
     from matplotlib.colors import to_rgb
-
-    from specedge.report import palette
 
     labels = palette.order(dict.fromkeys(_label(r) for r in results))
     known, policies = {}, set()
