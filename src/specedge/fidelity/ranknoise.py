@@ -31,6 +31,9 @@ to resample and is left out (it would look perfectly repeatable); fewer than :da
 with at least :data:`MIN_REPEATS_TO_RESOLVE` repeats give None. The ceiling is a property of the measurement (its
 plans' spacing against their noise, and its repeats), not of any predictor: a predictor's τ below it is not
 evidence against the predictor, and a low ceiling says the measurement, not the model, limits the rank target.
+
+``best_choice`` — what choosing the plan replay ranks first costs, as measured (``regret``), how far the measured
+best lies from its runner-up (``best_gap``), and whether the repeats resolve either pair (:func:`best_choice`).
 """
 
 from __future__ import annotations
@@ -167,3 +170,52 @@ def rank_noise(repeats: Sequence[Sequence[tuple]], predicted: Sequence[float]) -
             "resolved_pairs": len(resolved), "unresolved_pairs": n * (n - 1) // 2 - len(resolved),
             "concordant_resolved": concordant, "discordant_resolved": discordant,
             "kendall_tau_resolved": (concordant - discordant) / len(resolved) if resolved else None, **ceiling}
+
+
+#: The keys :func:`best_choice` adds to a rank entry (each None when it cannot be computed, see there).
+BEST_CHOICE_KEYS = ("predicted_best", "measured_best", "regret", "best_gap", "best_resolved", "regret_resolved")
+
+
+def best_choice(repeats: Sequence[Sequence[tuple]], predicted: Sequence[float], measured: Sequence[float],
+                labels: Sequence[str]) -> dict:
+    """What choosing a plan by the prediction costs, and whether the measurement can tell: per plan ``repeats`` its
+    quiet repeats' (created, measured makespan) as :func:`rank_noise` takes them, ``predicted`` its predicted
+    makespan, ``measured`` its measured makespan (the median over its repeats the rank entry reports, which also
+    decides ``same_best``) and ``labels`` its name. Best = smallest makespan, the first plan on a tie (as
+    :func:`numpy.argmin`).
+
+    - ``predicted_best`` / ``measured_best``: the label of the plan replay ranks first / the plan measured fastest.
+    - ``regret`` = measured[predicted best] / measured[measured best] − 1: how much slower, as measured, the plan
+      chosen by the prediction is than the best one (0.0 when the two are the same plan).
+    - ``best_gap`` = (measured runner-up − measured best) / measured best: how close the measured best's nearest
+      rival lies (None with fewer than two plans); when the prediction chose the runner-up, regret = best_gap.
+    - ``best_resolved``: whether the measured best and runner-up are a pair the repeats resolve
+      (:data:`RESOLVED_RULE`); False: the measurement itself cannot say which of the two is faster. None with fewer
+      than two plans, or when either has fewer than :data:`MIN_REPEATS_TO_RESOLVE` repeats (cannot judge).
+    - ``regret_resolved``: whether the pair (predicted best, measured best) is resolved; False: the measurement
+      cannot say the prediction chose wrong. None when the prediction chose the measured best, or either plan has
+      fewer than :data:`MIN_REPEATS_TO_RESOLVE` repeats.
+
+    All None for no plans."""
+    n = len(labels)
+    if not (len(repeats) == len(predicted) == len(measured) == n):
+        raise ValueError("one list of repeats, predicted and measured makespan per label")
+    if n == 0:
+        return dict.fromkeys(BEST_CHOICE_KEYS)
+    meas = np.asarray(measured, dtype=np.float64)
+    chosen, best = int(np.argmin(np.asarray(predicted, dtype=np.float64))), int(np.argmin(meas))
+    order = [best] + [i for i in np.argsort(meas, kind="stable") if i != best]
+    spans = ordered_repeats(repeats)
+    resolved = {(i, j) for i, j, _ in resolved_pairs(spans)}
+
+    def judged(i: int, j: int) -> bool | None:
+        if min(len(spans[i]), len(spans[j])) < MIN_REPEATS_TO_RESOLVE:
+            return None
+        return (min(i, j), max(i, j)) in resolved
+
+    runner_up = int(order[1]) if n >= 2 else None
+    return {"predicted_best": labels[chosen], "measured_best": labels[best],
+            "regret": 0.0 if chosen == best else float(meas[chosen] / meas[best] - 1.0),
+            "best_gap": None if runner_up is None else float((meas[runner_up] - meas[best]) / meas[best]),
+            "best_resolved": None if runner_up is None else judged(best, runner_up),
+            "regret_resolved": None if chosen == best else judged(chosen, best)}

@@ -307,10 +307,11 @@ class FidelityStudy:
         """Per pair, the scenario with the most distinct plans: the contract of ``specedge fidelity --rank --json``
         (a plan = a schedule; runs of one schedule from several policies are pooled), with the measurement's own
         rank noise (:func:`specedge.fidelity.ranknoise.rank_noise`: ``repeat_tau``, ``kendall_tau_resolved`` over
-        the plan pairs the quiet repeats resolve)."""
+        the plan pairs the quiet repeats resolve; :func:`~specedge.fidelity.ranknoise.best_choice`: ``regret`` of
+        replay's best plan, ``best_gap`` and whether the repeats resolve them)."""
         from scipy.stats import kendalltau
 
-        from specedge.fidelity.ranknoise import rank_noise
+        from specedge.fidelity.ranknoise import best_choice, rank_noise
 
         plans = self.plan_rows(predictor)
         runs = self.run_rows(predictor).set_index("run")
@@ -349,10 +350,13 @@ class FidelityStudy:
                                                   if len(group) and np.isfinite(rec).all() else None),
                 "predictor": predictor, "acceptance": "observed (run's own rounds)",
                 "noisy_plans": int(group["noisy"].sum()),
-                # the measurement's own rank noise over each plan's quiet repeats (specedge.fidelity.ranknoise)
-                **rank_noise([[(created.get(rid, 0), runs.at[rid, "measured_makespan_s"]) for rid in r.run_ids
-                               if not runs.at[rid, "noisy"]] for r in group.itertuples()], pred),
             }
+            # the measurement's own rank noise over each plan's quiet repeats, and what replay's choice of best costs
+            # (specedge.fidelity.ranknoise)
+            quiet = [[(created.get(rid, 0), runs.at[rid, "measured_makespan_s"]) for rid in r.run_ids
+                      if not runs.at[rid, "noisy"]] for r in group.itertuples()]
+            entry.update(rank_noise(quiet, pred))
+            entry.update(best_choice(quiet, pred, meas, list(group["plan"])))
             out.append(entry)
         return out
 
