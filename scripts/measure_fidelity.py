@@ -31,7 +31,9 @@ Per pair (same tasks as the shipped runs: stdlib K = 24, SmolLM2 K = 8, seed 0, 
    covering every plan's shapes (largest batch, every l + 1), ``--compute-repeats`` timed passes per
    configuration. Every run names these traces (``serve-real --compute-traces``).
 3. The runs, interleaved (repeat 1 of every plan, then repeat 2, ...), so that a slow drift of the machine spreads
-   over all plans instead of biasing one: shipped plans ``--repeats`` times (the first quiet repeat is written as
+   over all plans instead of biasing one, each round in its own seeded random order (:func:`round_order`: in a
+   fixed order a plan would always run at the same place in a round, e.g. always right after the same plan):
+   shipped plans ``--repeats`` times (the first quiet repeat is written as
    a *new version* of the shipped run's dataset id, ``--replace``; the others get new ids), other plans once.
 4. ``specedge fidelity --rank --json`` and the per-run table are printed and saved under ``--out``.
 
@@ -352,7 +354,9 @@ def main() -> None:
         traces = measure_traces(pair, k, [p["plan"] for p in plans + extra], store, ARGS.smollm2_compute_repeats
                                 if key == "smollm2" else ARGS.compute_repeats, cores, grid_mode=ARGS.grid_mode)
         for r in range(ARGS.repeats):
-            for p in plans + extra:
+            order = round_order(len(plans + extra), r)
+            say(f"round {r + 1}: " + ", ".join((plans + extra)[i]["label"] for i in order))
+            for p in [(plans + extra)[i] for i in order]:
                 if p["run"] is None and r > 0:
                     continue
                 first = r == 0 and p["run"] is not None
@@ -374,6 +378,14 @@ def main() -> None:
     study.plan_rows().to_csv(ARGS.out / "plans.csv", index=False)
     study.run_rows().to_csv(ARGS.out / "runs.csv", index=False)
     say(f"per-plan and per-run tables in {ARGS.out}")
+
+
+def round_order(n: int, round_index: int) -> list[int]:
+    """The order of the ``n`` plans in repeat round ``round_index``: a permutation seeded by (SEED, round), so a
+    session is reproducible and no plan keeps one place in every round."""
+    import numpy as np
+
+    return [int(i) for i in np.random.default_rng([SEED, round_index]).permutation(n)]
 
 
 def estimate(store, cores) -> None:
