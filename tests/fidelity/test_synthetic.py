@@ -268,5 +268,10 @@ def test_cli_contract_on_the_tiny_run(tiny_run, capsys):
     (plan,) = entry["plans"]
     assert set(plan) >= {"policy", "run_ids", "predicted_makespan_s", "measured_makespan_s"}
     assert plan["run_ids"] == [RUN_ID] and entry["kendall_tau"] is None  # one plan: nothing to rank
+    # what replay's choice of best costs (ranknoise.best_choice), added beside the keys above: one plan is its own
+    # best, with no runner-up and nothing to resolve
+    assert entry["predicted_best"] == entry["measured_best"] == plan["policy"] and entry["regret"] == 0.0
+    assert entry["best_gap"] is None and entry["best_resolved"] is None and entry["regret_resolved"] is None
+    assert entry["same_best"] is True and {"repeat_tau", "kendall_tau_resolved", "resolved_pairs"} <= set(entry)
     assert main(["fidelity", RUN_ID, "--rank", "--store", store]) == 2
     assert main(["fidelity", RUN_ID, "--host-overhead", "some", "--store", store]) == 2

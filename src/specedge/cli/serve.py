@@ -382,7 +382,7 @@ def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> N
     from specedge.errors import InputError
     from specedge.fidelity.predictors import PREDICTORS
     from specedge.fidelity.repeats import rank_fidelity
-    from specedge.fidelity.report import rank_noise_text
+    from specedge.fidelity.report import rank_noise_text, regret_text
 
     if run_id is not None:
         raise InputError("--rank ranks every run in the store; give no RUN_ID")
@@ -396,7 +396,8 @@ def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> N
     for entry in pairs:
         table = Table(title=f"{entry['pair']} ({entry['scenario']}): distinct plans {entry['distinct_plans']}, "
                             f"Kendall τ {entry['kendall_tau']}, same best {entry['same_best']} ({predictor}, "
-                            "observed acceptance)" + (f"; {rank_noise_text(entry)}" if "repeat_tau" in entry else ""))
+                            "observed acceptance)" + (f"; {rank_noise_text(entry)}" if "repeat_tau" in entry else "")
+                            + (f"; {regret_text(entry)}" if regret_text(entry) else ""))
         for col in ("plan", "runs", "predicted makespan s", "measured makespan s", "from recorded acceptance s",
                     "noisy"):
             table.add_column(col)

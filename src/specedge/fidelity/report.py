@@ -245,8 +245,8 @@ def predictor_table(study) -> pd.DataFrame:
 
 def rank_table(rank: list[dict]) -> pd.DataFrame:
     """One row per (pair, plan) of :meth:`FidelityStudy.rank` (a plan = a schedule, its runs pooled over the
-    policies that produced it), with the pair's number of distinct plans, τ and same-best verdict, and the rank's own
-    noise (:data:`RANK_NOISE_COLUMNS`)."""
+    policies that produced it), with the pair's number of distinct plans, τ and same-best verdict, the rank's own
+    noise (:data:`RANK_NOISE_COLUMNS`) and what replay's choice of best costs (:data:`BEST_CHOICE_COLUMNS`)."""
     rows = []
     for entry in rank:
         for p in entry["plans"]:
@@ -258,13 +258,43 @@ def rank_table(rank: list[dict]) -> pd.DataFrame:
                          "predicted_from_recorded_acceptance_s": p["predicted_from_recorded_acceptance_s"],
                          "kendall_tau": entry["kendall_tau"], "same_best": entry["same_best"],
                          "kendall_tau_recorded_acceptance": entry["kendall_tau_recorded_acceptance"],
-                         **{k: entry.get(k) for k in RANK_NOISE_COLUMNS}})
+                         **{k: entry.get(k) for k in RANK_NOISE_COLUMNS},
+                         **{k: entry.get(k) for k in BEST_CHOICE_COLUMNS}})
     return pd.DataFrame(rows)
 
 
 #: The rank's own noise (:mod:`specedge.fidelity.ranknoise`) in the rank table, one value per pair.
 RANK_NOISE_COLUMNS = ("repeat_tau", "kendall_tau_resolved", "resolved_pairs", "discordant_resolved",
                       "unresolved_pairs", "tau_ceiling_median", "p_tau_at_least_target")
+#: What replay's choice of best plan costs (:func:`specedge.fidelity.ranknoise.best_choice`), one value per pair.
+BEST_CHOICE_COLUMNS = ("predicted_best", "measured_best", "regret", "best_gap", "best_resolved", "regret_resolved")
+_JUDGED = {True: "resolved", False: "unresolved", None: "not judged: a plan has < 2 quiet repeats"}
+
+
+def regret_text(entry: dict) -> str:
+    """The regret in short (the text output's title clause): "regret 3.2 % (unresolved by the repeats)", the
+    measured cost of choosing replay's best plan and whether the repeats resolve that choice from the measured best
+    ("regret 0.0 %" when replay's best is the measured best); empty for an entry without it."""
+    if entry.get("regret") is None:
+        return ""
+    text = f"regret {100 * entry['regret']:.1f} %"
+    if entry["predicted_best"] == entry["measured_best"]:
+        return text
+    res = entry["regret_resolved"]
+    return text + f" ({_JUDGED[res]}{'' if res is None else ' by the repeats'})"
+
+
+def best_choice_text(entry: dict) -> str:
+    """One sentence of what replay's choice of best plan costs (the report's note): replay's best and the measured
+    best, the regret (:func:`regret_text`), and how far apart the measured best and runner-up lie and whether the
+    repeats resolve them; empty for an entry without it."""
+    if entry.get("regret") is None:
+        return ""
+    pb, mb = entry["predicted_best"], entry["measured_best"]
+    head = f"replay's best {pb} is the measured best" if pb == mb else f"replay's best {pb}, measured best {mb}"
+    gap = entry.get("best_gap")
+    return f"{head}: {regret_text(entry)}" + ("" if gap is None else f"; best vs runner-up {100 * gap:.1f} % apart "
+                                                                     f"({_JUDGED[entry['best_resolved']]})")
 
 
 def rank_noise_text(entry: dict) -> str:
@@ -395,6 +425,10 @@ def write_fidelity_section(sec, store, stage=None, precomputed=None) -> None:
                      "other, τ resolved = over the plan pairs whose repeats' makespan ranges do not overlap; perfect "
                      "predictor = one that knows each plan's median over all its repeats, scored against medians of "
                      "its repeats resampled with replacement.")
+        if best_choice_text(entry):
+            sec.note(f"{entry['pair']}: {best_choice_text(entry)}; regret = measured makespan of replay's best plan "
+                     "/ the measured best's − 1; resolved = the two plans' repeats' makespan ranges do not overlap, so "
+                     "an unresolved regret lies within the measurement's own run-to-run noise.")
     sec.figure("fidelity-rank", (rank_figure(rank), ranks), title="Rank fidelity: predicted vs measured makespan",
                caption="One row per plan, fastest measured on top: measured makespan (filled) and predicted (open), "
                        "medians over the plan's quiet repeats (× = measured only under noise), observed acceptance. "
