@@ -45,9 +45,9 @@ def test_swapped_top_pair_the_repeats_separate():
 
 
 def test_choice_beyond_the_runner_up():
-    # a [1.0, 1.2] (1.1) and b [1.1, 1.3] (1.2) overlap; c [2.0, 2.2] (2.1) lies clear of both; replay picks c:
-    # the regret and its resolution are about (c, a), the gap and its resolution about (a, b)
-    out = best_choice([reps(1.0, 1.2), reps(1.1, 1.3), reps(2.0, 2.2)], [1.5, 1.6, 1.0], [1.1, 1.2, 2.1],
+    # a [1.0, 1.2] (1.1) and b [1.1, 1.3] (1.2) overlap; c [1.25, 2.95] (2.1) lies clear of a but overlaps b;
+    # replay picks c: the regret and its resolution are about (c, a), the gap and its resolution about (a, b)
+    out = best_choice([reps(1.0, 1.2), reps(1.1, 1.3), reps(1.25, 2.95)], [1.5, 1.6, 1.0], [1.1, 1.2, 2.1],
                       ["a", "b", "c"])
     assert out["predicted_best"] == "c" and out["measured_best"] == "a"
     assert out["regret"] == pytest.approx(10 / 11, abs=1e-12)  # 2.1 / 1.1 − 1
@@ -57,7 +57,7 @@ def test_choice_beyond_the_runner_up():
 
 def test_order_of_the_plans_does_not_matter():
     # the same three plans as above, listed slowest first
-    out = best_choice([reps(2.0, 2.2), reps(1.1, 1.3), reps(1.0, 1.2)], [1.0, 1.6, 1.5], [2.1, 1.2, 1.1],
+    out = best_choice([reps(1.25, 2.95), reps(1.1, 1.3), reps(1.0, 1.2)], [1.0, 1.6, 1.5], [2.1, 1.2, 1.1],
                       ["c", "b", "a"])
     assert (out["predicted_best"], out["measured_best"]) == ("c", "a")
     assert out["best_gap"] == pytest.approx(1 / 11, abs=1e-12)
