@@ -213,14 +213,16 @@ def stage_time_completion(jobs: pd.DataFrame, task_rows: pd.DataFrame, ready_s: 
 def pass_errors(passes: pd.DataFrame, predictors) -> pd.DataFrame:
     """Median |predicted − measured| / measured of single passes at the run's own shapes, per predictor and node."""
     rows = []
+    shapes = {}  # per node, once: (passes, measured durations, b, x, c) every predictor is asked about
+    for node in ("draft", "verify"):
+        part = passes[passes["node"] == node]
+        shapes[node] = (len(part), (part["end_s"] - part["start_s"]).to_numpy(),
+                        *(part[c].to_numpy(np.float64) for c in ("batch_size", "new_tokens", "context_tokens")))
     for p in predictors:
         for node, pred in (("draft", p.draft), ("verify", p.verify)):
-            part = passes[passes["node"] == node]
-            meas = (part["end_s"] - part["start_s"]).to_numpy()
-            est = np.asarray(pred.latency_s(part["batch_size"].to_numpy(np.float64),
-                                            part["new_tokens"].to_numpy(np.float64),
-                                            part["context_tokens"].to_numpy(np.float64)), dtype=np.float64)
-            rows.append({"predictor": p.name, "node": node, "passes": int(len(part)),
+            n, meas, b, x, c = shapes[node]
+            est = np.asarray(pred.latency_s(b, x, c), dtype=np.float64)
+            rows.append({"predictor": p.name, "node": node, "passes": int(n),
                          "median_pass_error": float(np.median(_errors(est, meas))),
                          "sum_ratio": float(est.sum() / meas.sum())})
     return pd.DataFrame(rows)
@@ -256,7 +258,8 @@ def overheads(jobs: pd.DataFrame, passes: pd.DataFrame) -> dict:
 # ------------------------------------------------------------------------------------------------ main entry
 def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "observed", predictors=None,
                 compute_traces: tuple[str, str] | None = None, fronthaul: str | float = "scenario",
-                host_overhead="pair", contention: str | None = "plan", job_grid: bool = True) -> FidelityResult:
+                host_overhead="pair", contention: str | None = "plan", job_grid: bool = True,
+                pass_diagnostics: bool = True) -> FidelityResult:
     """Replay run ``run_id`` (latest run when None) with each compute predictor and compare with the run.
 
     ``fronthaul``: see :func:`~specedge.fidelity.runs.fronthaul_of` (the stage-times diagnostic uses the same
@@ -269,6 +272,9 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     ``job_grid``: adds ``measured-job`` (:mod:`specedge.fidelity.job`) when both models have a job-shaped grid.
     ``measured-probed`` (:mod:`specedge.fidelity.probe`) is added when the run and both compute traces carry a
     speed probe (diagnostics ``speed_probe`` say why not otherwise).
+    ``pass_diagnostics``: False leaves out the diagnostics' ``pass_errors`` (every predictor at every pass of the
+    run: seconds over a study), for a caller that reads only ``table`` (the study's recorded-acceptance replay);
+    the table and per-task rows are the same either way.
     """
     from scipy.stats import ks_2samp
 
@@ -347,7 +353,8 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
         "pipe_measured_before_run": meta.get("pipe"),
         "compute_traces": {"draft": traces[0], "verify": traces[1]},
         "grid_coverage": coverage,
-        "pass_errors": pass_errors(parts["pass"], predictors).to_dict(orient="records"),
+        **({"pass_errors": pass_errors(parts["pass"], predictors).to_dict(orient="records")}
+           if pass_diagnostics else {}),
         **built(("overheads", store_key(st), run_id, info.checksum),  # once per run version
                 lambda: overheads(parts["job"], parts["pass"])),
         "upload_arrival_lag_median_s": float(np.median(task_rows["ready_s"] - task_rows["upload_s"])),

@@ -180,13 +180,15 @@ def recorded_acceptance_id(store, meta: dict) -> str | None:
     return max(found, key=lambda i: (i.created, i.id)).id if found else None
 
 
-def predict_before_running(run_id: str, *, store, host_overhead="pair"):
-    """:func:`compare_run` with the pair's recorded acceptance (None when the pair has no recorded trace)."""
+def predict_before_running(run_id: str, *, store, host_overhead="pair", pass_diagnostics: bool = True):
+    """:func:`compare_run` with the pair's recorded acceptance (None when the pair has no recorded trace);
+    ``pass_diagnostics``: passed on (the study reads only the table, so it leaves the pass errors out)."""
     meta = store.info(run_id).metadata
     acc = recorded_acceptance_id(store, meta)
     if acc is None:
         return None
-    return compare_run(run_id, store=store, acceptance=acc, host_overhead=host_overhead)
+    return compare_run(run_id, store=store, acceptance=acc, host_overhead=host_overhead,
+                       pass_diagnostics=pass_diagnostics)
 
 
 def _open(store):
@@ -231,7 +233,8 @@ class FidelityStudy:
         self.recorded = {}
         if recorded:
             for rid in self.index["run"]:
-                res = predict_before_running(rid, store=self.store, host_overhead=host_overhead)
+                res = predict_before_running(rid, store=self.store, host_overhead=host_overhead,
+                                             pass_diagnostics=False)  # only .table is read
                 if res is not None:
                     self.recorded[rid] = res
 
