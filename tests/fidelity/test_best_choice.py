@@ -130,7 +130,7 @@ def test_rank_entry_carries_the_best_choice(monkeypatch):
 
 
 def test_report_table_and_text_show_the_best_choice():
-    from specedge.fidelity.report import BEST_CHOICE_COLUMNS, best_choice_text, rank_table
+    from specedge.fidelity.rank_report import BEST_CHOICE_COLUMNS, best_choice_text, rank_table
 
     plans = [{"policy": p, "run_ids": ["r1", "r2"], "noisy": False, "predicted_makespan_s": pr,
               "measured_makespan_s": m, "predicted_from_recorded_acceptance_s": None}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from specedge.fidelity.report import rank_figure
+from specedge.fidelity.rank_report import rank_figure
 from specedge.report.figures import MAX_WIDTH_IN
 
 

@@ -138,7 +138,7 @@ def test_rank_entry_carries_the_rank_noise(monkeypatch):
 
 
 def test_report_rank_table_and_text_show_the_rank_noise():
-    from specedge.fidelity.report import RANK_NOISE_COLUMNS, rank_figure, rank_noise_text, rank_table
+    from specedge.fidelity.rank_report import RANK_NOISE_COLUMNS, rank_figure, rank_noise_text, rank_table
 
     entry = {"pair": "d/v", "session": "A", "distinct_plans": 3, "kendall_tau": 1.0, "same_best": True,
              "kendall_tau_recorded_acceptance": None,

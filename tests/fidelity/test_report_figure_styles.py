@@ -10,7 +10,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_hex
 
-from specedge.fidelity.report import PLAN_MARKERS, ceiling_text, fidelity_figure, rank_figure
+from specedge.fidelity.rank_report import ceiling_text, rank_figure
+from specedge.fidelity.report import PLAN_MARKERS, fidelity_figure
 
 STDLIB, SMOL = "stdlib-bytegpt-0.3m/stdlib-bytegpt-3m", "smollm2-draft-7.1m/smollm2-135m"
 

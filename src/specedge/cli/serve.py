@@ -382,7 +382,7 @@ def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> N
     from specedge.errors import InputError
     from specedge.fidelity.predictors import PREDICTORS
     from specedge.fidelity.repeats import rank_fidelity
-    from specedge.fidelity.report import rank_noise_text, regret_text
+    from specedge.fidelity.rank_report import rank_noise_text, regret_text
 
     if run_id is not None:
         raise InputError("--rank ranks every run in the store; give no RUN_ID")
@@ -408,6 +408,6 @@ def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> N
                           "yes" if p["noisy"] else "no")
         out.print(table)
         if entry["too_few_plans"]:
-            from specedge.fidelity.report import too_few_plans_note
+            from specedge.fidelity.rank_report import too_few_plans_note
 
             out.print("note: " + too_few_plans_note(entry))
