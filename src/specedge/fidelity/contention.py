@@ -125,6 +125,14 @@ def calibration_samples(parts_list, base_draft, base_verify, run_ids=None, cache
     """One row per pass of the given runs: run, node, class, u, measured t_s and the base prediction g_s.
     ``cache_keys``: one key per run (its store, id and checksum) to reuse each run's passes, and its predictions
     by grid predictors built from named datasets."""
+    cols, sizes = _sample_arrays(parts_list, base_draft, base_verify, cache_keys)
+    labels = list(run_ids) if run_ids else list(range(len(parts_list)))
+    run = np.repeat(np.array(labels, dtype=object if run_ids else np.int64), sizes)
+    return pd.DataFrame({"run": run, **cols})
+
+
+def _sample_arrays(parts_list, base_draft, base_verify, cache_keys=None) -> tuple[dict, list]:
+    """(the columns node, cls, u, t_s, g_s of :func:`calibration_samples` as numpy arrays, passes per run)."""
     cols: dict[str, list] = {"node": [], "cls": [], "u": [], "t_s": [], "g_s": []}
     pkey = (_predictor_key(base_draft), _predictor_key(base_verify))
     for i, parts in enumerate(parts_list):
@@ -135,10 +143,7 @@ def calibration_samples(parts_list, base_draft, base_verify, run_ids=None, cache
                                  _SAMPLES_CACHE))
         for c in ("node", "cls", "u", "t_s"):
             cols[c].append(passes[c])
-    sizes = [len(g) for g in cols["g_s"]]
-    labels = list(run_ids) if run_ids else list(range(len(parts_list)))
-    run = np.repeat(np.array(labels, dtype=object if run_ids else np.int64), sizes)
-    return pd.DataFrame({"run": run, **{c: np.concatenate(v) for c, v in cols.items()}})
+    return {c: np.concatenate(v) for c, v in cols.items()}, [len(g) for g in cols["g_s"]]
 
 
 @dataclass(frozen=True)
@@ -160,10 +165,10 @@ class PassCalibration:
                 "dropped": list(self.dropped)}
 
 
-def _fit(part: pd.DataFrame) -> PassCalibration:
+def _fit(g: np.ndarray, u: np.ndarray, t: np.ndarray) -> PassCalibration:
+    """The least-squares fit of one set of passes (base predictions g, busy shares u, measured times t)."""
     from scipy.optimize import lsq_linear
 
-    g, u, t = (part[c].to_numpy(np.float64) for c in ("g_s", "u", "t_s"))
     dropped = () if np.std(u) >= MIN_U_STD else ("k",)
     cols = [g, np.ones_like(g)] + ([] if dropped else [g * u])
     design = np.column_stack(cols)
@@ -173,19 +178,25 @@ def _fit(part: pd.DataFrame) -> PassCalibration:
     sol = lsq_linear(design / scale, t, bounds=(lo, np.inf))
     coef = sol.x / scale
     return PassCalibration(a=float(coef[0]), d_s=float(coef[1]), k=0.0 if dropped else float(coef[2]),
-                           num_passes=int(len(part)), dropped=dropped)
+                           num_passes=int(len(g)), dropped=dropped)
 
 
-def fit_pass_calibration(samples: pd.DataFrame, node: str) -> dict[str, PassCalibration]:
-    """{class: PassCalibration} of ``node`` from :func:`calibration_samples` rows (pooled fit for small classes)."""
-    part = samples[samples["node"] == node]
-    if part.empty:
+def fit_pass_calibration(samples, node: str) -> dict[str, PassCalibration]:
+    """{class: PassCalibration} of ``node`` from :func:`calibration_samples` rows (pooled fit for small classes);
+    ``samples``: that frame, or a mapping of its columns node, cls, g_s, u, t_s as arrays (what the study passes:
+    selected with numpy masks in row order, the same passes in the same order as the frame's)."""
+    col = {c: np.asarray(samples[c]) for c in ("node", "cls")}
+    num = {c: np.asarray(samples[c], dtype=np.float64) for c in ("g_s", "u", "t_s")}
+    mine = col["node"] == node
+    if not mine.any():
         raise InputError(f"no {node} passes to fit a pass calibration to")
-    pooled = _fit(part)
+    g, u, t, cls_of = num["g_s"][mine], num["u"][mine], num["t_s"][mine], col["cls"][mine]
+    pooled = _fit(g, u, t)
     out = {}
     for cls in CLASSES:
-        sub = part[part["cls"] == cls]
-        out[cls] = _fit(sub) if len(sub) >= MIN_PASSES else replace(pooled, dropped=pooled.dropped + ("pooled",))
+        sub = cls_of == cls
+        out[cls] = (_fit(g[sub], u[sub], t[sub]) if int(sub.sum()) >= MIN_PASSES
+                    else replace(pooled, dropped=pooled.dropped + ("pooled",)))
     return out
 
 
@@ -237,8 +248,8 @@ def holdout_runs(store, run_id: str, meta: dict, holdout: str = "plan") -> list[
     if holdout == "plan":
         from specedge.fidelity.schedule import run_schedule
 
-        sched = {i.id: run_schedule(i.metadata) for i in store.list() if i.kind == "run"}
-        others = [r for r in others if sched.get(r) != run_schedule(meta)]
+        mine = run_schedule(meta)  # only the candidates' schedules: hashing every run's per call cost seconds
+        others = [r for r in others if run_schedule(store.info(r).metadata) != mine]
     return others
 
 
@@ -270,9 +281,11 @@ def contention_pair(sc, plan, base, fit_parts, *, name: str | None = None, seed:
 
     pkey = (_predictor_key(base.draft), _predictor_key(base.verify))  # the fit is what the samples' cache keys say
     key = None if cache_keys is None or None in pkey else ("pass_calibration", tuple(cache_keys), pkey)
-    cal = built(key, lambda: {node: fit_pass_calibration(
-        calibration_samples(fit_parts, base.draft, base.verify, run_ids, cache_keys), node) for node in
-        ("draft", "verify")})
+    def fit():  # on the samples' columns as arrays (the frame of calibration_samples, without building it)
+        samples = _sample_arrays(fit_parts, base.draft, base.verify, cache_keys)[0]
+        return {node: fit_pass_calibration(samples, node) for node in ("draft", "verify")}
+
+    cal = built(key, fit)
     ovh = overheads or {node: getattr(getattr(base, node), "job_overhead", None) for node in ("draft", "verify")}
 
     def make(u):

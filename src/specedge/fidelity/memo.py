@@ -14,6 +14,7 @@ so a dataset replaced while a snapshot is alive is read again.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 
@@ -32,6 +33,9 @@ class StoreSnapshot:
         self._list: list | None = None
         self._infos: dict = {}
         self._frames: dict = {}
+        path = getattr(store, "catalog_path", None) if hasattr(store, "_catalog_view") else None
+        self._catalog_path = None if path is None else os.fspath(path)  # built once: see _stamp
+        self._seen: tuple | None = None  # the catalog's stamp at the last check that asked the store
 
     @property
     def store(self):
@@ -41,9 +45,30 @@ class StoreSnapshot:
     def __getattr__(self, name: str):
         return getattr(self._store, name)
 
+    def _stamp(self) -> tuple | None:
+        """(inode, size, mtime_ns) of the store's ``catalog.json`` now, or None (no such file, not a file store).
+
+        The same triple :meth:`TraceStore._catalog_view` keys its parsed catalog by (writers replace the file, so a
+        write changes it), taken with one ``os.stat`` of a path built once, without the ``resolve`` the store adds."""
+        if self._catalog_path is None:
+            return None
+        try:
+            st = os.stat(self._catalog_path)
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
     def _fresh(self) -> None:
+        """Drop the memos when the store's catalog changed. Checked on every call (a write between two calls is
+        always seen): while the catalog file's (inode, size, mtime_ns) is the one of the last check, the store
+        would answer with the same parsed catalog, so it is not asked; otherwise it is, and a new parsed catalog
+        object means a write happened."""
+        stamp = self._stamp()
+        if stamp is not None and stamp == self._seen:
+            return
         view = getattr(self._store, "_catalog_view", None)
         view = view() if view is not None else self._view
+        self._seen = stamp
         if view is not self._view:
             self._view, self._list = view, None
             self._infos.clear()
