@@ -3,7 +3,11 @@
 - the recorded-acceptance replay leaves out only the pass-error diagnostics (``compare_run(pass_diagnostics=False)``):
   same table and per-task rows, and the default (the CLI's) still carries them;
 - the snapshot checks the store's catalog with one stat per call and still sees every write between two calls;
-- the contention fit on the samples' columns as arrays equals the fit on the ``calibration_samples`` frame.
+- the contention fit on the samples' columns as arrays equals the fit on the ``calibration_samples`` frame;
+- a recorded acceptance trace's source is built once per dataset version (and rebuilt for a new one).
+
+The stage-times row, memoised once per run version for both acceptances, is checked against a replay on the plain
+store by tests/fidelity/test_memo.py (two runs, both acceptances, exact).
 """
 
 from __future__ import annotations
@@ -153,3 +157,42 @@ def _frame_fit(contention, samples: pd.DataFrame, node: str) -> dict:
         out[cls] = fit(sub) if len(sub) >= contention.MIN_PASSES else replace(pooled, dropped=pooled.dropped
                                                                                 + ("pooled",))
     return out
+
+
+def _recorded_acceptance(st, rid):
+    from specedge.fidelity.repeats import recorded_acceptance_id
+
+    acc = recorded_acceptance_id(st, st.info(rid).metadata)
+    if acc is None:
+        pytest.skip("the pair has no recorded acceptance trace")
+    return acc
+
+
+def test_a_recorded_trace_source_is_built_once_per_version_and_read_only(tmp_path):
+    from specedge.fidelity.memo import trace_source
+    from specedge.scenario import _acceptance
+
+    if not (SHIPPED / "catalog.json").is_file():
+        pytest.skip("needs the shipped trace store")
+    shutil.copytree(SHIPPED, tmp_path / "traces")
+    st = open_store(tmp_path / "traces")
+    acc = _recorded_acceptance(st, _stdlib_run(st))
+    memo.clear()
+    snap = memo.snapshot(st)
+    first = trace_source(snap, acc)
+    assert trace_source(snap, acc) is first, "one source per dataset version"
+    fresh = _acceptance(acc, float("nan"), st)
+    assert type(first) is type(fresh) and first.name == fresh.name == acc
+    for k, v in vars(fresh).items():
+        if isinstance(v, np.ndarray):
+            np.testing.assert_array_equal(getattr(first, k), v)
+            assert not getattr(first, k).flags.writeable, k
+    assert trace_source(snap, "expected") == "expected" and trace_source(snap, "no-such-dataset") == "no-such-dataset"
+    frame = st.read(acc)  # a new version of the trace (every round one token less accepted where it can be)
+    frame["accepted"] = (frame["accepted"] - 1).clip(lower=0)
+    info = st.info(acc)
+    st.write(frame, acc, kind=info.kind, metadata=info.metadata, replace=True)
+    second = trace_source(snap, acc)
+    assert second is not first
+    np.testing.assert_array_equal(second.accepted, _acceptance(acc, float("nan"), st).accepted)
+

@@ -279,7 +279,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     from scipy.stats import ks_2samp
 
     from specedge.fidelity.contention import with_contention
-    from specedge.fidelity.memo import built, store_key
+    from specedge.fidelity.memo import built, store_key, trace_source, version_key
     from specedge.plan import Plan
     from specedge.replay import evaluate
     from specedge.serve.dataset import KIND, split_records
@@ -297,7 +297,7 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
     if acceptance == "observed":
         source = observed_acceptance(parts["round"], k, name=f"{run_id} (observed)")
     else:
-        source = acceptance
+        source = trace_source(st, acceptance)  # a recorded trace: built once per version (fidelity.memo)
     sc = run_scenario(meta, task_rows, source, store=st, fronthaul_delay_s=fronthaul_of(meta, fronthaul))
     plan = Plan.from_dict(meta["plan"], source=f"run {run_id!r} plan")
     predictors, traces, coverage, overhead, overhead_info, probe_info = run_predictors(
@@ -345,7 +345,10 @@ def compare_run(run_id: str | None = None, *, store=None, acceptance: str = "obs
                                  f"{gap:.3g} s; the run cannot be replayed faithfully")
         match = np.array_equal(t["rounds"].to_numpy(), task_rows["round"].to_numpy())
         add(p.name, t["completion_s"].to_numpy(np.float64), t["first_token_s"].to_numpy(np.float64), match, p.note)
-    stage = stage_time_completion(parts["job"], task_rows, ready, plan.mode, sc.params.fronthaul_delay_s)
+    stage = built(("stage_times", *version_key(st, run_id), plan.mode, float(sc.params.fronthaul_delay_s),
+                   ready.tobytes()),  # the same for both acceptances of a run: once per run version; a copy out
+                  lambda: stage_time_completion(parts["job"], task_rows, ready, plan.mode,
+                                                sc.params.fronthaul_delay_s)).copy()
     add(STAGE_TIMES, stage, np.full(k, np.nan), True, "diagnostic: measured job durations through the recursion")
     diagnostics = {
         "acceptance": acceptance,

@@ -5,7 +5,9 @@ replays every run twice (observed and recorded acceptance), and each replay asks
 times (the pair's other runs, the latest alone / job-shaped grid of each model, the recorded acceptance trace)
 and reads the same datasets again (each run's records for the host-overhead and contention fits of every other
 run of its pair, the compute grids of a session for every run of it). :class:`StoreSnapshot` answers those from
-memory: the same answers the store gives, computed once.
+memory: the same answers the store gives, computed once. The two replays of a run also share what does not depend
+on acceptance (compare's stage-times recursion, the fits) and the pair's recorded acceptance source
+(:func:`trace_source`).
 
 Nothing is written to disk: a cold build computes everything once, a warm one the same. Every memo is keyed by
 what its answer depends on (the catalog the store reads, a dataset's id, version and checksum, the arguments),
@@ -183,6 +185,30 @@ def built(key, build, cache: dict | None = None):
             cache.clear()
         cache[key] = build()
     return cache[key]
+
+
+def trace_source(store, acceptance):
+    """The acceptance source a replay gets for ``acceptance``: a dataset id of ``store`` becomes its source
+    (:func:`specedge.scenario._acceptance`, what ``Scenario.from_preset`` builds from an id), built once per dataset
+    version (:func:`built`, keyed by :func:`version_key`: a replaced trace is built again; the study replays every
+    run of a pair with the pair's one recorded trace) and shared: its arrays are made read-only (a replay only
+    reads them). Anything else ("expected", an id not in the store, a source object) is returned as it is, for the
+    scenario to take or reject with its own error."""
+    import numpy as np
+
+    from specedge.scenario import _acceptance
+
+    if not isinstance(acceptance, str) or acceptance in ("expected", "iid") or acceptance not in store:
+        return acceptance
+
+    def build():
+        source = _acceptance(acceptance, float("nan"), store)  # alpha is unused for a dataset
+        for value in vars(source).values():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+        return source
+
+    return built(("acceptance_source", *version_key(store, acceptance)), build)
 
 
 def clear() -> None:
