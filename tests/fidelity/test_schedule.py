@@ -146,4 +146,14 @@ def test_cli_text_says_how_many_distinct_plans(tiny_run, capsys):
     assert main(["fidelity", "--rank", "--store", str(tiny_run["store"])]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "distinct plans 1" in out
+    assert "Kendall τ n/a," in out  # one plan: nothing to rank
     assert f"only 1 distinct plans (at least {MIN_DISTINCT_PLANS} wanted)" in out
+
+
+def test_cli_title_rounds_tau():
+    from specedge.cli.serve import _tau_text
+
+    assert _tau_text(0.9999999999999999) == "1.00"  # scipy's τ of a perfect order, as the title used to print it
+    assert _tau_text(0.8666666666666667) == "0.87"
+    assert _tau_text(-1.0) == "-1.00"
+    assert _tau_text(None) == "n/a"

@@ -378,6 +378,11 @@ def fidelity_cmd(
                         f"{ovh[n]['per_token_s'] * 1e6:.2f} µs·b·l" for n in ("draft", "verify") if n in ovh))
 
 
+def _tau_text(tau) -> str:
+    """Kendall's τ for a title: two decimals ("n/a" when undefined: fewer than two plans, or all tied)."""
+    return "n/a" if tau is None else f"{tau:.2f}"
+
+
 def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> None:
     from specedge.errors import InputError
     from specedge.fidelity.predictors import PREDICTORS
@@ -395,7 +400,7 @@ def _rank(run_id, predictor: str, host_overhead: str, store, as_json: bool) -> N
     out = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
     for entry in pairs:
         table = Table(title=f"{entry['pair']} ({entry['scenario']}): distinct plans {entry['distinct_plans']}, "
-                            f"Kendall τ {entry['kendall_tau']}, same best {entry['same_best']} ({predictor}, "
+                            f"Kendall τ {_tau_text(entry['kendall_tau'])}, same best {entry['same_best']} ({predictor}, "
                             "observed acceptance)" + (f"; {rank_noise_text(entry)}" if "repeat_tau" in entry else "")
                             + (f"; {regret_text(entry)}" if regret_text(entry) else ""))
         for col in ("plan", "runs", "predicted makespan s", "measured makespan s", "from recorded acceptance s",
