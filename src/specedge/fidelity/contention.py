@@ -281,6 +281,7 @@ def contention_pair(sc, plan, base, fit_parts, *, name: str | None = None, seed:
 
     pkey = (_predictor_key(base.draft), _predictor_key(base.verify))  # the fit is what the samples' cache keys say
     key = None if cache_keys is None or None in pkey else ("pass_calibration", tuple(cache_keys), pkey)
+
     def fit():  # on the samples' columns as arrays (the frame of calibration_samples, without building it)
         samples = _sample_arrays(fit_parts, base.draft, base.verify, cache_keys)[0]
         return {node: fit_pass_calibration(samples, node) for node in ("draft", "verify")}

@@ -203,8 +203,8 @@ def best_choice(repeats: Sequence[Sequence[tuple]], predicted: Sequence[float], 
     if n == 0:
         return dict.fromkeys(BEST_CHOICE_KEYS)
     meas = np.asarray(measured, dtype=np.float64)
-    chosen, best = int(np.argmin(np.asarray(predicted, dtype=np.float64))), int(np.argmin(meas))
-    order = [best] + [i for i in np.argsort(meas, kind="stable") if i != best]
+    order = np.argsort(meas, kind="stable")  # its first is np.argmin's: the first plan on a tie
+    chosen, best = int(np.argmin(np.asarray(predicted, dtype=np.float64))), int(order[0])
     spans = ordered_repeats(repeats)
     resolved = {(i, j) for i, j, _ in resolved_pairs(spans)}
 
